@@ -1,0 +1,61 @@
+/*
+ * trainer/progress.h: the training loop's progress display.
+ *
+ * On a terminal (isatty of the output stream) it is one line redrawn in place with '\r', in tqdm's
+ * format:
+ *     train:  42%|████▏     | 42/100 [01:03<01:27,  1.50s/it, reward=3.21]
+ * (elapsed<remaining as [h:]mm:ss, seconds per iteration below 1 it/s else iterations per second,
+ * then a free-form postfix). Otherwise (a log file, a pipe, CI) it prints a plain line every
+ * log_every steps and at the last step:
+ *     step 42/100 | elapsed 63.1s | 1.50 s/it | reward=3.21
+ * Times come from CLOCK_MONOTONIC, so wall-clock changes do not distort the rate.
+ *
+ * The two formatters are pure functions of (done, total, elapsed seconds, postfix) so they can be
+ * tested without a clock or a terminal.
+ */
+#ifndef GRPO2048_PROGRESS_H
+#define GRPO2048_PROGRESS_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+typedef struct {
+    const char *desc;      /* label before the bar, e.g. "train" (not copied: must outlive the progress) */
+    int total;             /* steps in all, >= 0 */
+    FILE *out;
+    int tty;               /* 1: redraw one line; 0: plain lines (set by progress_start from isatty) */
+    int log_every;         /* plain mode: print every log_every steps; 1 after progress_start, set it
+                              to logging_steps */
+    double start;          /* monotonic seconds at progress_start */
+    int done;              /* steps done at the last update */
+    int last_logged;       /* plain mode: the step of the last printed line (-1: none) */
+    int drawn_cols;        /* tty mode: columns of the line drawn last, to blank what a shorter one leaves */
+    char postfix[512];     /* the last postfix given */
+} progress;
+
+/* Starts the clock; total = steps expected (0 = unknown: no percentage or remaining time). */
+void progress_start(progress *p, const char *desc, int total, FILE *out);
+
+/* Reports `done` steps finished, with an optional postfix ("reward=3.21 loss=0.01"; NULL = none,
+ * truncated to 511 bytes). Redraws the line on a terminal; prints a plain line when done is a multiple
+ * of log_every or equals total. */
+void progress_update(progress *p, int done, const char *postfix);
+
+/* Blanks the terminal line so other output can be printed; the next update redraws it. No-op when
+ * not a terminal. */
+void progress_clear(progress *p);
+
+/* Ends the display: on a terminal, redraws the last state and moves to a new line; otherwise prints
+ * the last step's line if it was not printed yet. */
+void progress_finish(progress *p);
+
+/* tqdm's line for done/total after elapsed_s seconds, with at most max_cols display columns
+ * (0 = no limit; UTF-8 characters count one column each). Writes a NUL-terminated string into buf
+ * (n bytes) and returns its display width in columns. */
+int progress_format_bar(char *buf, size_t n, const char *desc, int done, int total, double elapsed_s,
+                        const char *postfix, int max_cols);
+
+/* The plain line for done/total after elapsed_s seconds. Writes into buf (n bytes); returns its length. */
+int progress_format_line(char *buf, size_t n, int done, int total, double elapsed_s, const char *postfix);
+
+#endif
