@@ -14,11 +14,18 @@
  * the board, or when the strategy returned something that is not a move (game_fail()).
  *
  * This module knows nothing of models or rewards. It has no global state and is safe to use from
- * any number of processes or threads on distinct game2048 values.
+ * any number of processes or threads on distinct game2048 values. (The only static data are the
+ * read-only N=4 row tables of game2048/fast4.c, built once under pthread_once.)
+ *
+ * Parts: game.c holds the RNG, spawning, the generic N×N move kernel (game_slide_line) and the state
+ * rules; fast4.c holds a bit-identical fast path for N=4 (a 64-bit board of 4-bit log2 exponents and
+ * 65536-entry row tables) that game_move takes automatically when N=4 and every tile is < 2^15.
+ * game_internal.h exposes both paths separately for tests and benchmarks.
  */
 #ifndef GRPO2048_GAME_H
 #define GRPO2048_GAME_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #define GAME_MIN_SIZE 2
@@ -73,8 +80,20 @@ int game_can_move(const game2048 *g);
 
 /* Slides one line of n tile values toward index 0, merging equal neighbours once each.
  * line: (n,) in and out. Returns the score gained; *changed is set to 1 when the line changed.
- * This is the reference kernel that the fast N=4 path is checked against. */
+ * This is the reference kernel that the fast N=4 path is checked against.
+ * (Details: *changed is set to 0 when the line did not change, and changed may be NULL. n must be in
+ * 1..8 and every value 0 or a power of two in 2..2^30, else it aborts with file:line. The score wraps
+ * mod 2^32 when it exceeds 2^32 - 1, which needs merges of tiles ≥ 2^29; game_move keeps its own
+ * exact 64-bit score.) */
 uint32_t game_slide_line(uint32_t *line, int n, int *changed);
+
+/* Replaces the board of an initialised game (hand-made positions for tests and tools).
+ * cells: (N, N) row-major tile values, N = g->n; each 0 or a power of two in 2..2^30.
+ * Sets max_tile and the state (GAME_SUCCESS when a tile ≥ target, else GAME_FAILED when no move can
+ * change the board, else GAME_ONGOING); score, moves, target, p_four and the RNG are kept.
+ * Returns 0, or -1 with a message in err (naming the cell and the expected values) when a value is
+ * invalid; *g is then untouched. err may be NULL when errlen is 0. */
+int game_set_cells(game2048 *g, const uint32_t *cells, char *err, size_t errlen);
 
 /* Name of a state: "ongoing", "success", "failed". */
 const char *game_state_name(game_state s);
