@@ -1,0 +1,201 @@
+/*
+ * rewards/zygote.c: the zygote — the one process the trainer forks for the reward pool, and the parent
+ * of every worker.
+ *
+ * reward_pool_create runs before the trainer has threads, so the zygote starts as a clean
+ * single-threaded copy of a small process. It builds the seccomp template and probes the sandbox once
+ * (sandbox.c), starts CPython once (pyrunner_init), then forks the workers. Replacing a dead worker later is again a fork of the zygote, never of the trainer: by then
+ * the trainer has OpenMP/BLAS/CUDA threads (whose locks a fork would freeze) and gigabytes of weights
+ * (which a forked worker would pin copy-on-write while the trainer updates them).
+ *
+ * Control protocol (seqpacket socket `ctl`, one message = one rw_ctl_msg): at start-up the zygote sends
+ * one reply per initial worker (status 0, pid, the trainer's end of the worker's socket attached with
+ * SCM_RIGHTS), or a single status -1 with the error. Afterwards each RW_CTL_SPAWN request gets one
+ * reply. EOF on ctl means the pool is being destroyed: the zygote SIGKILLs and reaps its workers (whose
+ * job children die with them through PR_SET_PDEATHSIG) and exits.
+ *
+ * Process hygiene: the zygote takes PR_SET_PDEATHSIG(SIGKILL) (checked against the trainer's pid to
+ * close the race), its own process group (a terminal's Ctrl-C goes to the trainer, which decides), all
+ * signal dispositions reset, fds 0/1 on /dev/null, fd 2 kept for diagnostics, everything else closed.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <Python.h>
+
+#include "rewards/pool_internal.h"
+
+#define CTL_FD 3   /* the zygote's control socket, and each worker's job socket, live on fd 3 */
+
+#define Z_FAIL(...) do { if (err && errlen) snprintf(err, errlen, __VA_ARGS__); return -1; } while (0)
+
+static void send_status(int ctl, int status, int pid, int fd, const char *error) {
+    rw_ctl_msg m;
+    memset(&m, 0, sizeof m);
+    m.status = status;
+    m.pid = pid;
+    snprintf(m.error, sizeof m.error, "%s", error ? error : "");
+    (void)rw_send_msg_fd(ctl, &m, sizeof m, fd);
+}
+
+/* Forks one worker; returns its pid (and sends the trainer its socket), or -1 (error sent). */
+static pid_t spawn_worker(const reward_config *cfg) {
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+        char e[128];
+        snprintf(e, sizeof e, "zygote: socketpair: %s", strerror(errno));
+        send_status(CTL_FD, -1, 0, -1, e);
+        return -1;
+    }
+    pid_t zygote = getpid();
+    PyOS_BeforeFork();
+    pid_t pid = fork();
+    if (pid == 0) {
+        /* The worker's job socket replaces the control socket on fd 3; nothing else is inherited. */
+        if (dup2(sv[1], CTL_FD) != CTL_FD) _exit(2);
+        rw_close_fds_from(CTL_FD + 1, -1);
+        worker_main(CTL_FD, cfg, zygote);
+    }
+    PyOS_AfterFork_Parent();
+    close(sv[1]);
+    if (pid < 0) {
+        char e[128];
+        snprintf(e, sizeof e, "zygote: fork: %s", strerror(errno));
+        close(sv[0]);
+        send_status(CTL_FD, -1, 0, -1, e);
+        return -1;
+    }
+    send_status(CTL_FD, 0, pid, sv[0], NULL);
+    close(sv[0]);
+    return pid;
+}
+
+static void zygote_main(int ctl, const reward_config *cfg, int nworkers, pid_t trainer) __attribute__((noreturn));
+static void zygote_main(int ctl, const reward_config *cfg, int nworkers, pid_t trainer) {
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != trainer) _exit(0);
+    setpgid(0, 0);
+    rw_reset_signals();
+    signal(SIGPIPE, SIG_IGN);   /* a vanished peer shows up as EPIPE, never as a signal */
+    if (ctl != CTL_FD) {
+        if (dup2(ctl, CTL_FD) != CTL_FD) _exit(2);
+        close(ctl);
+    }
+    int null = open("/dev/null", O_RDWR);
+    if (null >= 0) {
+        dup2(null, 0);
+        dup2(null, 1);
+        if (fcntl(2, F_GETFD) < 0) dup2(null, 2);
+        if (null > 2 && null != CTL_FD) close(null);
+    }
+    rw_close_fds_from(CTL_FD + 1, -1);
+
+    char err[RW_ERROR_LEN];
+    if (sandbox_prepare(err, sizeof err) != 0 || sandbox_probe(err, sizeof err) != 0 ||
+        pyrunner_init(err, sizeof err) != 0) {
+        send_status(CTL_FD, -1, 0, -1, err);
+        _exit(1);
+    }
+
+    int cap = nworkers > 0 ? nworkers * 2 : 2, n = 0;
+    pid_t *pids = malloc((size_t)cap * sizeof *pids);
+    if (!pids) { send_status(CTL_FD, -1, 0, -1, "zygote: out of memory"); _exit(1); }
+    for (int i = 0; i < nworkers; i++) {
+        pid_t pid = spawn_worker(cfg);
+        if (pid < 0) _exit(1);
+        pids[n++] = pid;
+    }
+    for (;;) {
+        rw_ctl_msg m;
+        int fd;
+        int r = rw_recv_msg_fd(CTL_FD, &m, sizeof m, &fd);
+        if (fd >= 0) close(fd);
+        if (r <= 0) break;   /* EOF (or a broken trainer): shut down */
+        if (m.cmd != RW_CTL_SPAWN) continue;
+        /* Reap workers that died since the last request; they are why the trainer asks. */
+        for (int i = 0; i < n;) {
+            if (waitpid(pids[i], NULL, WNOHANG) == pids[i]) pids[i] = pids[--n];
+            else i++;
+        }
+        if (n == cap) {
+            pid_t *np = realloc(pids, (size_t)cap * 2 * sizeof *pids);
+            if (!np) { send_status(CTL_FD, -1, 0, -1, "zygote: out of memory"); continue; }
+            pids = np;
+            cap *= 2;
+        }
+        pid_t pid = spawn_worker(cfg);
+        if (pid > 0) pids[n++] = pid;
+    }
+    for (int i = 0; i < n; i++) kill(pids[i], SIGKILL);
+    for (int i = 0; i < n; i++)
+        while (waitpid(pids[i], NULL, 0) < 0 && errno == EINTR) {}
+    _exit(0);
+}
+
+int zygote_start(const reward_config *cfg, int nworkers, pid_t *zygote_pid, int *ctl, int *fds, int *pids,
+                 char *err, size_t errlen) {
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
+        Z_FAIL("reward pool: socketpair: %s", strerror(errno));
+    pid_t trainer = getpid();
+    fflush(NULL);   /* no buffered output may be written twice */
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(sv[0]);
+        close(sv[1]);
+        Z_FAIL("reward pool: fork: %s", strerror(errno));
+    }
+    if (pid == 0) {
+        close(sv[0]);
+        zygote_main(sv[1], cfg, nworkers, trainer);
+    }
+    close(sv[1]);
+    for (int i = 0; i < nworkers; i++) fds[i] = -1;
+    for (int i = 0; i < nworkers; i++) {
+        rw_ctl_msg m;
+        int fd;
+        int r = rw_recv_msg_fd(sv[0], &m, sizeof m, &fd);
+        if (r == 1 && m.status == 0 && fd >= 0) {
+            fds[i] = fd;
+            pids[i] = m.pid;
+            continue;
+        }
+        if (fd >= 0) close(fd);
+        if (r == 1) snprintf(err, errlen, "reward pool: %s", m.error);
+        else snprintf(err, errlen, "reward pool: the zygote exited during start-up (%s)",
+                      r == 0 ? "no reply" : strerror(errno));
+        for (int j = 0; j < i; j++) close(fds[j]);
+        zygote_stop(sv[0], pid);
+        return -1;
+    }
+    *zygote_pid = pid;
+    *ctl = sv[0];
+    return 0;
+}
+
+int zygote_spawn(int ctl, int *fd, int *pid, char *err, size_t errlen) {
+    rw_ctl_msg m;
+    memset(&m, 0, sizeof m);
+    m.cmd = RW_CTL_SPAWN;
+    if (rw_send_msg_fd(ctl, &m, sizeof m, -1) != 0) Z_FAIL("reward pool: the zygote is gone (%s)", strerror(errno));
+    int r = rw_recv_msg_fd(ctl, &m, sizeof m, fd);
+    if (r != 1) Z_FAIL("reward pool: the zygote is gone (%s)", r == 0 ? "EOF" : strerror(errno));
+    if (m.status != 0 || *fd < 0) {
+        if (*fd >= 0) close(*fd);
+        Z_FAIL("reward pool: cannot start a worker: %s", m.error);
+    }
+    *pid = m.pid;
+    return 0;
+}
+
+void zygote_stop(int ctl, pid_t zygote_pid) {
+    close(ctl);
+    while (waitpid(zygote_pid, NULL, 0) < 0 && errno == EINTR) {}
+}

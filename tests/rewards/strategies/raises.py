@@ -1,0 +1,2 @@
+def strategy(board):
+    return board[0][0] / 0

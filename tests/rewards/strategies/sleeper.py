@@ -1,0 +1,4 @@
+def strategy(board):
+    import time
+    time.sleep(30)
+    return "W"
