@@ -1,0 +1,193 @@
+/*
+ * model/llama.h: a Llama-family decoder-only language model in fp32 C, trained and sampled on the CPU.
+ *
+ * Semantics are those of Hugging Face transformers' LlamaForCausalLM (and Qwen2ForCausalLM,
+ * MistralForCausalLM, which differ only in q/k/v biases and an optional sliding window):
+ *
+ *   x = embed_tokens[tokens]                                           (B,T,C)
+ *   per layer:  x = x + o_proj(attn(rope(q_proj(rms1(x))), rope(k_proj(rms1(x))), v_proj(rms1(x))))
+ *               x = x + down_proj(silu(gate_proj(rms2(x))) * up_proj(rms2(x)))
+ *   logits = lm_head(rms_final(x))                                     (B,T,V)
+ *
+ * rms(x) = w * (x * rsqrt(mean(x^2) + eps)); rope uses HF's rotate_half layout (pairs (i, i+HS/2),
+ * inv_freq[i] = theta^(-2i/HS)); attention is causal grouped-query attention (query head h reads
+ * key/value head h / (NH/NKV)), scale 1/sqrt(HS); lm_head is the embedding matrix when tied.
+ *
+ * Shapes used in comments: B batch rows, T sequence length, C hidden_size, V vocab_size,
+ * F intermediate_size, L layers, NH query heads, NKV key/value heads, HS head_dim, G generated rows,
+ * P prompt length. Matrices are row-major as stored by PyTorch nn.Linear: weight (out, in).
+ *
+ * Layout (llm.c style): one allocation for all parameters (m->params) and one of the same size for
+ * all gradients (m->grads); m->tensors lists them in HF order with their HF names, and m->w / m->g
+ * are named pointers into the two allocations. Activations live in a private state (m->state)
+ * that grows with the largest B*T seen. The math lives in llama.c (forward/backward orchestration),
+ * llama_layers.c (the layer kernels, forward/backward pairs), llama_generate.c (KV-cache sampling),
+ * llama_config.c (config.json), llama_safetensors.c (model.safetensors) and llama_rng.c (RNG).
+ *
+ * Threads: one OpenMP pool (OMP_NUM_THREADS). Matrix products are OpenBLAS sgemm calls split over
+ * those threads; creating a model switches OpenBLAS to single-threaded mode
+ * (openblas_set_num_threads(1), process-wide) so that two thread pools never spin against each
+ * other. Every reduction runs in a fixed order, so results are bitwise repeatable for a fixed
+ * thread count. A model serves one call at a time (its activation buffers are shared state);
+ * separate llama_model values are independent.
+ */
+#ifndef GRPO2048_LLAMA_H
+#define GRPO2048_LLAMA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define LLAMA_MAX_EOS 8
+
+typedef struct {
+    char architecture[64];      /* "LlamaForCausalLM", "Qwen2ForCausalLM", "MistralForCausalLM" */
+    int vocab_size;             /* V */
+    int hidden_size;            /* C */
+    int intermediate_size;      /* F */
+    int num_hidden_layers;      /* L */
+    int num_attention_heads;    /* NH */
+    int num_key_value_heads;    /* NKV, divides NH */
+    int head_dim;               /* HS (default C/NH), even */
+    int max_position_embeddings; /* positions 0 .. max_position_embeddings-1 are valid */
+    float rms_norm_eps;
+    float rope_theta;
+    int tie_word_embeddings;    /* 1: lm_head.weight is model.embed_tokens.weight */
+    int attention_bias;         /* q/k/v bias (Qwen2: always); for LlamaForCausalLM also o_proj bias, as in HF */
+    int bos_token_id;           /* -1 if none */
+    int eos_token_ids[LLAMA_MAX_EOS]; int num_eos; /* eos_token_id may be an int or a list in config.json */
+    int sliding_window;         /* Mistral: a query at position i sees keys at positions > i - sliding_window; 0 = none */
+} llama_config;
+
+/* One parameter tensor. decay: 1 for matrices (embeddings, projections, lm_head), 0 for norms and
+ * biases (HF Trainer's no-decay rule). shape: (shape[0]) when ndim 1, (shape[0], shape[1]) when 2. */
+typedef struct { char name[96]; float *data; float *grad; size_t numel; int ndim; int shape[2]; int decay; } llama_tensor;
+
+/* Named pointers of one decoder layer (into params, or into grads). */
+typedef struct {
+    float *ln1;   /* (C)       input_layernorm.weight */
+    float *wq;    /* (NH*HS, C) self_attn.q_proj.weight */
+    float *bq;    /* (NH*HS)    self_attn.q_proj.bias, NULL unless attention_bias */
+    float *wk;    /* (NKV*HS, C) */
+    float *bk;    /* (NKV*HS) or NULL */
+    float *wv;    /* (NKV*HS, C) */
+    float *bv;    /* (NKV*HS) or NULL */
+    float *wo;    /* (C, NH*HS) self_attn.o_proj.weight */
+    float *bo;    /* (C) o_proj.bias: only LlamaForCausalLM with attention_bias, else NULL */
+    float *ln2;   /* (C)       post_attention_layernorm.weight */
+    float *wg;    /* (F, C)    mlp.gate_proj.weight */
+    float *wu;    /* (F, C)    mlp.up_proj.weight */
+    float *wd;    /* (C, F)    mlp.down_proj.weight */
+} llama_layer_weights;
+
+typedef struct {
+    float *wte;                  /* (V, C) model.embed_tokens.weight */
+    llama_layer_weights *layers; /* (L) */
+    float *lnf;                  /* (C) model.norm.weight */
+    float *lm_head;              /* (V, C) lm_head.weight; == wte when tie_word_embeddings */
+} llama_weights;
+
+struct llama_state;              /* private: activations, rope tables, forward bookkeeping */
+
+typedef struct llama_model {
+    llama_config cfg;
+    float *params;               /* (num_params) all parameters, one allocation */
+    float *grads;                /* (num_params) all gradients, same layout, zeroed at creation */
+    size_t num_params;
+    llama_tensor *tensors;       /* (num_tensors) in HF order; a tied lm_head is not listed */
+    int num_tensors;
+    llama_weights w;             /* named pointers into params */
+    llama_weights g;             /* the same names into grads */
+    char err[256];               /* message of the last failed llama_forward_logprobs */
+    struct llama_state *state;
+} llama_model;
+
+/* Validates c (positive sizes, NKV | NH, even HS, known architecture, Qwen2 has attention_bias ...).
+ * Returns 0, or -1 with a message naming the field in err. */
+int llama_config_check(const llama_config *c, char *err, size_t errlen);
+
+/* Reads a Hugging Face config.json (parsed with cJSON). Defaults as in transformers' LlamaConfig /
+ * Qwen2Config / MistralConfig for absent optional fields. Unknown architecture, missing or bad field,
+ * or an unsupported feature (rope_scaling, hidden_act other than silu, mlp_bias, Qwen2
+ * use_sliding_window) -> -1 with a message naming the file and the field. */
+int llama_config_from_json(llama_config *c, const char *json_path, char *err, size_t errlen);
+
+/* Writes an HF-style config.json (architectures, model_type, torch_dtype "float32", ...) atomically:
+ * written to a temporary name, fsync'd, renamed. Returns 0 or -1 with err. */
+int llama_config_to_json(const llama_config *c, const char *path, char *err, size_t errlen);
+
+/* Creates a model for config c with weights matching HF's _init_weights: matrices (embeddings and
+ * projections) normal(0, std), norm weights 1, biases 0. Deterministic in seed (xoshiro256**,
+ * Box-Muller, tensors filled in m->tensors order). Gradients are zero. Returns 0, or -1 when c is
+ * invalid (see llama_config_check for the message) or memory runs out; m is then zeroed. */
+int llama_init_random(llama_model *m, const llama_config *c, uint64_t seed, float std);
+
+/* Loads dir/config.json and dir/model.safetensors (mmap'd; F32, BF16 or F16 tensors, converted to
+ * fp32 once). A missing, extra, mis-typed or mis-shaped tensor, or a truncated / corrupt file ->
+ * -1 with a message naming the file and tensor; m is then zeroed. Ignored: rotary_emb.inv_freq
+ * buffers, and lm_head.weight when the embeddings are tied (as transformers does). */
+int llama_load(llama_model *m, const char *dir, char *err, size_t errlen);
+
+/* Saves dir/config.json and dir/model.safetensors (F32, or BF16 rounded to nearest even when bf16),
+ * metadata {"format":"pt"}, each written to a temporary name, fsync'd and renamed; dir (one level)
+ * is created if missing. A tied lm_head is not written (as save_pretrained does). 0 or -1 with err. */
+int llama_save(const llama_model *m, const char *dir, int bf16, char *err, size_t errlen);
+
+/* Frees everything m owns and zeroes it. Safe on a zeroed model. */
+void llama_free(llama_model *m);
+
+/* Sets all m->num_params gradients to 0. */
+void llama_zero_grad(llama_model *m);
+
+/* Teacher-forced log-probabilities.
+ * tokens: (B,T) int in [0,V). logp: (B,T) out: logp[b,t] = log p(tokens[b,t] | tokens[b,<t]) (natural
+ * log) for t>=1, logp[b,0]=0. entropy: (B,T) out or NULL: entropy (nats) of the predictive
+ * distribution that produced tokens[b,t] (same indexing, entropy[b,0]=0). Right padding is fine
+ * (causal). Keeps the activations llama_backward_logprobs needs; buffers grow to the largest B*T and
+ * are reused. Logits are materialized at most a chunk of rows x V at a time.
+ * Returns 0, or -1 (B or T < 1, T > max_position_embeddings, token out of range, out of memory) with
+ * the message in m->err. */
+int llama_forward_logprobs(llama_model *m, const int *tokens, int B, int T, float *logp, float *entropy);
+
+/* dlogp: (B,T) dLoss/dlogp[b,t] (0 where masked; column t=0 is ignored). Accumulates (+=) parameter
+ * gradients into m->grads. Must follow a successful llama_forward_logprobs on the same tokens, B, T
+ * (aborts with file:line otherwise). Rows whose dlogp is 0 cost nothing in the LM head. */
+void llama_backward_logprobs(llama_model *m, const float *dlogp);
+
+typedef struct { float temperature; int top_k; float top_p; } llama_sampling; /* temperature 0 = greedy; top_k 0 = off; top_p 1 = off */
+
+/* Batched generation with a KV cache. prompt: (P,) is prefilled once and its keys/values copied to G
+ * rows; rows decode in lockstep; a row stops at any eos id (cfg.eos_token_ids) or after max_new
+ * tokens; finished rows are dropped from the work.
+ * Sampling per row: logits / temperature, then top-k (keeps every token tied with the k-th largest,
+ * as HF's TopKLogitsWarper), then top-p (the smallest set, by descending probability, whose mass is
+ * >= top_p; at least one token), then a multinomial draw. temperature 0: argmax (lowest id on ties).
+ * Row g draws from its own xoshiro256** stream seeded from (seed, g), so its tokens do not depend on
+ * G or the thread count, up to float rounding: row results are bitwise independent of G while at
+ * most 4 rows are active (one sgemv per row); batched sgemm over more rows, or another thread
+ * count, may round last bits differently (~1e-6 in logp), which changes a draw only when it falls
+ * that close to a cumulative-probability boundary. Fixed (seed, G, thread count): bitwise
+ * repeatable.
+ * out: (G, max_new) tokens (eos included when produced, rest -1); out_len: (G,) generated tokens incl.
+ * eos. Returns 0, or -1 (P < 1, G < 1, max_new < 1, P+max_new > max_position_embeddings, prompt token
+ * out of range, bad sampling parameters, out of memory) with err. */
+int llama_generate(llama_model *m, const int *prompt, int P, int G, int max_new, const llama_sampling *s,
+                   uint64_t seed, int *out, int *out_len, char *err, size_t errlen);
+
+/* llama_generate, and also out_logp: (G, max_new) or NULL: log p(token) under the model's own
+ * distribution (temperature 1, no top-k/top-p) for each generated token, 0 after out_len. */
+int llama_generate_ex(llama_model *m, const int *prompt, int P, int G, int max_new, const llama_sampling *s,
+                      uint64_t seed, int *out, int *out_len, float *out_logp, char *err, size_t errlen);
+
+/* The tensor named name (HF name), or NULL. */
+llama_tensor *llama_find_tensor(llama_model *m, const char *name);
+
+/* Bytes of the activation buffers llama_forward_logprobs keeps for N = B*T tokens (they grow to the
+ * largest N seen and stay allocated until llama_free), attention scratch and rope tables excluded.
+ * For choosing micro-batch sizes. */
+size_t llama_activation_bytes(const llama_config *c, size_t N);
+
+/* Matrix-product FLOPs (2 per multiply-add) of one llama_forward_logprobs over B*T = N tokens of
+ * length T, attention included; backward costs twice this. For benchmarks. */
+double llama_forward_flops(const llama_config *c, int B, int T);
+
+#endif

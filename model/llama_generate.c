@@ -1,0 +1,339 @@
+/*
+ * model/llama_generate.c: batched sampling with a KV cache (llama_generate, llama_generate_ex).
+ *
+ * Flow: the prompt (P tokens) runs once through gen_step as one row of P tokens, filling cache
+ * row 0 at positions [0, P) (attention by the training kernel, sgemm tiles); cache rows 1..G-1
+ * get copies of it. Then all unfinished rows decode in lockstep: each step feeds every active
+ * row's last token at the same position through gen_step (R active rows, 1 token each: sgemm over
+ * R rows, OpenMP over (row, head) for attention against the cache), samples one token per row
+ * from its own RNG stream, and drops rows that produced an eos id or reached max_new. The cache
+ * is per layer (G, P+max_new, NKV*HS) for keys and the same for values, allocated per call.
+ *
+ * The math of gen_step is that of llama_forward_logprobs (the same kernels from llama_layers.c) on
+ * a prefix, so the two paths agree to float rounding.
+ */
+#include <math.h>
+#include <omp.h>
+#include <string.h>
+
+#include "model/llama_internal.h"
+#include "model/llama_rng.h"
+
+typedef struct {
+    int G, Tmax, rows_cap, nthreads;
+    float *mem;
+    float **kc, **vc;   /* (L) each (G, Tmax, KD) */
+    float *x;           /* (rows_cap, C) residual stream */
+    float *ln;          /* (rows_cap, C) */
+    float *q;           /* (rows_cap, QD) */
+    float *k, *v;       /* (rows_cap, KD) */
+    float *att;         /* (rows_cap, QD) */
+    float *h1, *h2;     /* (rows_cap, F) */
+    float *xl;          /* (G, C) final-norm rows */
+    float *logits;      /* (G, V) */
+    float *scores;      /* (nthreads, Tmax) */
+    float *lse;         /* (NH, P) prefill softmax statistics (unused afterwards) */
+    float *att_scratch; /* (nthreads, llama_attention_scratch_floats(P)) prefill attention tiles */
+    int P;
+    float *prob;        /* (G, V) sampling scratch */
+    int *order;         /* (G, V) sampling scratch */
+} gen_buf;
+
+static void gen_free(gen_buf *gb) {
+    free(gb->mem);
+    free(gb->kc);
+    free(gb->vc);
+    free(gb->order);
+}
+
+static int gen_alloc(gen_buf *gb, const llama_config *c, int G, int P, int Tmax, int rows_cap) {
+    memset(gb, 0, sizeof *gb);
+    size_t C = c->hidden_size, F = c->intermediate_size, V = c->vocab_size, L = c->num_hidden_layers;
+    size_t QD = (size_t)c->num_attention_heads * c->head_dim, KD = (size_t)c->num_key_value_heads * c->head_dim;
+    gb->G = G;
+    gb->Tmax = Tmax;
+    gb->rows_cap = rows_cap;
+    gb->nthreads = omp_get_max_threads();
+    gb->P = P;
+    size_t cache = (size_t)G * Tmax * KD;
+    size_t R = (size_t)rows_cap;
+    size_t total = 2 * L * cache + R * (C + C + QD + KD + KD + QD + F + F) + (size_t)G * (C + V + V) +
+                   (size_t)gb->nthreads * Tmax + (size_t)c->num_attention_heads * P +
+                   (size_t)gb->nthreads * llama_attention_scratch_floats(P);
+    gb->mem = malloc(total * sizeof(float));
+    gb->kc = malloc(L * sizeof(float *));
+    gb->vc = malloc(L * sizeof(float *));
+    gb->order = malloc((size_t)G * V * sizeof(int));
+    if (!gb->mem || !gb->kc || !gb->vc || !gb->order) {
+        gen_free(gb);
+        return -1;
+    }
+    float *p = gb->mem;
+    for (size_t l = 0; l < L; l++) {
+        gb->kc[l] = p; p += cache;
+        gb->vc[l] = p; p += cache;
+    }
+    gb->x = p; p += R * C;
+    gb->ln = p; p += R * C;
+    gb->q = p; p += R * QD;
+    gb->k = p; p += R * KD;
+    gb->v = p; p += R * KD;
+    gb->att = p; p += R * QD;
+    gb->h1 = p; p += R * F;
+    gb->h2 = p; p += R * F;
+    gb->xl = p; p += (size_t)G * C;
+    gb->logits = p; p += (size_t)G * V;
+    gb->prob = p; p += (size_t)G * V;
+    gb->scores = p; p += (size_t)gb->nthreads * Tmax;
+    gb->lse = p; p += (size_t)c->num_attention_heads * P;
+    gb->att_scratch = p; p += (size_t)gb->nthreads * llama_attention_scratch_floats(P);
+    LLAMA_ASSERT((size_t)(p - gb->mem) == total);
+    return 0;
+}
+
+/* Runs R rows of n tokens each (tokens: (R*n), row r at positions start .. start+n-1, cached in
+ * cache row crow[r]) through the model, writing their keys/values into the cache, and leaves the
+ * logits of each row's last token in gb->logits (R, V). */
+static void gen_step(const llama_model *m, gen_buf *gb, int R, const int *crow, const int *tokens, int start, int n) {
+    const llama_config *c = &m->cfg;
+    int C = c->hidden_size, F = c->intermediate_size, V = c->vocab_size;
+    int NH = c->num_attention_heads, NKV = c->num_key_value_heads, HS = c->head_dim;
+    int QD = NH * HS, KD = NKV * HS, rep = NH / NKV, Tmax = gb->Tmax, W = c->sliding_window;
+    int rows = R * n;
+    float eps = c->rms_norm_eps, scale = 1.0f / sqrtf((float)HS);
+    LLAMA_ASSERT(rows <= gb->rows_cap && R <= gb->G && start + n <= Tmax);
+
+    for (int i = 0; i < rows; i++) memcpy(gb->x + (size_t)i * C, m->w.wte + (size_t)tokens[i] * C, C * sizeof(float));
+    for (int l = 0; l < c->num_hidden_layers; l++) {
+        const llama_layer_weights *lw = &m->w.layers[l];
+        llama_rmsnorm_forward(gb->ln, NULL, gb->x, lw->ln1, rows, C, eps);
+        llama_matmul_forward(gb->q, gb->ln, lw->wq, lw->bq, rows, C, QD, 0.0f);
+        llama_matmul_forward(gb->k, gb->ln, lw->wk, lw->bk, rows, C, KD, 0.0f);
+        llama_matmul_forward(gb->v, gb->ln, lw->wv, lw->bv, rows, C, KD, 0.0f);
+        llama_rope_forward(m, gb->q, rows, NH, start, n);
+        llama_rope_forward(m, gb->k, rows, NKV, start, n);
+        for (int i = 0; i < rows; i++) {
+            size_t at = ((size_t)crow[i / n] * Tmax + start + i % n) * KD;
+            memcpy(gb->kc[l] + at, gb->k + (size_t)i * KD, KD * sizeof(float));
+            memcpy(gb->vc[l] + at, gb->v + (size_t)i * KD, KD * sizeof(float));
+        }
+        const float *kc = gb->kc[l], *vc = gb->vc[l];
+        if (R == 1 && start == 0 && n > 1) {
+            /* prefill: the training kernel (sgemm tiles) on cache row crow[0], positions [0, n) */
+            size_t base = (size_t)crow[0] * Tmax * KD;
+            LLAMA_ASSERT(n <= gb->P);
+            llama_attention_forward(gb->att, gb->lse, gb->att_scratch, gb->nthreads, gb->q, kc + base, vc + base,
+                                    1, n, NH, NKV, HS, W);
+        } else {
+        #pragma omp parallel for schedule(dynamic, 1) num_threads(gb->nthreads) \
+            if ((size_t)rows * NH * (start + n) * HS >= LLAMA_OMP_MIN_WORK)
+        for (int ih = 0; ih < rows * NH; ih++) {
+            int i = ih / NH, h = ih % NH, kh = h / rep;
+            int pos = start + i % n;
+            size_t base = (size_t)crow[i / n] * Tmax * KD + (size_t)kh * HS;
+            int j0 = (W > 0 && pos - W + 1 > 0) ? pos - W + 1 : 0;
+            llama_attend_row(gb->att + (size_t)i * QD + (size_t)h * HS, gb->scores + (size_t)omp_get_thread_num() * Tmax,
+                             gb->q + (size_t)i * QD + (size_t)h * HS, kc + base, vc + base, KD, j0, pos, HS, scale);
+        }
+        }
+        llama_matmul_forward(gb->x, gb->att, lw->wo, lw->bo, rows, QD, C, 1.0f);
+        llama_rmsnorm_forward(gb->ln, NULL, gb->x, lw->ln2, rows, C, eps);
+        llama_matmul_forward(gb->h1, gb->ln, lw->wg, NULL, rows, C, F, 0.0f);
+        llama_matmul_forward(gb->h2, gb->ln, lw->wu, NULL, rows, C, F, 0.0f);
+        llama_swiglu_forward(gb->h1, gb->h1, gb->h2, (size_t)rows * F);
+        llama_matmul_forward(gb->x, gb->h1, lw->wd, NULL, rows, F, C, 1.0f);
+    }
+    for (int r = 0; r < R; r++)
+        llama_rmsnorm_forward(gb->xl + (size_t)r * C, NULL, gb->x + ((size_t)r * n + n - 1) * C, m->w.lnf, 1, C, eps);
+    llama_sgemm(0, 1, R, V, C, gb->xl, C, m->w.lm_head, C, 0.0f, gb->logits, V);
+}
+
+/* ------------------------------------------------------------------------------------------------
+ * Sampling
+ */
+
+/* The k-th largest (k >= 1) of a (n floats, reordered in place): iterative quickselect. */
+static float kth_largest(float *a, int n, int k) {
+    int lo = 0, hi = n - 1, want = k - 1;
+    while (lo < hi) {
+        float pivot = a[lo + (hi - lo) / 2];
+        int i = lo, j = hi;
+        while (i <= j) {
+            while (a[i] > pivot) i++;
+            while (a[j] < pivot) j--;
+            if (i <= j) {
+                float t = a[i]; a[i] = a[j]; a[j] = t;
+                i++;
+                j--;
+            }
+        }
+        if (want <= j) hi = j;
+        else if (want >= i) lo = i;
+        else return a[want];
+    }
+    return a[want];
+}
+
+/* Sorts idx[0..n) by prob descending, ties by index ascending (insertion-merge via qsort_r). */
+static int cmp_prob_desc(const void *a, const void *b, void *ctx) {
+    const float *prob = ctx;
+    int ia = *(const int *)a, ib = *(const int *)b;
+    if (prob[ia] > prob[ib]) return -1;
+    if (prob[ia] < prob[ib]) return 1;
+    return (ia > ib) - (ia < ib);
+}
+
+/* Draws a token from logits z (V) as documented in llama.h. prob (V) and order (V) are scratch. */
+static int sample_token(const float *z, int V, const llama_sampling *s, llama_rng *rng, float *prob, int *order) {
+    int best = 0;
+    for (int v = 1; v < V; v++) if (z[v] > z[best]) best = v;
+    if (s->temperature == 0.0f) return best;
+    float mx = z[best], t = s->temperature;
+    float thr = -INFINITY;
+    if (s->top_k > 0 && s->top_k < V) {
+        memcpy(prob, z, (size_t)V * sizeof(float));
+        thr = kth_largest(prob, V, s->top_k);
+    }
+    double total = 0.0;
+    for (int v = 0; v < V; v++) {
+        prob[v] = z[v] >= thr ? expf((z[v] - mx) / t) : 0.0f;
+        total += prob[v];
+    }
+    if (s->top_p < 1.0f) {
+        int n = 0;
+        for (int v = 0; v < V; v++) if (prob[v] > 0.0f) order[n++] = v;
+        qsort_r(order, (size_t)n, sizeof(int), cmp_prob_desc, prob);
+        double cum = 0.0, need = (double)s->top_p * total;
+        int keep = 0;
+        while (keep < n) {
+            cum += prob[order[keep++]];
+            if (cum >= need) break;
+        }
+        double u = llama_rng_uniform(rng) * cum, acc = 0.0;
+        for (int i = 0; i < keep; i++) {
+            acc += prob[order[i]];
+            if (u < acc) return order[i];
+        }
+        return order[keep - 1];
+    }
+    double u = llama_rng_uniform(rng) * total, acc = 0.0;
+    int last = best;
+    for (int v = 0; v < V; v++) {
+        if (prob[v] == 0.0f) continue;
+        acc += prob[v];
+        last = v;
+        if (u < acc) return v;
+    }
+    return last; /* u within rounding of total */
+}
+
+/* log softmax(z)[tok] at temperature 1 */
+static float token_logp(const float *z, int V, int tok) {
+    float mx = z[0];
+    for (int v = 1; v < V; v++) if (z[v] > mx) mx = z[v];
+    double sum = 0.0;
+    for (int v = 0; v < V; v++) sum += expf(z[v] - mx);
+    return z[tok] - mx - (float)log(sum);
+}
+
+static int is_eos(const llama_config *c, int tok) {
+    for (int i = 0; i < c->num_eos; i++) if (c->eos_token_ids[i] == tok) return 1;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------------------
+ * Driver
+ */
+
+int llama_generate_ex(llama_model *m, const int *prompt, int P, int G, int max_new, const llama_sampling *s,
+                      uint64_t seed, int *out, int *out_len, float *out_logp, char *err, size_t errlen) {
+    const llama_config *c = &m->cfg;
+    LLAMA_ASSERT(m->state != NULL);
+    if (!prompt || !s || !out || !out_len) {
+        snprintf(err, errlen, "llama_generate: prompt, sampling, out and out_len must not be NULL");
+        return -1;
+    }
+    if (P < 1 || G < 1 || max_new < 1) {
+        snprintf(err, errlen, "llama_generate: P=%d, G=%d and max_new=%d must be >= 1", P, G, max_new);
+        return -1;
+    }
+    if ((long long)P + max_new > c->max_position_embeddings) {
+        snprintf(err, errlen, "llama_generate: P=%d + max_new=%d exceeds max_position_embeddings %d",
+                 P, max_new, c->max_position_embeddings);
+        return -1;
+    }
+    if (!(s->temperature >= 0.0f) || !isfinite(s->temperature) || s->top_k < 0 ||
+        !(s->top_p > 0.0f && s->top_p <= 1.0f)) {
+        snprintf(err, errlen, "llama_generate: sampling needs temperature >= 0, top_k >= 0, 0 < top_p <= 1 "
+                 "(got %g, %d, %g)", (double)s->temperature, s->top_k, (double)s->top_p);
+        return -1;
+    }
+    for (int i = 0; i < P; i++)
+        if (prompt[i] < 0 || prompt[i] >= c->vocab_size) {
+            snprintf(err, errlen, "llama_generate: prompt[%d]=%d is not in [0, vocab_size %d)", i, prompt[i], c->vocab_size);
+            return -1;
+        }
+    int Tmax = P + max_new, V = c->vocab_size, L = c->num_hidden_layers;
+    size_t KD = (size_t)c->num_key_value_heads * c->head_dim;
+    gen_buf gb;
+    int *active = malloc((size_t)G * sizeof(int));
+    int *feed = malloc((size_t)G * sizeof(int));
+    llama_rng *rng = malloc((size_t)G * sizeof(llama_rng));
+    if (!active || !feed || !rng || llama_rope_ensure(m, Tmax) || gen_alloc(&gb, c, G, P, Tmax, P > G ? P : G)) {
+        free(active); free(feed); free(rng);
+        snprintf(err, errlen, "llama_generate: out of memory (G=%d, P+max_new=%d)", G, Tmax);
+        return -1;
+    }
+    for (size_t i = 0; i < (size_t)G * max_new; i++) {
+        out[i] = -1;
+        if (out_logp) out_logp[i] = 0.0f;
+    }
+    for (int g = 0; g < G; g++) {
+        out_len[g] = 0;
+        active[g] = g;
+        llama_rng_seed(&rng[g], seed, (uint64_t)g);
+    }
+
+    /* prefill once into cache row 0, copy to the other rows */
+    int row0 = 0;
+    gen_step(m, &gb, 1, &row0, prompt, 0, P);
+    for (int l = 0; l < L; l++)
+        for (int g = 1; g < G; g++) {
+            memcpy(gb.kc[l] + (size_t)g * Tmax * KD, gb.kc[l], (size_t)P * KD * sizeof(float));
+            memcpy(gb.vc[l] + (size_t)g * Tmax * KD, gb.vc[l], (size_t)P * KD * sizeof(float));
+        }
+
+    int nactive = G;
+    for (int step = 0; step < max_new && nactive > 0; step++) {
+        if (step > 0) {
+            for (int r = 0; r < nactive; r++) feed[r] = out[(size_t)active[r] * max_new + step - 1];
+            gen_step(m, &gb, nactive, active, feed, P + step - 1, 1);
+        }
+        /* at step 0 every row samples from the prompt's logits (row 0) */
+        #pragma omp parallel for schedule(dynamic, 1) if ((size_t)nactive * V >= LLAMA_OMP_MIN_WORK)
+        for (int r = 0; r < nactive; r++) {
+            int g = active[r];
+            const float *z = gb.logits + (size_t)(step == 0 ? 0 : r) * V;
+            int tok = sample_token(z, V, s, &rng[g], gb.prob + (size_t)g * V, gb.order + (size_t)g * V);
+            out[(size_t)g * max_new + step] = tok;
+            out_len[g] = step + 1;
+            if (out_logp) out_logp[(size_t)g * max_new + step] = token_logp(z, V, tok);
+        }
+        int kept = 0;
+        for (int r = 0; r < nactive; r++) {
+            int g = active[r];
+            if (!is_eos(c, out[(size_t)g * max_new + step]) && step + 1 < max_new) active[kept++] = g;
+        }
+        nactive = kept;
+    }
+    gen_free(&gb);
+    free(active);
+    free(feed);
+    free(rng);
+    return 0;
+}
+
+int llama_generate(llama_model *m, const int *prompt, int P, int G, int max_new, const llama_sampling *s,
+                   uint64_t seed, int *out, int *out_len, char *err, size_t errlen) {
+    return llama_generate_ex(m, prompt, P, G, max_new, s, seed, out, out_len, NULL, err, errlen);
+}

@@ -1,0 +1,166 @@
+/*
+ * model/llama_internal.h: what the model's .c files share and users of llama.h do not need: the
+ * private state (activation buffers, rope tables), the layer kernels of llama_layers.c (forward /
+ * backward pairs, llm.c style), and helpers for building a model's parameter table.
+ *
+ * Shapes: N = rows (B*T in training, R*n in generation), C hidden, F intermediate, NH/NKV heads,
+ * HS head dim, QD = NH*HS, KD = NKV*HS. All matrices row-major, weights (out, in) as in nn.Linear.
+ */
+#ifndef GRPO2048_LLAMA_INTERNAL_H
+#define GRPO2048_LLAMA_INTERNAL_H
+
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "model/llama.h"
+
+/* OpenMP loops run in parallel only above this much work (element-operations): below it a
+ * parallel region costs more than it saves, badly so on a loaded machine. Results do not depend on
+ * it (every element is computed the same way by whichever thread). */
+#define LLAMA_OMP_MIN_WORK ((size_t)1 << 15)
+
+/* Programming errors: print file:line and abort. */
+#define LLAMA_ASSERT(cond) do { if (!(cond)) { fprintf(stderr, "%s:%d: assertion failed: %s\n", \
+    __FILE__, __LINE__, #cond); abort(); } } while (0)
+
+/* Activations of one decoder layer kept by the forward pass for the backward pass. */
+typedef struct {
+    float *res_in;   /* (N, C) residual stream entering the layer */
+    float *rstd1;    /* (N) 1/sqrt(mean(res_in^2)+eps) */
+    float *q;        /* (N, QD) queries after rope */
+    float *k;        /* (N, KD) keys after rope */
+    float *v;        /* (N, KD) values */
+    float *atty;     /* (N, QD) attention output (input of o_proj) */
+    float *lse;      /* (B, NH, T) log-sum-exp of each softmax row (scaled scores) */
+    float *res_mid;  /* (N, C) residual after attention */
+    float *rstd2;    /* (N) */
+    float *gate;     /* (N, F) gate_proj output (pre-activation) */
+    float *up;       /* (N, F) up_proj output */
+} llama_layer_acts;
+
+struct llama_state {
+    /* Training activations, one allocation (acts_mem) sized for cap_rows = B*T rows. */
+    size_t cap_rows;
+    float *acts_mem;
+    llama_layer_acts *la;   /* (L) */
+    float *res_final;       /* (N, C) residual after the last layer */
+    float *lnf;             /* (N, C) final norm output (input of lm_head) */
+    float *rstdf;           /* (N) */
+    float *head_lse;        /* (N) log-sum-exp of the logits of each row */
+    /* Scratch shared by forward and backward. */
+    float *ln;              /* (N, C) norm output feeding projections (recomputed in backward) */
+    float *hbuf;            /* (N, F) silu(gate)*up (recomputed in backward) */
+    float *dres;            /* (N, C) gradient of the residual stream */
+    float *dln;             /* (N, C) gradient of a norm output */
+    float *dh;              /* (N, F) gradient of hbuf, then of gate */
+    float *dup;             /* (N, F) gradient of up */
+    float *datty;           /* (N, QD) */
+    float *dq;              /* (N, QD) */
+    float *dk;              /* (N, KD) */
+    float *dv;              /* (N, KD) */
+    int *rowidx;            /* (N) rows of the LM head backward */
+    /* Attention scratch: att_threads x llama_attention_scratch_floats(att_T), regrown on demand. */
+    float *att_scratch;
+    int att_threads, att_T;
+    /* LM-head chunk buffers: logit_rows x V logits and logit_rows x C gathered inputs. */
+    int logit_rows;
+    float *logits;          /* (logit_rows, V) */
+    float *xrows;           /* (logit_rows, C) */
+    /* The last successful forward. */
+    int *tokens;            /* (cap_rows) copy of the tokens */
+    int B, T, fwd_valid;
+    /* Rope tables for positions [0, rope_len): cos/sin (rope_len, HS/2). */
+    int rope_len;
+    float *rope_cos, *rope_sin;
+};
+
+/* Largest logits chunk, in floats (16 MiB), and the rows it allows for vocabulary V (>= 1). */
+#define LLAMA_LOGITS_CHUNK_FLOATS ((size_t)1 << 22)
+int llama_logit_chunk_rows(int V);
+
+/* Makes sure the rope tables cover positions [0, npos). 0 or -1 (out of memory). */
+int llama_rope_ensure(llama_model *m, int npos);
+
+/* Builds m's tensor table and named pointers for config c, allocating zeroed params and grads.
+ * 0, or -1 (invalid config / out of memory) with err. */
+int llama_model_alloc(llama_model *m, const llama_config *c, char *err, size_t errlen);
+
+/* 1 if c's o_proj has a bias (LlamaForCausalLM with attention_bias, as in HF's LlamaAttention). */
+int llama_has_o_bias(const llama_config *c);
+
+/* Writes path atomically: data to "path.tmp.<pid>", fsync, rename, fsync of the directory.
+ * The writer callback writes to f and returns 0, or -1 with err. 0 or -1 with err. */
+int llama_write_atomic(const char *path, int (*writer)(FILE *f, const void *ctx, char *err, size_t errlen),
+                       const void *ctx, char *err, size_t errlen);
+
+/* Internal: config.json writer with a chosen torch_dtype ("float32" or "bfloat16"). */
+int llama_config_to_json_dtype(const llama_config *c, const char *path, const char *dtype, char *err, size_t errlen);
+
+/* ---- layer kernels (llama_layers.c) ---- */
+
+/* Products below this many multiply-adds run as one single-threaded sgemm call. */
+#define LLAMA_SGEMM_PAR_MIN (1 << 18)
+/* X (M, K) @ W^T with M at most this many rows runs as one sgemv per row (sgemm's packing of W
+ * costs more than the product there: measured 74 us vs 8 us for M=1, 704x256 on one core). */
+#define LLAMA_GEMV_MAX_ROWS 4
+
+/* Puts OpenBLAS in single-threaded mode (once per process): the model parallelizes sgemm itself
+ * with OpenMP (llama_sgemm), so only one thread pool exists and none spins against the other. */
+void llama_blas_init(void);
+
+/* C (M, N) = beta*C + op(A) (M, K) @ op(B) (K, N), row-major; transA/transB: 0 or 1 (op = transpose);
+ * lda/ldb/ldc: row strides as stored. Split over OpenMP threads into blocks of rows of C (when M is
+ * large) or of columns of C, each a single-threaded cblas_sgemm (or, for A @ B^T with M <=
+ * LLAMA_GEMV_MAX_ROWS, one cblas_sgemv per row): no reduction is split, so results are repeatable
+ * for a fixed thread count. */
+void llama_sgemm(int transA, int transB, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+                 float beta, float *C, int ldc);
+
+/* out (N, OC) = beta*out + inp (N, IC) @ w (OC, IC)^T + bias (OC, or NULL). sgemm. */
+void llama_matmul_forward(float *out, const float *inp, const float *w, const float *bias,
+                          int N, int IC, int OC, float beta);
+/* For out = inp @ w^T + bias: dinp (N, IC) = dinp_beta*dinp + dout @ w (skipped when dinp NULL);
+ * dw (OC, IC) += dout^T @ inp; dbias (OC) += column sums of dout (skipped when NULL). */
+void llama_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout, const float *inp,
+                           const float *w, int N, int IC, int OC, float dinp_beta);
+
+/* out (N, C) = w * (inp * rstd), rstd (N, or NULL) = 1/sqrt(mean(inp^2) + eps) (HF LlamaRMSNorm). */
+void llama_rmsnorm_forward(float *out, float *rstd, const float *inp, const float *w, int N, int C, float eps);
+/* out (N, C) = w * (inp * rstd) with a stored rstd (N). */
+void llama_rmsnorm_recompute(float *out, const float *inp, const float *rstd, const float *w, int N, int C);
+/* dinp (N, C) += rstd*(dout*w - xhat*mean(dout*w*xhat)) with xhat = inp*rstd; dw (C) += sum_n dout*xhat. */
+void llama_rmsnorm_backward(float *dinp, float *dw, const float *dout, const float *inp, const float *w,
+                            const float *rstd, int N, int C);
+
+/* In-place rope on x (N, nheads*HS): row i is at position start + i % period. Tables from m. */
+void llama_rope_forward(const llama_model *m, float *x, int N, int nheads, int start, int period);
+/* Gradient of llama_rope_forward: in place on dx (N, nheads*HS) (the inverse rotation). */
+void llama_rope_backward(const llama_model *m, float *dx, int N, int nheads, int start, int period);
+
+/* One query row of one head: softmax(scale * q . k_j) over key positions j in [j0, j1], output
+ * out (HS) = sum_j p_j v_j. k_j = kbase + j*kstride (HS floats), same for v. scores: (j1+1) floats of
+ * scratch. Returns the log-sum-exp of the scaled scores. */
+float llama_attend_row(float *out, float *scores, const float *q, const float *kbase, const float *vbase,
+                       int kstride, int j0, int j1, int HS, float scale);
+/* Query rows per attention tile in training, and the scratch floats one thread needs for length T. */
+#define LLAMA_ATT_TILE 64
+size_t llama_attention_scratch_floats(int T);
+/* Causal GQA attention over B sequences of length T: q (B*T, NH*HS), k/v (B*T, NKV*HS) ->
+ * out (B*T, NH*HS), lse (B, NH, T). scratch: (nthreads, llama_attention_scratch_floats(T)); at most
+ * nthreads OpenMP threads are used. window: sliding window or 0. */
+void llama_attention_forward(float *out, float *lse, float *scratch, int nthreads, const float *q, const float *k,
+                             const float *v, int B, int T, int NH, int NKV, int HS, int window);
+/* Gradient of llama_attention_forward (probabilities recomputed from lse): dq (B*T, NH*HS),
+ * dk/dv (B*T, NKV*HS) are overwritten. Parallel over (b, kv head), so no two threads write a row.
+ * scratch as for the forward. */
+void llama_attention_backward(float *dq, float *dk, float *dv, float *scratch, int nthreads, const float *dout,
+                              const float *q, const float *k, const float *v, const float *out, const float *lse,
+                              int B, int T, int NH, int NKV, int HS, int window);
+
+/* h (n) = silu(gate) * up, silu(x) = x / (1 + exp(-x)). */
+void llama_swiglu_forward(float *h, const float *gate, const float *up, size_t n);
+/* dgate (n) = dh * up * silu'(gate), dup (n) = dh * silu(gate); dgate may alias dh. */
+void llama_swiglu_backward(float *dgate, float *dup, const float *dh, const float *gate, const float *up, size_t n);
+
+#endif

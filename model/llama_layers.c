@@ -1,0 +1,399 @@
+/*
+ * model/llama_layers.c: the layer kernels of the Llama decoder, each a forward/backward pair in the
+ * style of llm.c's train_gpt2.c: linear (sgemm), RMSNorm, rotary embedding, causal grouped-query
+ * attention, SwiGLU. Backward functions accumulate parameter gradients with +=.
+ *
+ * Parallelism: matrix products go to OpenBLAS through llama_sgemm, which splits them over OpenMP
+ * threads (OpenBLAS itself single-threaded, so one thread pool); the other kernels use OpenMP loops in
+ * which every output element is computed by exactly one thread in a fixed order, and the few
+ * cross-row reductions (norm-weight and bias gradients) run serially in row order. So results are
+ * bitwise repeatable for a fixed thread count. Declarations and shapes: llama_internal.h.
+ */
+#include <cblas.h>
+#include <math.h>
+#include <omp.h>
+#include <string.h>
+
+#include "model/llama_internal.h"
+
+/* ------------------------------------------------------------------------------------------------
+ * Matrix products
+ */
+
+void llama_blas_init(void) {
+    static int done = 0; /* idempotent, so a race between first callers is harmless */
+    if (!done) {
+        openblas_set_num_threads(1);
+        done = 1;
+    }
+}
+
+void llama_sgemm(int transA, int transB, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+                 float beta, float *C, int ldc) {
+    enum CBLAS_TRANSPOSE ta = transA ? CblasTrans : CblasNoTrans, tb = transB ? CblasTrans : CblasNoTrans;
+    int nt = omp_in_parallel() ? 1 : omp_get_max_threads();
+    if (M <= 0 || N <= 0) return;
+    if (!transA && transB && M <= LLAMA_GEMV_MAX_ROWS) {
+        /* A few rows times a weight matrix (decoding): sgemm would spend its time packing B, so one
+         * sgemv per row (y = B x), over blocks of B's rows; each C[r, n] is then a dot product
+         * that does not depend on M. */
+        if ((double)M * N * K < LLAMA_SGEMM_PAR_MIN || N < 32 * nt) nt = 1;
+        #pragma omp parallel for schedule(static) num_threads(nt)
+        for (int p = 0; p < nt; p++) {
+            int n0 = p == 0 ? 0 : (int)((long long)N * p / nt) / 16 * 16;
+            int n1 = p == nt - 1 ? N : (int)((long long)N * (p + 1) / nt) / 16 * 16;
+            for (int r = 0; r < M && n1 > n0; r++)
+                cblas_sgemv(CblasRowMajor, CblasNoTrans, n1 - n0, K, 1.0f, B + (size_t)n0 * ldb, ldb,
+                            A + (size_t)r * lda, 1, beta, C + (size_t)r * ldc + n0, 1);
+        }
+        return;
+    }
+    if (nt <= 1 || (double)M * N * K < LLAMA_SGEMM_PAR_MIN || (M < 2 * nt && N < 32 * nt)) {
+        cblas_sgemm(CblasRowMajor, ta, tb, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    int split_rows = M >= 16 * nt || N < 32 * nt;
+    #pragma omp parallel for schedule(static) num_threads(nt)
+    for (int p = 0; p < nt; p++) {
+        if (split_rows) {
+            int m0 = (int)((long long)M * p / nt), m1 = (int)((long long)M * (p + 1) / nt);
+            if (m1 <= m0) continue;
+            /* rows m0.. of op(A): A stored (M, K) -> row offset; A stored (K, M) -> column offset */
+            const float *a = transA ? A + m0 : A + (size_t)m0 * lda;
+            cblas_sgemm(CblasRowMajor, ta, tb, m1 - m0, N, K, 1.0f, a, lda, B, ldb, beta, C + (size_t)m0 * ldc, ldc);
+        } else {
+            /* column blocks on 16-column boundaries (kernel-friendly) */
+            int n0 = p == 0 ? 0 : (int)((long long)N * p / nt) / 16 * 16;
+            int n1 = p == nt - 1 ? N : (int)((long long)N * (p + 1) / nt) / 16 * 16;
+            if (n1 <= n0) continue;
+            /* columns n0.. of op(B): B stored (K, N) -> column offset; B stored (N, K) -> row offset */
+            const float *b = transB ? B + (size_t)n0 * ldb : B + n0;
+            cblas_sgemm(CblasRowMajor, ta, tb, M, n1 - n0, K, 1.0f, A, lda, b, ldb, beta, C + n0, ldc);
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------------------------------
+ * Linear: out = inp @ w^T + bias
+ */
+
+void llama_matmul_forward(float *out, const float *inp, const float *w, const float *bias,
+                          int N, int IC, int OC, float beta) {
+    /* out (N, OC) = beta*out + inp (N, IC) @ w (OC, IC)^T */
+    llama_sgemm(0, 1, N, OC, IC, inp, IC, w, IC, beta, out, OC);
+    if (bias) {
+        #pragma omp parallel for schedule(static) if ((size_t)N * OC >= LLAMA_OMP_MIN_WORK)
+        for (int n = 0; n < N; n++) {
+            float *o = out + (size_t)n * OC;
+            for (int j = 0; j < OC; j++) o[j] += bias[j];
+        }
+    }
+}
+
+void llama_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout, const float *inp,
+                           const float *w, int N, int IC, int OC, float dinp_beta) {
+    /* dinp (N, IC) = dinp_beta*dinp + dout (N, OC) @ w (OC, IC) */
+    if (dinp)
+        llama_sgemm(0, 0, N, IC, OC, dout, OC, w, IC, dinp_beta, dinp, IC);
+    /* dw (OC, IC) += dout^T (OC, N) @ inp (N, IC) */
+    llama_sgemm(1, 0, OC, IC, N, dout, OC, inp, IC, 1.0f, dw, IC);
+    if (dbias) {
+        /* serial over rows: a fixed summation order */
+        for (int n = 0; n < N; n++) {
+            const float *d = dout + (size_t)n * OC;
+            for (int j = 0; j < OC; j++) dbias[j] += d[j];
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------------------------------
+ * RMSNorm (HF LlamaRMSNorm): y = w * (x * rsqrt(mean(x^2) + eps))
+ */
+
+void llama_rmsnorm_forward(float *out, float *rstd, const float *inp, const float *w, int N, int C, float eps) {
+    #pragma omp parallel for schedule(static) if ((size_t)N * C >= LLAMA_OMP_MIN_WORK)
+    for (int n = 0; n < N; n++) {
+        const float *x = inp + (size_t)n * C;
+        float *y = out + (size_t)n * C;
+        double ss = 0.0;
+        for (int c = 0; c < C; c++) ss += (double)x[c] * x[c];
+        float var = (float)(ss / C);
+        float r = 1.0f / sqrtf(var + eps);
+        for (int c = 0; c < C; c++) y[c] = w[c] * (x[c] * r);
+        if (rstd) rstd[n] = r;
+    }
+}
+
+void llama_rmsnorm_recompute(float *out, const float *inp, const float *rstd, const float *w, int N, int C) {
+    #pragma omp parallel for schedule(static) if ((size_t)N * C >= LLAMA_OMP_MIN_WORK)
+    for (int n = 0; n < N; n++) {
+        const float *x = inp + (size_t)n * C;
+        float *y = out + (size_t)n * C;
+        float r = rstd[n];
+        for (int c = 0; c < C; c++) y[c] = w[c] * (x[c] * r);
+    }
+}
+
+void llama_rmsnorm_backward(float *dinp, float *dw, const float *dout, const float *inp, const float *w,
+                            const float *rstd, int N, int C) {
+    /* xhat = x*r, r = (mean(x^2)+eps)^(-1/2), dr/dx_j = -r^3 x_j / C, so with g = dy*w:
+     * dx_j = r * (g_j - xhat_j * mean_i(g_i * xhat_i)). */
+    #pragma omp parallel for schedule(static) if ((size_t)N * C >= LLAMA_OMP_MIN_WORK)
+    for (int n = 0; n < N; n++) {
+        const float *x = inp + (size_t)n * C;
+        const float *dy = dout + (size_t)n * C;
+        float *dx = dinp + (size_t)n * C;
+        float r = rstd[n];
+        double s = 0.0;
+        for (int c = 0; c < C; c++) s += (double)(dy[c] * w[c]) * (x[c] * r);
+        float mean = (float)(s / C);
+        for (int c = 0; c < C; c++) dx[c] += r * (dy[c] * w[c] - (x[c] * r) * mean);
+    }
+    for (int n = 0; n < N; n++) { /* serial: fixed order */
+        const float *x = inp + (size_t)n * C;
+        const float *dy = dout + (size_t)n * C;
+        float r = rstd[n];
+        for (int c = 0; c < C; c++) dw[c] += dy[c] * (x[c] * r);
+    }
+}
+
+/* ------------------------------------------------------------------------------------------------
+ * Rotary position embedding, HF rotate_half layout: for each head and i < HS/2 the pair
+ * (x[i], x[i+HS/2]) is rotated by angle pos*inv_freq[i]:
+ *   x[i]      <- x[i]*cos - x[i+HS/2]*sin
+ *   x[i+HS/2] <- x[i+HS/2]*cos + x[i]*sin
+ */
+
+int llama_rope_ensure(llama_model *m, int npos) {
+    struct llama_state *st = m->state;
+    if (npos <= st->rope_len) return 0;
+    int half = m->cfg.head_dim / 2;
+    int HS = m->cfg.head_dim;
+    float *c = malloc((size_t)npos * half * sizeof(float));
+    float *s = malloc((size_t)npos * half * sizeof(float));
+    if (!c || !s) { free(c); free(s); return -1; }
+    /* As transformers' default rope init, all in float32:
+     * inv_freq = 1.0 / (base ** (arange(0, HS, 2).float() / HS)); angle = float(pos) * inv_freq. */
+    for (int i = 0; i < half; i++) {
+        float e = (float)(2 * i) / (float)HS;
+        float inv = 1.0f / powf(m->cfg.rope_theta, e);
+        for (int p = 0; p < npos; p++) {
+            float ang = (float)p * inv;
+            c[(size_t)p * half + i] = cosf(ang);
+            s[(size_t)p * half + i] = sinf(ang);
+        }
+    }
+    free(st->rope_cos);
+    free(st->rope_sin);
+    st->rope_cos = c;
+    st->rope_sin = s;
+    st->rope_len = npos;
+    return 0;
+}
+
+static void rope_apply(const llama_model *m, float *x, int N, int nheads, int start, int period, float sign) {
+    int HS = m->cfg.head_dim, half = HS / 2;
+    const struct llama_state *st = m->state;
+    LLAMA_ASSERT(start + period <= st->rope_len);
+    #pragma omp parallel for schedule(static) if ((size_t)N * nheads * HS >= LLAMA_OMP_MIN_WORK)
+    for (int n = 0; n < N; n++) {
+        int pos = start + n % period;
+        const float *cs = st->rope_cos + (size_t)pos * half;
+        const float *sn = st->rope_sin + (size_t)pos * half;
+        for (int h = 0; h < nheads; h++) {
+            float *xh = x + ((size_t)n * nheads + h) * HS;
+            for (int i = 0; i < half; i++) {
+                float a = xh[i], b = xh[i + half];
+                float c = cs[i], s = sign * sn[i];
+                xh[i] = a * c - b * s;
+                xh[i + half] = b * c + a * s;
+            }
+        }
+    }
+}
+
+void llama_rope_forward(const llama_model *m, float *x, int N, int nheads, int start, int period) {
+    rope_apply(m, x, N, nheads, start, period, 1.0f);
+}
+
+void llama_rope_backward(const llama_model *m, float *dx, int N, int nheads, int start, int period) {
+    /* The rotation is orthogonal: its transpose is the rotation by -angle. */
+    rope_apply(m, dx, N, nheads, start, period, -1.0f);
+}
+
+/* ------------------------------------------------------------------------------------------------
+ * Attention: softmax(q k^T / sqrt(HS) + causal mask) v per head; query head h reads kv head
+ * h / (NH/NKV) (HF repeat_kv). The forward keeps only the log-sum-exp of each softmax row; the
+ * backward recomputes the probabilities from it (as FlashAttention does), so memory is O(T) per row.
+ * llama_attend_row serves generation (one query row against the KV cache); the training kernels
+ * below work on tiles of query rows with sgemm.
+ */
+
+float llama_attend_row(float *out, float *scores, const float *q, const float *kbase, const float *vbase,
+                       int kstride, int j0, int j1, int HS, float scale) {
+    float mx = -INFINITY;
+    for (int j = j0; j <= j1; j++) {
+        const float *kj = kbase + (size_t)j * kstride;
+        float s = 0.0f;
+        #pragma omp simd reduction(+:s)
+        for (int d = 0; d < HS; d++) s += q[d] * kj[d];
+        s *= scale;
+        scores[j] = s;
+        if (s > mx) mx = s;
+    }
+    float sum = 0.0f;
+    for (int j = j0; j <= j1; j++) {
+        float e = expf(scores[j] - mx);
+        scores[j] = e;
+        sum += e;
+    }
+    float inv = 1.0f / sum;
+    for (int d = 0; d < HS; d++) out[d] = 0.0f;
+    for (int j = j0; j <= j1; j++) {
+        const float *vj = vbase + (size_t)j * kstride;
+        float p = scores[j] * inv;
+        #pragma omp simd
+        for (int d = 0; d < HS; d++) out[d] += p * vj[d];
+    }
+    return mx + logf(sum);
+}
+
+static inline int window_start(int t, int window) {
+    return (window > 0 && t - window + 1 > 0) ? t - window + 1 : 0;
+}
+
+/* Training attention works on tiles of LLAMA_ATT_TILE query rows of one (sequence, head): the
+ * scores against the keys the tile can see, S = scale * Q_tile K^T (nq x nk), are one sgemm, the
+ * masked softmax runs row by row, and P V is a second sgemm. Only the diagonal block is partly
+ * wasted (masked). Scratch per thread: 2 x LLAMA_ATT_TILE x T floats. */
+
+size_t llama_attention_scratch_floats(int T) {
+    return (size_t)2 * LLAMA_ATT_TILE * (size_t)T;
+}
+
+void llama_attention_forward(float *out, float *lse, float *scratch, int nthreads, const float *q, const float *k,
+                             const float *v, int B, int T, int NH, int NKV, int HS, int window) {
+    int QD = NH * HS, KD = NKV * HS, rep = NH / NKV;
+    float scale = 1.0f / sqrtf((float)HS);
+    int nt = (size_t)B * NH * T * T * HS >= LLAMA_OMP_MIN_WORK ? nthreads : 1;
+    if (nt > omp_get_max_threads()) nt = omp_get_max_threads();
+    #pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
+    for (int bh = 0; bh < B * NH; bh++) {
+        int b = bh / NH, h = bh % NH, kh = h / rep;
+        float *S = scratch + (size_t)omp_get_thread_num() * llama_attention_scratch_floats(T);
+        const float *qb = q + (size_t)b * T * QD + (size_t)h * HS;
+        const float *kb = k + (size_t)b * T * KD + (size_t)kh * HS;
+        const float *vb = v + (size_t)b * T * KD + (size_t)kh * HS;
+        float *ob = out + (size_t)b * T * QD + (size_t)h * HS;
+        for (int i0 = 0; i0 < T; i0 += LLAMA_ATT_TILE) {
+            int i1 = i0 + LLAMA_ATT_TILE < T ? i0 + LLAMA_ATT_TILE : T, nq = i1 - i0;
+            int jlo = window_start(i0, window), nk = i1 - jlo;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, nk, HS, scale, qb + (size_t)i0 * QD, QD,
+                        kb + (size_t)jlo * KD, KD, 0.0f, S, nk);
+            for (int r = 0; r < nq; r++) {
+                int i = i0 + r, j0 = window_start(i, window);
+                float *s = S + (size_t)r * nk;
+                float mx = -INFINITY;
+                for (int j = j0; j <= i; j++) if (s[j - jlo] > mx) mx = s[j - jlo];
+                float sum = 0.0f;
+                for (int j = j0; j <= i; j++) {
+                    float e = expf(s[j - jlo] - mx);
+                    s[j - jlo] = e;
+                    sum += e;
+                }
+                float inv = 1.0f / sum;
+                for (int j = jlo; j < j0; j++) s[j - jlo] = 0.0f;
+                for (int j = j0; j <= i; j++) s[j - jlo] *= inv;
+                for (int j = i + 1; j < i1; j++) s[j - jlo] = 0.0f;
+                lse[(size_t)bh * T + i] = mx + logf(sum);
+            }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, HS, nk, 1.0f, S, nk, vb + (size_t)jlo * KD, KD,
+                        0.0f, ob + (size_t)i0 * QD, QD);
+        }
+    }
+}
+
+void llama_attention_backward(float *dq, float *dk, float *dv, float *scratch, int nthreads, const float *dout,
+                              const float *q, const float *k, const float *v, const float *out, const float *lse,
+                              int B, int T, int NH, int NKV, int HS, int window) {
+    int QD = NH * HS, KD = NKV * HS, rep = NH / NKV;
+    float scale = 1.0f / sqrtf((float)HS);
+    size_t N = (size_t)B * T;
+    memset(dk, 0, N * KD * sizeof(float));
+    memset(dv, 0, N * KD * sizeof(float));
+    /* With P = softmax(S), S = scale Q K^T, O = P V and D_i = dO_i . O_i:
+     * dV += P^T dO;  dP = dO V^T;  dS = P * (dP - D);  dQ = scale dS K;  dK += scale dS^T Q.
+     * Parallel over (b, kv head): a kv head's dK/dV rows and its query heads' dQ rows are owned by
+     * one thread, and its query heads are processed in order. */
+    int nt = (size_t)B * NH * T * T * HS >= LLAMA_OMP_MIN_WORK ? nthreads : 1;
+    if (nt > omp_get_max_threads()) nt = omp_get_max_threads();
+    #pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
+    for (int bk = 0; bk < B * NKV; bk++) {
+        int b = bk / NKV, kh = bk % NKV;
+        float *P = scratch + (size_t)omp_get_thread_num() * llama_attention_scratch_floats(T);
+        float *dS = P + (size_t)LLAMA_ATT_TILE * T;
+        const float *kb = k + (size_t)b * T * KD + (size_t)kh * HS;
+        const float *vb = v + (size_t)b * T * KD + (size_t)kh * HS;
+        float *dkb = dk + (size_t)b * T * KD + (size_t)kh * HS;
+        float *dvb = dv + (size_t)b * T * KD + (size_t)kh * HS;
+        for (int h = kh * rep; h < (kh + 1) * rep; h++) {
+            const float *qb = q + (size_t)b * T * QD + (size_t)h * HS;
+            const float *ob = out + (size_t)b * T * QD + (size_t)h * HS;
+            const float *dob = dout + (size_t)b * T * QD + (size_t)h * HS;
+            float *dqb = dq + (size_t)b * T * QD + (size_t)h * HS;
+            const float *lb = lse + ((size_t)b * NH + h) * T;
+            for (int i0 = 0; i0 < T; i0 += LLAMA_ATT_TILE) {
+                int i1 = i0 + LLAMA_ATT_TILE < T ? i0 + LLAMA_ATT_TILE : T, nq = i1 - i0;
+                int jlo = window_start(i0, window), nk = i1 - jlo;
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, nk, HS, scale, qb + (size_t)i0 * QD, QD,
+                            kb + (size_t)jlo * KD, KD, 0.0f, P, nk);
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, nk, HS, 1.0f, dob + (size_t)i0 * QD, QD,
+                            vb + (size_t)jlo * KD, KD, 0.0f, dS, nk);
+                for (int r = 0; r < nq; r++) {
+                    int i = i0 + r, j0 = window_start(i, window);
+                    const float *dor = dob + (size_t)i * QD, *orow = ob + (size_t)i * QD;
+                    float D = 0.0f;
+                    for (int d = 0; d < HS; d++) D += dor[d] * orow[d];
+                    float *p = P + (size_t)r * nk, *ds = dS + (size_t)r * nk;
+                    float l = lb[i];
+                    for (int j = jlo; j < i1; j++) {
+                        float pj = (j >= j0 && j <= i) ? expf(p[j - jlo] - l) : 0.0f;
+                        p[j - jlo] = pj;
+                        ds[j - jlo] = pj * (ds[j - jlo] - D) * scale;
+                    }
+                }
+                /* dQ_tile = dS K;  dK += dS^T Q_tile;  dV += P^T dO_tile */
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, HS, nk, 1.0f, dS, nk, kb + (size_t)jlo * KD, KD,
+                            0.0f, dqb + (size_t)i0 * QD, QD);
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, HS, nq, 1.0f, dS, nk, qb + (size_t)i0 * QD, QD,
+                            1.0f, dkb + (size_t)jlo * KD, KD);
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, HS, nq, 1.0f, P, nk, dob + (size_t)i0 * QD, QD,
+                            1.0f, dvb + (size_t)jlo * KD, KD);
+            }
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------------------------------
+ * SwiGLU: h = silu(gate) * up, silu(x) = x * sigmoid(x).
+ */
+
+void llama_swiglu_forward(float *h, const float *gate, const float *up, size_t n) {
+    #pragma omp parallel for schedule(static) if (n >= LLAMA_OMP_MIN_WORK)
+    for (size_t i = 0; i < n; i++) {
+        float g = gate[i];
+        h[i] = g / (1.0f + expf(-g)) * up[i];
+    }
+}
+
+void llama_swiglu_backward(float *dgate, float *dup, const float *dh, const float *gate, const float *up, size_t n) {
+    /* silu'(g) = sig(g) * (1 + g * (1 - sig(g))) */
+    #pragma omp parallel for schedule(static) if (n >= LLAMA_OMP_MIN_WORK)
+    for (size_t i = 0; i < n; i++) {
+        float g = gate[i], d = dh[i];
+        float sig = 1.0f / (1.0f + expf(-g));
+        float silu = g * sig;
+        dup[i] = d * silu;
+        dgate[i] = d * up[i] * sig * (1.0f + g * (1.0f - sig));
+    }
+}

@@ -1,0 +1,240 @@
+/*
+ * tests/model/test_llama_generate.c: KV-cache generation (llama_generate / llama_generate_ex)
+ * against the teacher-forced forward pass, and the sampling rules.
+ *
+ *   - greedy: every generated token is the argmax of llama_forward_logprobs' distribution on
+ *     prompt + generated prefix (read back for all V candidates), and the logp reported by the
+ *     generator equals the forward's within 1e-4; for Llama, tied Qwen2 (biases) and Mistral with a
+ *     sliding window shorter than the sequence; and over 150 tokens (several of the forward's
+ *     attention tiles), with and without a window of 70, and after 150-token prompts.
+ *   - sampled rows (G=6, rows finishing at different steps): generator logp == forward logp.
+ *   - repeatability: same seed, same tokens; row 0 of G=1 equals row 0 of G=4; another seed differs;
+ *     top_k=1 equals greedy; eos ends a row (eos included, then -1).
+ *   - the sampling distribution: first-token frequencies over 6000 rows match softmax(logits/temp)
+ *     after top-k / top-p filtering (within 4.5 standard errors), and filtered tokens never appear.
+ *   - argument errors return -1 with a message.
+ */
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tests/testing.h"
+#include "tests/model/llama_test_util.h"
+
+/* probs (V) of the token following seq[0..n) according to llama_forward_logprobs. */
+static void next_token_probs(llama_model *m, const int *seq, int n, double *probs) {
+    int V = m->cfg.vocab_size, T = n + 1;
+    int *tok = calloc((size_t)V * T, sizeof(int));
+    float *lp = calloc((size_t)V * T, sizeof(float));
+    for (int v = 0; v < V; v++) {
+        memcpy(tok + v * T, seq, sizeof(int) * n);
+        tok[v * T + n] = v;
+    }
+    CHECK(llama_forward_logprobs(m, tok, V, T, lp, NULL) == 0);
+    for (int v = 0; v < V; v++) probs[v] = exp(lp[v * T + n]);
+    free(tok);
+    free(lp);
+}
+
+/* Forward logp of each generated token of one row: logp_out (len). */
+static void forward_logp(llama_model *m, const int *prompt, int P, const int *gen, int len, float *logp_out) {
+    int T = P + len;
+    int *seq = malloc(sizeof(int) * T);
+    float *lp = malloc(sizeof(float) * T);
+    memcpy(seq, prompt, sizeof(int) * P);
+    memcpy(seq + P, gen, sizeof(int) * len);
+    CHECK(llama_forward_logprobs(m, seq, 1, T, lp, NULL) == 0);
+    for (int i = 0; i < len; i++) logp_out[i] = lp[P + i];
+    free(seq);
+    free(lp);
+}
+
+static void check_greedy_matches_forward(const char *label, llama_config cfg, uint64_t seed, int P, int NEW) {
+    cfg.num_eos = 0; /* run to max_new */
+    cfg.max_position_embeddings = 256;
+    llama_model m;
+    CHECK(llama_init_random(&m, &cfg, seed, 0.02f) == 0);
+    randomize_params(&m, seed, 0.5f);
+    int *prompt = malloc(sizeof(int) * P), *out = malloc(sizeof(int) * NEW), len = 0;
+    float *glogp = malloc(sizeof(float) * NEW), *flogp = malloc(sizeof(float) * NEW);
+    char err[256];
+    random_tokens(prompt, P, cfg.vocab_size, seed);
+    llama_sampling greedy = {0.0f, 0, 1.0f};
+    CHECK(llama_generate_ex(&m, prompt, P, 1, NEW, &greedy, 0, out, &len, glogp, err, sizeof err) == 0);
+    CHECK_EQ_INT(len, NEW);
+    forward_logp(&m, prompt, P, out, len, flogp);
+    int *seq = malloc(sizeof(int) * (P + NEW));
+    memcpy(seq, prompt, sizeof(int) * P);
+    memcpy(seq + P, out, sizeof(int) * NEW);
+    double worst = 0.0;
+    int argmax_ok = 1;
+    double probs[64];
+    for (int i = 0; i < len; i++) {
+        worst = fmax(worst, fabs(glogp[i] - flogp[i]));
+        if (NEW > 20 && i % 7 != 6) continue; /* long runs: argmax on every 7th token (V forwards each) */
+        next_token_probs(&m, seq, P + i, probs);
+        for (int v = 0; v < cfg.vocab_size; v++)
+            if (probs[v] > probs[out[i]] * (1.0 + 1e-6)) argmax_ok = 0;
+    }
+    printf("%s: greedy vs forward over %d tokens: max |logp diff| %.2e, first tokens:", label, len, worst);
+    for (int i = 0; i < len && i < 14; i++) printf(" %d", out[i]);
+    printf("\n");
+    CHECK_MSG(worst < 1e-4, "%s: generator logp differs from forward by %g", label, worst);
+    CHECK_MSG(argmax_ok, "%s: a greedy token is not the forward pass's argmax", label);
+    free(prompt);
+    free(out);
+    free(glogp);
+    free(flogp);
+    free(seq);
+    llama_free(&m);
+}
+
+static void check_sampled_rows(void) {
+    llama_config cfg = tiny_config("LlamaForCausalLM", 0, 0);
+    llama_model m;
+    CHECK(llama_init_random(&m, &cfg, 7, 0.02f) == 0);
+    randomize_params(&m, 7, 0.5f);
+    enum { P = 4, G = 6, NEW = 20 };
+    int prompt[P] = {1, 3, 5, 7}, out[G * NEW], len[G];
+    float glogp[G * NEW], flogp[NEW];
+    char err[256];
+    llama_sampling s = {1.0f, 0, 1.0f};
+    CHECK(llama_generate_ex(&m, prompt, P, G, NEW, &s, 42, out, len, glogp, err, sizeof err) == 0);
+    double worst = 0.0;
+    int min_len = NEW, max_len = 0, eos_rows = 0;
+    for (int g = 0; g < G; g++) {
+        forward_logp(&m, prompt, P, out + g * NEW, len[g], flogp);
+        for (int i = 0; i < len[g]; i++) worst = fmax(worst, fabs(glogp[g * NEW + i] - flogp[i]));
+        min_len = len[g] < min_len ? len[g] : min_len;
+        max_len = len[g] > max_len ? len[g] : max_len;
+        /* eos ends the row: only the last token may be eos, the rest of the row is -1 */
+        for (int i = 0; i < len[g] - 1; i++) CHECK(out[g * NEW + i] != 10);
+        if (len[g] < NEW) {
+            CHECK_EQ_INT(out[g * NEW + len[g] - 1], 10);
+            eos_rows++;
+        }
+        for (int i = len[g]; i < NEW; i++) CHECK_EQ_INT(out[g * NEW + i], -1);
+    }
+    printf("sampled rows: lengths %d..%d, %d rows ended by eos, max |logp diff| %.2e\n", min_len, max_len, eos_rows, worst);
+    CHECK_MSG(min_len < max_len, "rows should finish at different steps with this seed");
+    CHECK(eos_rows > 0);
+    CHECK(worst < 1e-4);
+
+    /* repeatability and independence from G */
+    int out2[G * NEW], len2[G], out1[NEW], len1;
+    CHECK(llama_generate(&m, prompt, P, G, NEW, &s, 42, out2, len2, err, sizeof err) == 0);
+    CHECK(memcmp(out, out2, sizeof out) == 0 && memcmp(len, len2, sizeof len) == 0);
+    CHECK(llama_generate(&m, prompt, P, 1, NEW, &s, 42, out1, &len1, err, sizeof err) == 0);
+    CHECK_EQ_INT(len1, len[0]);
+    CHECK(memcmp(out1, out, sizeof out1) == 0);
+    int out4[4 * NEW], len4[4];
+    CHECK(llama_generate(&m, prompt, P, 4, NEW, &s, 42, out4, len4, err, sizeof err) == 0);
+    CHECK(memcmp(out4, out, sizeof out4) == 0);
+    CHECK(llama_generate(&m, prompt, P, G, NEW, &s, 43, out2, len2, err, sizeof err) == 0);
+    CHECK_MSG(memcmp(out, out2, sizeof out) != 0, "a different seed gave identical samples");
+
+    /* top_k = 1 is greedy at any temperature */
+    llama_sampling greedy = {0.0f, 0, 1.0f}, k1 = {0.7f, 1, 1.0f};
+    CHECK(llama_generate(&m, prompt, P, 3, NEW, &greedy, 5, out2, len2, err, sizeof err) == 0);
+    CHECK(llama_generate(&m, prompt, P, 3, NEW, &k1, 6, out4, len4, err, sizeof err) == 0);
+    CHECK(memcmp(out2, out4, sizeof(int) * 3 * NEW) == 0);
+    CHECK(out2[0] == out2[NEW] && out2[0] == out2[2 * NEW]); /* greedy rows agree */
+
+    /* errors */
+    CHECK(llama_generate(&m, prompt, P, 1, 61, &s, 1, out2, len2, err, sizeof err) == -1);
+    CHECK(strstr(err, "max_position_embeddings") != NULL);
+    int bad_prompt[2] = {3, 11};
+    CHECK(llama_generate(&m, bad_prompt, 2, 1, 4, &s, 1, out2, len2, err, sizeof err) == -1);
+    CHECK(strstr(err, "prompt[1]") != NULL);
+    llama_sampling bad_p = {1.0f, 0, 0.0f};
+    CHECK(llama_generate(&m, prompt, P, 1, 4, &bad_p, 1, out2, len2, err, sizeof err) == -1);
+    CHECK(llama_generate(&m, prompt, 0, 1, 4, &s, 1, out2, len2, err, sizeof err) == -1);
+    llama_free(&m);
+}
+
+/* First-token frequencies over many rows against the filtered, tempered model distribution. */
+static void check_distribution(llama_model *m, const int *prompt, int P, const double *p, llama_sampling s) {
+    enum { G = 6000 };
+    int V = m->cfg.vocab_size;
+    int *out = malloc(sizeof(int) * G), *len = malloc(sizeof(int) * G);
+    char err[256];
+    CHECK(llama_generate(m, prompt, P, G, 1, &s, 2024, out, len, err, sizeof err) == 0);
+    /* expected: p^(1/temp), top-k, normalize, top-p, normalize */
+    double q[64], total = 0.0;
+    for (int v = 0; v < V; v++) { q[v] = pow(p[v], 1.0 / s.temperature); total += q[v]; }
+    for (int v = 0; v < V; v++) q[v] /= total;
+    if (s.top_k > 0) {
+        for (int v = 0; v < V; v++) {
+            int above = 0;
+            for (int u = 0; u < V; u++) above += q[u] > q[v];
+            if (above >= s.top_k) q[v] = 0.0;
+        }
+    }
+    total = 0.0;
+    for (int v = 0; v < V; v++) total += q[v];
+    for (int v = 0; v < V; v++) q[v] /= total;
+    if (s.top_p < 1.0f) {
+        /* keep the most probable tokens until their mass reaches top_p */
+        int kept[64] = {0};
+        double cum = 0.0;
+        while (cum < s.top_p) {
+            int best = -1;
+            for (int v = 0; v < V; v++) if (!kept[v] && (best < 0 || q[v] > q[best])) best = v;
+            kept[best] = 1;
+            cum += q[best];
+        }
+        for (int v = 0; v < V; v++) q[v] = kept[v] ? q[v] / cum : 0.0;
+    }
+    int count[64] = {0};
+    for (int g = 0; g < G; g++) { CHECK_EQ_INT(len[g], 1); count[out[g]]++; }
+    double worst = 0.0;
+    for (int v = 0; v < V; v++) {
+        double f = (double)count[v] / G, se = sqrt(q[v] * (1 - q[v]) / G) + 1e-4;
+        worst = fmax(worst, fabs(f - q[v]) / se);
+        if (q[v] == 0.0) CHECK_MSG(count[v] == 0, "token %d was filtered out but sampled %d times", v, count[v]);
+    }
+    printf("sampling temp %.2f top_k %d top_p %.2f: max |freq - p| / stderr = %.2f\n", (double)s.temperature,
+           s.top_k, (double)s.top_p, worst);
+    CHECK(worst < 4.5);
+    free(out);
+    free(len);
+}
+
+static void check_sampling(void) {
+    llama_config cfg = tiny_config("LlamaForCausalLM", 1, 0);
+    cfg.num_eos = 0;
+    llama_model m;
+    CHECK(llama_init_random(&m, &cfg, 11, 0.02f) == 0);
+    randomize_params(&m, 11, 0.3f);
+    int prompt[3] = {2, 4, 6};
+    double p[64];
+    next_token_probs(&m, prompt, 3, p);
+    check_distribution(&m, prompt, 3, p, (llama_sampling){1.0f, 0, 1.0f});
+    check_distribution(&m, prompt, 3, p, (llama_sampling){0.6f, 0, 1.0f});
+    check_distribution(&m, prompt, 3, p, (llama_sampling){1.0f, 3, 1.0f});
+    check_distribution(&m, prompt, 3, p, (llama_sampling){1.3f, 0, 0.5f});
+    check_distribution(&m, prompt, 3, p, (llama_sampling){0.8f, 5, 0.7f});
+    llama_free(&m);
+}
+
+int main(void) {
+    /* Hundreds of small passes: one thread (see test_llama_grad.c); test_llama_threads covers the
+     * threaded paths. */
+    omp_set_num_threads(1);
+    check_greedy_matches_forward("llama", tiny_config("LlamaForCausalLM", 0, 0), 1, 5, 14);
+    check_greedy_matches_forward("qwen2-tied", tiny_config("Qwen2ForCausalLM", 1, 1), 2, 5, 14);
+    llama_config mc = tiny_config("MistralForCausalLM", 0, 0);
+    mc.sliding_window = 4;
+    check_greedy_matches_forward("mistral-sw4", mc, 3, 5, 14);
+    /* longer than the 64-row attention tiles, in the decode steps and in the prefill */
+    check_greedy_matches_forward("llama-long", tiny_config("LlamaForCausalLM", 1, 0), 4, 5, 150);
+    mc.sliding_window = 70;
+    check_greedy_matches_forward("mistral-long-sw70", mc, 5, 5, 150);
+    check_greedy_matches_forward("qwen2-prompt150", tiny_config("Qwen2ForCausalLM", 1, 1), 6, 150, 20);
+    check_greedy_matches_forward("mistral-prompt150-sw70", mc, 7, 150, 20);
+    check_sampled_rows();
+    check_sampling();
+    return TEST_DONE();
+}

@@ -1,0 +1,201 @@
+/*
+ * tests/model/test_llama_grad.c: llama_backward_logprobs against central finite differences of
+ * llama_forward_logprobs, for EVERY entry of EVERY tensor of tiny models (V=11, C=16, L=2, NH=4,
+ * NKV=2, HS=4, F=24, B=2, T=7): Llama untied / tied (the embedding gets gradient through both the
+ * input and the head) / with attention_bias (q,k,v,o biases), Qwen2 (q,k,v biases, tied), Mistral
+ * with a sliding window of 3; then, on 40 entries per tensor, T=150 sequences (several attention
+ * tiles) for Llama and for a tied Mistral with a sliding window of 70 (crossing tiles). Loss = sum_{b, t>=1} w[b,t] * logp[b,t] with random w (some zero, i.e.
+ * masked), summed in double.
+ *
+ * Every entry is checked for Llama, tied Llama and Qwen2; 60 entries per tensor for the others.
+ * Finite differences use Richardson extrapolation (4 D(h/2) - D(h)) / 3, which cancels the h^2
+ * truncation term, so the remaining error is fp32 forward noise (~1e-4 absolute). Each entry must
+ * satisfy |analytic - numeric| <= 2e-3 + 2e-2 * |numeric|, and each tensor
+ * ||analytic - numeric||_2 / ||numeric||_2 < 5e-3 (printed per tensor).
+ *
+ * Also: gradients accumulate (+=), repeated runs are bitwise identical, and the entropy output
+ * equals -sum p log p of the distribution read back through logp for all V candidate tokens.
+ */
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tests/testing.h"
+#include "tests/model/llama_test_util.h"
+
+static int B = 2, T = 7;
+static float fd_step = 2e-2f; /* h of the central differences */
+
+static double weighted_loss(llama_model *m, const int *tok, const float *w) {
+    float *logp = malloc(sizeof(float) * B * T);
+    if (llama_forward_logprobs(m, tok, B, T, logp, NULL) != 0) {
+        fprintf(stderr, "forward failed: %s\n", m->err);
+        exit(1);
+    }
+    double L = 0.0;
+    for (int i = 0; i < B * T; i++) L += (double)w[i] * logp[i];
+    free(logp);
+    return L;
+}
+
+static double central(llama_model *m, const int *tok, const float *w, float *p, float h) {
+    float orig = *p;
+    *p = orig + h;
+    double lp = weighted_loss(m, tok, w);
+    *p = orig - h;
+    double lm = weighted_loss(m, tok, w);
+    *p = orig;
+    /* the perturbation actually applied, after fp32 rounding */
+    double hp = (double)(orig + h) - orig, hm = orig - (double)(orig - h);
+    return (lp - lm) / (hp + hm);
+}
+
+/* Checks every entry of every tensor, or `sample` evenly spread entries per tensor when > 0. */
+static void check_model(const char *label, const llama_config *cfg, uint64_t seed, int sample) {
+    llama_model m;
+    CHECK(llama_init_random(&m, cfg, seed, 0.02f) == 0);
+    randomize_params(&m, seed, 0.4f);
+    int *tok = malloc(sizeof(int) * B * T);
+    float *w = malloc(sizeof(float) * B * T), *logp = malloc(sizeof(float) * B * T);
+    random_tokens(tok, B * T, cfg->vocab_size, seed);
+    llama_rng r;
+    llama_rng_seed(&r, seed, 99);
+    for (int i = 0; i < B * T; i++) {
+        w[i] = (float)llama_rng_normal(&r);
+        if (i % T == 0 || i % 5 == 3) w[i] = 0.0f; /* t = 0 and a few masked positions */
+        if (T > 64 && i % T < 128) w[i] = 0.0f;  /* long rows: only the third attention tile's positions */
+    }
+
+    CHECK(llama_forward_logprobs(&m, tok, B, T, logp, NULL) == 0);
+    llama_zero_grad(&m);
+    llama_backward_logprobs(&m, w);
+    float *g = malloc(m.num_params * sizeof(float));
+    memcpy(g, m.grads, m.num_params * sizeof(float));
+
+    /* += semantics: a second backward doubles the gradient */
+    llama_backward_logprobs(&m, w);
+    double worst_acc = 0.0;
+    for (size_t i = 0; i < m.num_params; i++) {
+        double e = fabs(m.grads[i] - 2.0 * g[i]) / (fabs(2.0 * g[i]) + 1e-6);
+        if (e > worst_acc) worst_acc = e;
+    }
+    CHECK_MSG(worst_acc < 1e-4, "%s: second backward is not 2x the first (rel err %g)", label, worst_acc);
+
+    /* repeatability: the same forward/backward again gives bitwise identical gradients */
+    llama_zero_grad(&m);
+    CHECK(llama_forward_logprobs(&m, tok, B, T, logp, NULL) == 0);
+    llama_backward_logprobs(&m, w);
+    CHECK_MSG(memcmp(g, m.grads, m.num_params * sizeof(float)) == 0, "%s: gradients not repeatable", label);
+
+    int bad = 0;
+    double worst_all = 0.0;
+    for (int ti = 0; ti < m.num_tensors; ti++) {
+        llama_tensor *t = &m.tensors[ti];
+        size_t off = (size_t)(t->data - m.params);
+        double maxg = 0.0, maxdiff = 0.0, dd = 0.0, nn = 0.0;
+        size_t step = sample > 0 && t->numel > (size_t)sample ? t->numel / sample : 1;
+        for (size_t j = (size_t)seed % step; j < t->numel; j += step) {
+            const float h = fd_step;
+            double d1 = central(&m, tok, w, &t->data[j], h);
+            double d2 = central(&m, tok, w, &t->data[j], h / 2);
+            double num = (4.0 * d2 - d1) / 3.0;
+            double ana = g[off + j];
+            double diff = fabs(ana - num);
+            if (fabs(num) > maxg) maxg = fabs(num);
+            if (diff > maxdiff) maxdiff = diff;
+            dd += diff * diff;
+            nn += num * num;
+            if (!(diff <= 2e-3 + 2e-2 * fabs(num))) {
+                if (bad < 10)
+                    fprintf(stderr, "%s: %s[%zu]: analytic %.6g numeric %.6g\n", label, t->name, j, ana, num);
+                bad++;
+            }
+        }
+        double rel = sqrt(dd / nn);
+        if (rel > worst_all) worst_all = rel;
+        printf("  %-17s %-48s max|g| %6.3g  max|err| %.1e  |err|/|g| %.1e\n", label, t->name, maxg, maxdiff, rel);
+        CHECK_MSG(maxg > 1e-3, "%s: %s has no gradient signal", label, t->name);
+        CHECK_MSG(rel < 5e-3, "%s: %s: |analytic - numeric| / |numeric| = %g", label, t->name, rel);
+    }
+    printf("%s: %zu parameters, worst tensor |err|/|g| %.2e, %d entries outside tolerance\n", label, m.num_params,
+           worst_all, bad);
+    CHECK_EQ_INT(bad, 0);
+    free(g);
+    free(tok);
+    free(w);
+    free(logp);
+    llama_free(&m);
+}
+
+/* The entropy output against -sum p log p with p read back through logp of every candidate token. */
+static void check_entropy(void) {
+    B = 1;
+    T = 7;
+    llama_config cfg = tiny_config("LlamaForCausalLM", 0, 0);
+    llama_model m;
+    CHECK(llama_init_random(&m, &cfg, 5, 0.02f) == 0);
+    randomize_params(&m, 5, 0.4f);
+    int V = cfg.vocab_size;
+    int base[T];
+    random_tokens(base, T, V, 5);
+    float logp[T], ent[T];
+    CHECK(llama_forward_logprobs(&m, base, 1, T, logp, ent) == 0);
+    CHECK(ent[0] == 0.0f && logp[0] == 0.0f);
+    int *tok = malloc(sizeof(int) * V * T);
+    float *lp = malloc(sizeof(float) * V * T);
+    for (int t = 1; t < T; t++) {
+        for (int v = 0; v < V; v++) {
+            memcpy(tok + v * T, base, sizeof base);
+            tok[v * T + t] = v;
+        }
+        CHECK(llama_forward_logprobs(&m, tok, V, T, lp, NULL) == 0);
+        double psum = 0.0, H = 0.0;
+        for (int v = 0; v < V; v++) {
+            double p = exp(lp[v * T + t]);
+            psum += p;
+            H -= p * lp[v * T + t];
+        }
+        CHECK_NEAR(psum, 1.0, 1e-5);
+        CHECK_NEAR(ent[t], H, 1e-5);
+        CHECK_NEAR(lp[base[t] * T + t], logp[t], 1e-6);
+        CHECK(H > 0.0 && H < log((double)V) + 1e-6);
+    }
+    free(tok);
+    free(lp);
+    llama_free(&m);
+}
+
+int main(void) {
+    /* Thousands of tiny passes: one thread, so a loaded machine cannot stretch every parallel
+     * region to a scheduler time slice. The threaded paths are compared in test_llama_threads. */
+    omp_set_num_threads(1);
+    llama_config c;
+    c = tiny_config("LlamaForCausalLM", 0, 0);
+    check_model("llama", &c, 1, 0);
+    c = tiny_config("LlamaForCausalLM", 1, 0);
+    check_model("llama-tied", &c, 2, 0);
+    c = tiny_config("Qwen2ForCausalLM", 1, 1);
+    check_model("qwen2", &c, 4, 0);
+    /* 60 entries per tensor from here on (the full sweeps above cover every kernel) */
+    c = tiny_config("LlamaForCausalLM", 0, 1);
+    check_model("llama-bias", &c, 3, 60);
+    c = tiny_config("MistralForCausalLM", 0, 0);
+    c.sliding_window = 3;
+    check_model("mistral-sw3", &c, 5, 60);
+    /* sequences longer than an attention tile (64 query rows), 40 entries per tensor; the loss
+     * weights only positions >= 128 (fewer terms, less fp32 noise), whose gradients flow back
+     * through attention across the tiles */
+    B = 2;
+    T = 150;
+    c = tiny_config("LlamaForCausalLM", 0, 0);
+    c.max_position_embeddings = 256;
+    check_model("llama-T150", &c, 6, 40);
+    c = tiny_config("MistralForCausalLM", 1, 0);
+    c.max_position_embeddings = 256;
+    c.sliding_window = 70;
+    check_model("mistral-T150-sw70", &c, 7, 40);
+    check_entropy();
+    return TEST_DONE();
+}
