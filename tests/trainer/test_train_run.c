@@ -1,0 +1,189 @@
+/*
+ * tests/trainer/test_train_run.c: the whole job through the binary, as a user runs it.
+ *
+ * - `grpo2048 train configs/default.yaml` for 2 short steps writes metrics.sqlite: a completed run row,
+ *   both steps' TRL-named metrics (through the `steps` view), one completions row per completion, a
+ *   checkpoint folder and the final model.
+ * - The same step with rewards.parallel=false gives the same completions and the same rewards.
+ * - `grpo2048 sft` from scratch for 2 steps on a tiny JSONL writes a loadable model.
+ * - Config errors from the command line: exit status 2 and a message naming file, line and key.
+ */
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "tests/testing.h"
+
+static const char *bin;
+
+/* Runs a shell command, capturing stdout+stderr into out (truncated); returns the exit status. */
+static int run(const char *cmd, char *out, size_t outlen) {
+    char full[8192];
+    snprintf(full, sizeof full, "%s 2>&1", cmd);
+    FILE *p = popen(full, "r");
+    if (!p) return -1;
+    size_t n = fread(out, 1, outlen - 1, p);
+    out[n] = '\0';
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static double query_double(sqlite3 *db, const char *sql) {
+    sqlite3_stmt *st;
+    double v = -12345.0;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+        fprintf(stderr, "sql error: %s: %s\n", sql, sqlite3_errmsg(db));
+        return v;
+    }
+    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) v = sqlite3_column_double(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+static char *query_text(sqlite3 *db, const char *sql) {
+    sqlite3_stmt *st;
+    char *v = NULL;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) return NULL;
+    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0)) v = strdup((const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    return v;
+}
+
+static const char *SMALL = "--set max_steps=2 --set num_generations=4 --set per_device_train_batch_size=4 "
+                           "--set gradient_accumulation_steps=2 --set max_completion_length=48 --set rewards.workers=2 "
+                           "--set rewards.timeout=0.5 --set save_steps=1";
+
+static void test_train(const char *tmp) {
+    char cmd[4096], out[65536];
+    snprintf(cmd, sizeof cmd, "%s train configs/default.yaml %s --set output_dir=%s/run", bin, SMALL, tmp);
+    int rc = run(cmd, out, sizeof out);
+    CHECK_MSG(rc == 0, "train exited %d:\n%s", rc, out);
+    char path[1024];
+    snprintf(path, sizeof path, "%s/run/metrics.sqlite", tmp);
+    sqlite3 *db;
+    CHECK(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK);
+    char *status = query_text(db, "select status from runs order by run_id desc limit 1");
+    CHECK_MSG(status && !strcmp(status, "completed"), "status %s", status ? status : "(none)");
+    free(status);
+    CHECK_NEAR(query_double(db, "select count(*) from steps"), 2, 0);
+    CHECK_NEAR(query_double(db, "select count(distinct step) from metrics"), 2, 0);
+    CHECK_NEAR(query_double(db, "select count(*) from completions"), 16, 0);
+    CHECK_NEAR(query_double(db, "select count(*) from completions where step = 2 and prompt_idx = 1"), 4, 0);
+    static const char *const names[] = {"reward", "reward_std", "rewards/function_works/mean", "rewards/no_cheating/std",
+                                        "rewards/strategy_succeeds/mean", "rewards/game_progress/mean",
+                                        "completions/mean_length", "completions/clipped_ratio", "loss", "grad_norm",
+                                        "learning_rate", "entropy", "step_time", "generation_time", "reward_time",
+                                        "train_time", "tokens_per_second", "timeouts"};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        char sql[256];
+        snprintf(sql, sizeof sql, "select count(*) from metrics where name = '%s'", names[i]);
+        CHECK_MSG(query_double(db, sql) == 2, "metric %s: not logged at both steps", names[i]);
+    }
+    /* the step's reward is the mean of its completions' rewards */
+    double r = query_double(db, "select reward from steps where step = 2");
+    double rc2 = query_double(db, "select avg(reward) from completions where step = 2");
+    CHECK_NEAR(r, rc2, 1e-9);
+    /* each reward is the sum of its functions (configs/default.yaml weights them all 1.0) */
+    CHECK(query_double(db, "select count(*) from completions where abs(reward - (function_works + no_cheating + "
+                           "strategy_succeeds + game_progress)) > 1e-6") == 0);
+    CHECK(query_double(db, "select avg(\"completions/mean_length\") from steps") > 0);
+    CHECK(query_double(db, "select count(*) from completions where outcome is null or text is null") == 0);
+    sqlite3_close(db);
+    static const char *const files[] = {"run/checkpoint-1/model.safetensors", "run/checkpoint-1/optimizer.bin",
+                                        "run/checkpoint-2/config.json", "run/checkpoint-2/tokenizer.json",
+                                        "run/model.safetensors", "run/config.json", "run/tokenizer.json"};
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+        snprintf(path, sizeof path, "%s/%s", tmp, files[i]);
+        CHECK_MSG(access(path, R_OK) == 0, "missing %s", path);
+    }
+    /* the trained model loads and generates */
+    snprintf(cmd, sizeof cmd, "%s generate --model %s/run --prompt hello --max-new-tokens 8 --seed 1", bin, tmp);
+    rc = run(cmd, out, sizeof out);
+    CHECK_MSG(rc == 0 && strstr(out, "\"completion\""), "generate exited %d:\n%s", rc, out);
+}
+
+static void test_parallel_equals_sequential(const char *tmp) {
+    char cmd[4096], out[262144];
+    const char *one = "--set max_steps=1 --set num_generations=4 --set per_device_train_batch_size=8 "
+                      "--set max_completion_length=64 --set rewards.timeout=0.5 --set seed=7";
+    snprintf(cmd, sizeof cmd, "%s train configs/default.yaml %s --set output_dir=%s/par --set rewards.parallel=true", bin, one, tmp);
+    int rc = run(cmd, out, sizeof out);
+    CHECK_MSG(rc == 0, "parallel run exited %d:\n%s", rc, out);
+    snprintf(cmd, sizeof cmd, "%s train configs/default.yaml %s --set output_dir=%s/seq --set rewards.parallel=false", bin, one, tmp);
+    rc = run(cmd, out, sizeof out);
+    CHECK_MSG(rc == 0, "sequential run exited %d:\n%s", rc, out);
+    CHECK_MSG(strstr(out, "step 1") != NULL, "sequential mode should print each completion's outcome:\n%.2000s", out);
+    char sql[2048];
+    snprintf(sql, sizeof sql, "attach '%s/seq/metrics.sqlite' as s", tmp);
+    sqlite3 *db;
+    char path[1024];
+    snprintf(path, sizeof path, "%s/par/metrics.sqlite", tmp);
+    CHECK(sqlite3_open(path, &db) == SQLITE_OK);
+    CHECK(sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK);
+    CHECK_NEAR(query_double(db, "select count(*) from main.completions a join s.completions b using (step, idx) "
+                                "where a.text = b.text and a.reward = b.reward and a.outcome = b.outcome"), 8, 0);
+    sqlite3_close(db);
+}
+
+static void test_sft(const char *tmp) {
+    char path[1024], cmd[4096], out[65536];
+    snprintf(path, sizeof path, "%s/tiny.jsonl", tmp);
+    FILE *f = fopen(path, "w");
+    for (int i = 0; i < 6; i++)
+        fprintf(f, "{\"prompt\": \"Write a strategy.\", \"completion\": \"```python\\ndef strategy(board):\\n    return \\\"%c\\\"\\n```\"}\n", "WASD"[i % 4]);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "%s sft configs/sft_default.yaml --set dataset_path=%s --set output_dir=%s/sft "
+             "--set max_steps=2 --set per_device_train_batch_size=2 --set sft_eval_fraction=0.2", bin, path, tmp);
+    int rc = run(cmd, out, sizeof out);
+    CHECK_MSG(rc == 0, "sft exited %d:\n%s", rc, out);
+    snprintf(path, sizeof path, "%s/sft/model.safetensors", tmp);
+    CHECK(access(path, R_OK) == 0);
+    /* a bad dataset line is named */
+    snprintf(path, sizeof path, "%s/bad.jsonl", tmp);
+    f = fopen(path, "w");
+    fprintf(f, "{\"prompt\": \"a\", \"completion\": \"b\"}\n{\"prompt\": 3}\n");
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "%s sft configs/sft_default.yaml --set dataset_path=%s --set output_dir=%s/sft2", bin, path, tmp);
+    rc = run(cmd, out, sizeof out);
+    CHECK_MSG(rc != 0 && strstr(out, "bad.jsonl:2"), "exit %d, output:\n%s", rc, out);
+}
+
+static void test_config_errors(const char *tmp) {
+    char path[1024], cmd[4096], out[16384];
+    snprintf(path, sizeof path, "%s/bad.yaml", tmp);
+    FILE *f = fopen(path, "w");
+    fprintf(f, "max_steps: 3\nlearning_rat: 0.1\n");
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "%s train %s", bin, path);
+    int rc = run(cmd, out, sizeof out);
+    CHECK_EQ_INT(rc, 2);
+    CHECK_MSG(strstr(out, "bad.yaml:2") && strstr(out, "learning_rat") && strstr(out, "learning_rate"), "%s", out);
+    f = fopen(path, "w");
+    fprintf(f, "rewards:\n  workers: many\n");
+    fclose(f);
+    rc = run(cmd, out, sizeof out);
+    CHECK_EQ_INT(rc, 2);
+    CHECK_MSG(strstr(out, "bad.yaml:2") && strstr(out, "rewards.workers"), "%s", out);
+    snprintf(cmd, sizeof cmd, "%s train configs/default.yaml --set max_steps=zero", bin);
+    rc = run(cmd, out, sizeof out);
+    CHECK_EQ_INT(rc, 2);
+    CHECK_MSG(strstr(out, "--set") && strstr(out, "max_steps"), "%s", out);
+}
+
+int main(void) {
+    bin = getenv("GRPO2048_BIN");
+    if (!bin) SKIP("GRPO2048_BIN is not set (run through ctest)");
+    char tmp[] = "/tmp/grpo2048-train-XXXXXX";
+    if (!mkdtemp(tmp)) { perror("mkdtemp"); return 1; }
+    test_config_errors(tmp);
+    test_train(tmp);
+    test_parallel_equals_sequential(tmp);
+    test_sft(tmp);
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmp);
+    if (testing_failures == 0 && system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmp);
+    return TEST_DONE();
+}

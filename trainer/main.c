@@ -1,0 +1,42 @@
+/*
+ * trainer/main.c: the grpo2048 command line — one binary, one subcommand per job.
+ */
+#include <stdio.h>
+#include <string.h>
+
+int cmd_train(int argc, char **argv);
+int cmd_sft(int argc, char **argv);
+int cmd_play(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "grpo2048: GRPO fine-tuning of a causal language model to write 2048-game strategies.\n\n"
+            "usage: grpo2048 COMMAND [ARGS]\n\n"
+            "commands:\n"
+            "  train CONFIG.yaml [--set key=value ...]   GRPO training (metrics in OUTPUT_DIR/metrics.sqlite)\n"
+            "  sft CONFIG.yaml [--set key=value ...]     supervised fine-tuning on a prompt/completion JSONL\n"
+            "  play --strategy FILE.py [--games N] [--seed S] [--size N] [--target T] [--timeout SEC]\n"
+            "                                            play a strategy through the reward sandbox (JSON lines)\n"
+            "  generate --model DIR --prompt TEXT [--max-new-tokens N] [--temperature T] [--seed S] [--logprobs]\n"
+            "                                            sample a completion (JSON)\n"
+            "  tokenize --model DIR TEXT                 token ids and pieces (JSON)\n\n"
+            "`grpo2048 COMMAND --help` describes each command.\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "train")) return cmd_train(argc - 2, argv + 2);
+    if (!strcmp(cmd, "sft")) return cmd_sft(argc - 2, argv + 2);
+    if (!strcmp(cmd, "play")) return cmd_play(argc - 1, argv + 1);
+    if (!strcmp(cmd, "generate")) return cmd_generate(argc - 2, argv + 2);
+    if (!strcmp(cmd, "tokenize")) return cmd_tokenize(argc - 2, argv + 2);
+    fprintf(stderr, "grpo2048: unknown command '%s'\n\n", cmd);
+    usage(stderr);
+    return 2;
+}

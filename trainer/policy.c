@@ -1,0 +1,151 @@
+/*
+ * trainer/policy.c: command-line → config, and loading the policy (see policy.h).
+ */
+#include "trainer/policy.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+int policy_parse_args(int argc, char **argv, const char *command, grpo_config *c, char *err, size_t errlen) {
+    config_defaults(c);
+    const char *path = NULL;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            printf("usage: grpo2048 %s CONFIG.yaml [--set key=value ...]\n\n", command);
+            printf("Keys (YAML, or --set with dotted names such as rewards.workers=2):\n\n");
+            config_print_help(stdout, command);
+            return 1;
+        }
+    }
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--set")) {
+            if (i + 1 >= argc) { snprintf(err, errlen, "--set: expected key=value after --set"); return -1; }
+            i++;
+            continue;
+        }
+        if (!strncmp(argv[i], "--set=", 6)) continue;
+        if (argv[i][0] == '-') {
+            snprintf(err, errlen, "unknown option '%s' (expected CONFIG.yaml [--set key=value ...]; see --help)", argv[i]);
+            return -1;
+        }
+        if (path) { snprintf(err, errlen, "more than one config file given: '%s' and '%s'", path, argv[i]); return -1; }
+        path = argv[i];
+    }
+    if (!path) { snprintf(err, errlen, "no config file given (usage: grpo2048 %s CONFIG.yaml [--set key=value ...])", command); return -1; }
+    if (config_load_file(c, path, err, errlen) != 0) return -1;
+    for (int i = 0; i < argc; i++) {
+        const char *a = NULL;
+        if (!strcmp(argv[i], "--set")) a = argv[++i];
+        else if (!strncmp(argv[i], "--set=", 6)) a = argv[i] + 6;
+        if (a && config_set(c, a, err, errlen) != 0) return -1;
+    }
+    return config_validate(c, command, err, errlen) == 0 ? 0 : -1;
+}
+
+int policy_load(policy *p, const grpo_config *c, int from_scratch, char *err, size_t errlen) {
+    memset(p, 0, sizeof *p);
+    const char *dir = c->model_name_or_path;
+    if (from_scratch) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/config.json", dir);
+        llama_config lc;
+        if (llama_config_from_json(&lc, path, err, errlen) != 0) return -1;
+        if (llama_init_random(&p->model, &lc, (uint64_t)c->seed, 0.02f) != 0) {
+            snprintf(err, errlen, "%s: cannot allocate the model", path);
+            return -1;
+        }
+    } else if (llama_load(&p->model, dir, err, errlen) != 0) {
+        return -1;
+    }
+    p->tok = tokenizer_load(dir, err, errlen);
+    if (!p->tok) { llama_free(&p->model); return -1; }
+    if (tokenizer_vocab_size(p->tok) > p->model.cfg.vocab_size) {
+        snprintf(err, errlen, "%s: the tokenizer has %d tokens but config.json's vocab_size is %d", dir,
+                 tokenizer_vocab_size(p->tok), p->model.cfg.vocab_size);
+        policy_free(p);
+        return -1;
+    }
+    if (chat_format_from_name(c->chat_template, p->tok, &p->chat, err, errlen) != 0) { policy_free(p); return -1; }
+    p->num_stop = 0;
+    int eot = chat_end_of_turn_id(p->chat, p->tok);
+    if (eot >= 0) p->stop_ids[p->num_stop++] = eot;
+    for (int i = 0; i < p->model.cfg.num_eos && p->num_stop < 9; i++) {
+        int id = p->model.cfg.eos_token_ids[i];
+        if (id >= 0 && !policy_is_stop(p, id)) p->stop_ids[p->num_stop++] = id;
+    }
+    int teos = tokenizer_eos_id(p->tok);
+    if (teos >= 0 && !policy_is_stop(p, teos) && p->num_stop < 9) p->stop_ids[p->num_stop++] = teos;
+    if (p->num_stop == 0) {
+        snprintf(err, errlen, "%s: no end-of-sequence token (config.json eos_token_id, tokenizer_config.json eos_token)", dir);
+        policy_free(p);
+        return -1;
+    }
+    p->pad_id = tokenizer_pad_id(p->tok);
+    if (p->pad_id < 0) p->pad_id = p->stop_ids[0];
+    return 0;
+}
+
+void policy_free(policy *p) {
+    if (p->tok) tokenizer_free(p->tok);
+    p->tok = NULL;
+    llama_free(&p->model);
+}
+
+int policy_is_stop(const policy *p, int id) {
+    for (int i = 0; i < p->num_stop; i++) if (p->stop_ids[i] == id) return 1;
+    return 0;
+}
+
+int *policy_encode_text(const policy *p, const char *text, int *n, char *err, size_t errlen) {
+    size_t len = strlen(text);
+    int cap = (int)len + 16;
+    int *ids = malloc(sizeof(int) * cap);
+    if (!ids) { snprintf(err, errlen, "out of memory"); return NULL; }
+    int k = tokenizer_encode(p->tok, text, len, ids, cap);
+    if (k > cap) {
+        free(ids);
+        cap = k;
+        ids = malloc(sizeof(int) * cap);
+        if (!ids) { snprintf(err, errlen, "out of memory"); return NULL; }
+        k = tokenizer_encode(p->tok, text, len, ids, cap);
+    }
+    if (k < 0) { free(ids); snprintf(err, errlen, "the tokenizer could not encode the text"); return NULL; }
+    *n = k;
+    return ids;
+}
+
+int *policy_encode_prompt(const policy *p, const char *system_prompt, const char *user, int *n,
+                          char *err, size_t errlen) {
+    const char *sys = system_prompt && system_prompt[0] ? system_prompt : NULL;
+    int need = chat_render_prompt(p->chat, sys, user, NULL, 0);
+    char *text = malloc((size_t)need + 1);
+    if (!text) { snprintf(err, errlen, "out of memory"); return NULL; }
+    chat_render_prompt(p->chat, sys, user, text, (size_t)need + 1);
+    int *ids = policy_encode_text(p, text, n, err, errlen);
+    free(text);
+    return ids;
+}
+
+char *policy_decode(const policy *p, const int *ids, int n) {
+    size_t cap = (size_t)n * 8 + 16;
+    char *out = malloc(cap);
+    if (!out) return NULL;
+    int k = tokenizer_decode(p->tok, ids, n, 1, out, cap);
+    if (k >= 0 && (size_t)k >= cap) {
+        free(out);
+        cap = (size_t)k + 1;
+        out = malloc(cap);
+        if (!out) return NULL;
+        tokenizer_decode(p->tok, ids, n, 1, out, cap);
+    }
+    if (k < 0) out[0] = '\0';
+    return out;
+}

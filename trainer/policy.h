@@ -1,0 +1,53 @@
+/*
+ * trainer/policy.h: what the trainer's commands share — reading the command line into a config, and
+ * loading the policy (model + tokenizer + chat template) named by model_name_or_path.
+ */
+#ifndef GRPO2048_POLICY_H
+#define GRPO2048_POLICY_H
+
+#include <stddef.h>
+
+#include "model/chat_template.h"
+#include "model/llama.h"
+#include "model/tokenizer.h"
+#include "trainer/config.h"
+
+/* Parses `CONFIG.yaml [--set key=value ...] [--help]` for `command` ("train" or "sft") into c
+ * (defaults, then the file, then the --set overrides in order, then config_validate).
+ * Returns 0; 1 when --help was printed (the caller exits 0); -1 with a message naming the file,
+ * line and key (or --set) on error. */
+int policy_parse_args(int argc, char **argv, const char *command, grpo_config *c, char *err, size_t errlen);
+
+typedef struct {
+    llama_model model;
+    tokenizer *tok;
+    chat_format chat;
+    int stop_ids[9];          /* end-of-turn id and the model's eos ids: a row stops at any of them */
+    int num_stop;
+    int pad_id;               /* token written after a row's end (never attended to: right padding) */
+} policy;
+
+/* Loads model_name_or_path's config.json + model.safetensors (or, when from_scratch, a random init
+ * with std 0.02 and the config's seed), tokenizer.json and the chat template named by c->chat_template.
+ * Returns 0 or -1 with a message. */
+int policy_load(policy *p, const grpo_config *c, int from_scratch, char *err, size_t errlen);
+void policy_free(policy *p);
+
+/* Renders system prompt + user text with the chat template and tokenizes it.
+ * Returns a malloc'd (n,) id array with *n set, or NULL with a message. */
+int *policy_encode_prompt(const policy *p, const char *system_prompt, const char *user, int *n,
+                          char *err, size_t errlen);
+
+/* Tokenizes plain text (no template). Returns malloc'd ids with *n set, or NULL with a message. */
+int *policy_encode_text(const policy *p, const char *text, int *n, char *err, size_t errlen);
+
+/* Decodes ids (n,) without special tokens; returns a malloc'd NUL-terminated string. */
+char *policy_decode(const policy *p, const int *ids, int n);
+
+/* 1 when id is one of the policy's stop ids. */
+int policy_is_stop(const policy *p, int id);
+
+/* Seconds on a monotonic clock. */
+double now_seconds(void);
+
+#endif

@@ -1,0 +1,286 @@
+/*
+ * trainer/sft.c: `grpo2048 sft CONFIG.yaml` — supervised fine-tuning on a JSONL of prompt/completion
+ * pairs, the way the embedded default policy is made (from scratch, init_from_scratch: true).
+ *
+ * Each example is the chat-templated prompt followed by the completion and the end-of-turn token; the
+ * loss is the mean negative log-likelihood of the completion tokens (and end-of-turn) over the
+ * accumulated batch, as TRL's SFTTrainer computes it with completion_only_loss. Examples are shuffled
+ * every epoch with the config's seed; a held-out fraction (sft_eval_fraction) gives eval_loss.
+ * Steps: ceil(num_train_epochs × train examples / (per_device_train_batch_size ×
+ * gradient_accumulation_steps)), at most max_steps.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "game2048/game.h"
+#include "trainer/checkpoint.h"
+#include "trainer/metrics.h"
+#include "trainer/optim.h"
+#include "trainer/policy.h"
+#include "trainer/progress.h"
+
+typedef struct {
+    int *ids;      /* (len,) prompt ++ completion ++ end-of-turn */
+    int len;
+    int prompt_len;/* tokens before the completion (not in the loss) */
+} sft_example;
+
+/* Reads the JSONL dataset: one {"prompt": ..., "completion": ...} object per line. */
+static sft_example *load_dataset(const policy *p, const grpo_config *c, int *count, char *err, size_t errlen) {
+    FILE *f = fopen(c->dataset_path, "r");
+    if (!f) { snprintf(err, errlen, "dataset_path '%s': cannot open", c->dataset_path); return NULL; }
+    int cap = 1024, n = 0, line_no = 0, truncated = 0;
+    sft_example *ex = malloc(sizeof *ex * cap);
+    char *line = NULL;
+    size_t linecap = 0;
+    ssize_t k;
+    int eot = p->stop_ids[0];
+    while ((k = getline(&line, &linecap, f)) > 0) {
+        line_no++;
+        if (strspn(line, " \t\r\n") == (size_t)k) continue;
+        cJSON *o = cJSON_Parse(line);
+        const cJSON *pr = o ? cJSON_GetObjectItemCaseSensitive(o, "prompt") : NULL;
+        const cJSON *co = o ? cJSON_GetObjectItemCaseSensitive(o, "completion") : NULL;
+        if (!cJSON_IsString(pr) || !cJSON_IsString(co)) {
+            snprintf(err, errlen, "%s:%d: expected a JSON object with string fields \"prompt\" and \"completion\"",
+                     c->dataset_path, line_no);
+            cJSON_Delete(o); free(line); fclose(f);
+            for (int i = 0; i < n; i++) free(ex[i].ids);
+            free(ex);
+            return NULL;
+        }
+        int np = 0, nc = 0;
+        int *pi = policy_encode_prompt(p, c->system_prompt, pr->valuestring, &np, err, errlen);
+        int *ci = pi ? policy_encode_text(p, co->valuestring, &nc, err, errlen) : NULL;
+        cJSON_Delete(o);
+        if (!pi || !ci) { free(pi); free(line); fclose(f); return NULL; }
+        int len = np + nc + 1;
+        if (len > c->max_length) { truncated++; len = c->max_length; }
+        if (np >= len) { free(pi); free(ci); continue; }   /* nothing of the completion fits */
+        int *ids = malloc(sizeof(int) * len);
+        for (int t = 0; t < len; t++) ids[t] = t < np ? pi[t] : t < np + nc ? ci[t - np] : eot;
+        free(pi); free(ci);
+        if (n == cap) { cap *= 2; ex = realloc(ex, sizeof *ex * cap); }
+        ex[n++] = (sft_example){ids, len, np};
+    }
+    free(line);
+    fclose(f);
+    if (n == 0) { snprintf(err, errlen, "dataset_path '%s': no examples", c->dataset_path); free(ex); return NULL; }
+    if (truncated) fprintf(stderr, "grpo2048 sft: %d examples longer than max_length=%d were truncated\n", truncated, c->max_length);
+    *count = n;
+    return ex;
+}
+
+/* Fisher-Yates with the game RNG (integer-only, repeatable everywhere). */
+static void shuffle(int *order, int n, uint64_t seed) {
+    game_rng r = {seed};
+    for (int i = n - 1; i > 0; i--) {
+        int j = (int)(game_rng_next(&r) % (uint64_t)(i + 1));
+        int t = order[i]; order[i] = order[j]; order[j] = t;
+    }
+}
+
+/* HF Trainer's group_by_length, simplified: after the shuffle, examples are sorted by length within
+ * windows of 64 micro-batches, so a micro-batch pads little; the order of the micro-batches is then
+ * shuffled again so that lengths do not trend through the epoch. Deterministic for a seed. */
+static const sft_example *sort_ex;
+static int by_length(const void *a, const void *b) {
+    return sort_ex[*(const int *)a].len - sort_ex[*(const int *)b].len;
+}
+static void group_by_length(const sft_example *ex, int *order, int n, int B, uint64_t seed) {
+    sort_ex = ex;
+    int window = 64 * B;
+    for (int i = 0; i < n; i += window) qsort(order + i, (size_t)(n - i < window ? n - i : window), sizeof(int), by_length);
+    int nb = n / B;                       /* whole micro-batches; a ragged tail stays at the end */
+    int *tmp = malloc(sizeof(int) * (size_t)n);
+    int *perm = malloc(sizeof(int) * (size_t)(nb ? nb : 1));
+    for (int i = 0; i < nb; i++) perm[i] = i;
+    shuffle(perm, nb, seed);
+    for (int i = 0; i < nb; i++) memcpy(tmp + (size_t)i * B, order + (size_t)perm[i] * B, sizeof(int) * B);
+    memcpy(tmp + (size_t)nb * B, order + (size_t)nb * B, sizeof(int) * (size_t)(n - nb * B));
+    memcpy(order, tmp, sizeof(int) * (size_t)n);
+    free(tmp); free(perm);
+}
+
+/* tokens/mask (B, T) for examples idx[0..B); returns T. */
+static int build_batch(const sft_example *ex, const int *idx, int B, int pad, int *tokens, float *mask) {
+    int T = 1;
+    for (int b = 0; b < B; b++) if (ex[idx[b]].len > T) T = ex[idx[b]].len;
+    for (int b = 0; b < B; b++) {
+        const sft_example *e = &ex[idx[b]];
+        for (int t = 0; t < T; t++) {
+            tokens[(size_t)b * T + t] = t < e->len ? e->ids[t] : pad;
+            mask[(size_t)b * T + t] = (t >= e->prompt_len && t < e->len) ? 1.0f : 0.0f;
+        }
+    }
+    return T;
+}
+
+/* Mean NLL of the completion tokens of examples [0, n) in batches of B. */
+static double eval_loss(policy *p, const sft_example *ex, const int *idx, int n, int B, int *tokens, float *mask, float *logp) {
+    double nll = 0, count = 0;
+    for (int i = 0; i < n; i += B) {
+        int b = n - i < B ? n - i : B;
+        int T = build_batch(ex, idx + i, b, p->pad_id, tokens, mask);
+        llama_forward_logprobs(&p->model, tokens, b, T, logp, NULL);
+        for (size_t k = 0; k < (size_t)b * T; k++) { nll -= mask[k] * logp[k]; count += mask[k]; }
+    }
+    return count > 0 ? nll / count : 0.0;
+}
+
+int cmd_sft(int argc, char **argv) {
+    char err[1024] = "";
+    grpo_config c;
+    int rc = policy_parse_args(argc, argv, "sft", &c, err, sizeof err);
+    if (rc == 1) return 0;
+    if (rc != 0) { fprintf(stderr, "grpo2048 sft: %s\n", err); return 2; }
+    if (!c.dataset_path || !c.dataset_path[0]) { fprintf(stderr, "grpo2048 sft: dataset_path is required\n"); return 2; }
+    policy pol;
+    if (policy_load(&pol, &c, c.init_from_scratch, err, sizeof err) != 0) { fprintf(stderr, "grpo2048 sft: %s\n", err); return 1; }
+    int n = 0;
+    sft_example *ex = load_dataset(&pol, &c, &n, err, sizeof err);
+    if (!ex) { fprintf(stderr, "grpo2048 sft: %s\n", err); return 1; }
+
+    int *order = malloc(sizeof(int) * n);
+    for (int i = 0; i < n; i++) order[i] = i;
+    shuffle(order, n, game_seed_mix((uint64_t)c.seed, 0xE7A1, 0));
+    int n_eval = (int)floor(c.sft_eval_fraction * n);
+    if (n_eval >= n) n_eval = n - 1;
+    int n_train = n - n_eval;
+    int *train_idx = order, *eval_idx = order + n_train;
+    group_by_length(ex, train_idx, n_train, c.per_device_train_batch_size, game_seed_mix((uint64_t)c.seed, 0xB7C4, 1));
+
+    const int B = c.per_device_train_batch_size, A = c.gradient_accumulation_steps;
+    int steps_per_epoch = (n_train + B * A - 1) / (B * A);
+    int total = (int)ceil(c.num_train_epochs * steps_per_epoch);
+    if (total > c.max_steps) total = c.max_steps;
+    if (total < 1) total = 1;
+    int maxT = 1;
+    for (int i = 0; i < n; i++) if (ex[i].len > maxT) maxT = ex[i].len;
+    if (maxT > pol.model.cfg.max_position_embeddings) {
+        fprintf(stderr, "grpo2048 sft: examples of %d tokens exceed max_position_embeddings=%d (lower max_length)\n",
+                maxT, pol.model.cfg.max_position_embeddings);
+        return 2;
+    }
+    int *tokens = malloc(sizeof(int) * (size_t)B * maxT);
+    float *mask = malloc(sizeof(float) * (size_t)B * maxT);
+    float *logp = malloc(sizeof(float) * (size_t)B * maxT);
+    float *dlogp = malloc(sizeof(float) * (size_t)B * maxT);
+    const size_t nparams = pol.model.num_params;
+    unsigned char *decay = malloc(nparams);
+    int *idx = malloc(sizeof(int) * (size_t)B * A);
+    adamw_state opt;
+    if (!idx || !tokens || !mask || !logp || !dlogp || !decay || adamw_init(&opt, nparams) != 0) {
+        fprintf(stderr, "grpo2048 sft: out of memory\n");
+        return 1;
+    }
+    for (int i = 0; i < pol.model.num_tensors; i++) {
+        const llama_tensor *t = &pol.model.tensors[i];
+        memset(decay + (t->data - pol.model.params), t->decay ? 1 : 0, t->numel);
+    }
+    adamw_hparams hp = {(float)c.learning_rate, (float)c.adam_beta1, (float)c.adam_beta2, (float)c.adam_epsilon,
+                        (float)c.weight_decay};
+    lr_schedule sched = (lr_schedule)lr_schedule_from_name(c.lr_scheduler_type);
+
+    if (make_dirs(c.output_dir, err, sizeof err) != 0) { fprintf(stderr, "grpo2048 sft: %s\n", err); return 1; }
+    char path[4096];
+    snprintf(path, sizeof path, "%s/metrics.sqlite", c.output_dir);
+    char *config_yaml = config_to_yaml(&c);
+    metrics_db *db = metrics_open(path, "sft", config_yaml, err, sizeof err);
+    if (!db) { fprintf(stderr, "grpo2048 sft: %s\n", err); return 1; }
+    fprintf(stderr, "grpo2048 sft: device cpu | %zu parameters%s | %d train + %d eval examples, longest %d tokens | "
+            "%d steps of %d examples | output %s\n", nparams, c.init_from_scratch ? " (from scratch)" : "",
+            n_train, n_eval, maxT, total, B * A, c.output_dir);
+
+    progress pb;
+    progress_start(&pb, "sft", total, stderr);
+    pb.log_every = c.logging_steps;
+    int cursor = 0, epoch = 0;
+    double num_tokens = 0;
+    const char *status = "completed";
+    for (int step = 1; step <= total; step++) {
+        double t0 = now_seconds();
+        /* The step's examples: the next B×A of this epoch's order (a new epoch reshuffles). */
+        const int count = B * A;
+        for (int i = 0; i < count; i++) {
+            if (cursor == n_train) {
+                cursor = 0;
+                epoch++;
+                shuffle(train_idx, n_train, game_seed_mix((uint64_t)c.seed, 0xE7A1, (uint64_t)epoch + 1));
+                group_by_length(ex, train_idx, n_train, B, game_seed_mix((uint64_t)c.seed, 0xB7C4, (uint64_t)epoch + 1));
+            }
+            idx[i] = train_idx[cursor++];
+        }
+        double active = 0;
+        for (int i = 0; i < count; i++) active += ex[idx[i]].len - ex[idx[i]].prompt_len;
+        llama_zero_grad(&pol.model);
+        double loss = 0, step_tokens = 0;
+        for (int a = 0; a < A; a++) {
+            int T = build_batch(ex, idx + a * B, B, pol.pad_id, tokens, mask);
+            llama_forward_logprobs(&pol.model, tokens, B, T, logp, NULL);
+            for (size_t k = 0; k < (size_t)B * T; k++) {
+                loss -= mask[k] * logp[k] / active;
+                dlogp[k] = -mask[k] / (float)active;
+            }
+            step_tokens += (double)B * T;
+            llama_backward_logprobs(&pol.model, dlogp);
+        }
+        double grad_norm = clip_grad_norm(pol.model.grads, nparams, c.max_grad_norm);
+        double lr = lr_at(sched, c.learning_rate, step - 1, total, c.warmup_ratio);
+        hp.lr = (float)lr;
+        adamw_step(&opt, &hp, pol.model.params, pol.model.grads, decay);
+        num_tokens += step_tokens;
+        double dt = now_seconds() - t0;
+        int do_eval = n_eval > 0 && (step == total || (c.save_steps > 0 && step % c.save_steps == 0) ||
+                                     step % (c.logging_steps * 25) == 0);
+        double ev = do_eval ? eval_loss(&pol, ex, eval_idx, n_eval, B, tokens, mask, logp) : 0;
+        if (metrics_begin_step(db, step) != 0 || metrics_add(db, "loss", loss) != 0 ||
+            metrics_add(db, "grad_norm", grad_norm) != 0 || metrics_add(db, "learning_rate", lr) != 0 ||
+            metrics_add(db, "epoch", epoch + (double)cursor / n_train) != 0 ||
+            metrics_add(db, "num_tokens", num_tokens) != 0 || metrics_add(db, "step_time", dt) != 0 ||
+            metrics_add(db, "tokens_per_second", step_tokens / dt) != 0 ||
+            (do_eval && metrics_add(db, "eval_loss", ev) != 0) || metrics_commit_step(db) != 0) {
+            fprintf(stderr, "\ngrpo2048 sft: metrics: %s\n", metrics_error(db));
+            status = "failed";
+            break;
+        }
+        char postfix[128];
+        if (do_eval) snprintf(postfix, sizeof postfix, "loss=%.4f, eval_loss=%.4f, lr=%.2e", loss, ev, lr);
+        else snprintf(postfix, sizeof postfix, "loss=%.4f, lr=%.2e", loss, lr);
+        progress_update(&pb, step, postfix);
+        if (c.save_steps > 0 && step % c.save_steps == 0 && step < total) {
+            snprintf(path, sizeof path, "%s/checkpoint-%d", c.output_dir, step);
+            if (checkpoint_save(path, &pol.model, &opt, c.model_name_or_path, step, config_yaml, err, sizeof err) != 0) {
+                fprintf(stderr, "\ngrpo2048 sft: checkpoint: %s\n", err);
+                status = "failed";
+                break;
+            }
+        }
+    }
+    progress_finish(&pb);
+    if (!strcmp(status, "completed")) {
+        /* The result is a ready model folder: config.json, model.safetensors, tokenizer files. */
+        int ok = llama_save(&pol.model, c.output_dir, 0, err, sizeof err) == 0;
+        static const char *const tok_files[] = {"tokenizer.json", "tokenizer_config.json"};
+        char src[4096], dst[4096];
+        for (int i = 0; ok && i < 2; i++) {
+            snprintf(src, sizeof src, "%s/%s", c.model_name_or_path, tok_files[i]);
+            snprintf(dst, sizeof dst, "%s/%s", c.output_dir, tok_files[i]);
+            if (strcmp(src, dst) != 0 && access(src, R_OK) == 0) ok = copy_file_atomic(src, dst, err, sizeof err) == 0;
+        }
+        if (!ok) { fprintf(stderr, "grpo2048 sft: saving: %s\n", err); status = "failed"; }
+        else fprintf(stderr, "grpo2048 sft: completed %d steps; model saved to %s\n", total, c.output_dir);
+    }
+    metrics_finish(db, status);
+    for (int i = 0; i < n; i++) free(ex[i].ids);
+    free(ex); free(order); free(idx); free(tokens); free(mask); free(logp); free(dlogp); free(decay); free(config_yaml);
+    adamw_free(&opt);
+    policy_free(&pol);
+    config_free(&c);
+    return strcmp(status, "completed") ? 1 : 0;
+}
