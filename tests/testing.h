@@ -31,7 +31,7 @@ static int testing_checks = 0;
 #define SKIP(...) do { printf("SKIP: "); printf(__VA_ARGS__); printf("\n"); exit(77); } while (0)
 
 /* Call at the end of main(): prints "N passed, N failed" and returns the exit status. */
-#define TEST_DONE() (printf("%s: %d passed, %d failed\n", __FILE__, testing_checks - testing_failures, \
+#define TEST_DONE() (printf("\n%s: %d passed, %d failed\n", __FILE__, testing_checks - testing_failures, \
     testing_failures), testing_failures > 100 ? 100 : testing_failures)
 
 #endif

@@ -115,7 +115,8 @@ static void test_parallel_equals_sequential(const char *tmp) {
     snprintf(cmd, sizeof cmd, "%s train configs/default.yaml %s --set output_dir=%s/seq --set rewards.parallel=false", bin, one, tmp);
     rc = run(cmd, out, sizeof out);
     CHECK_MSG(rc == 0, "sequential run exited %d:\n%s", rc, out);
-    CHECK_MSG(strstr(out, "step 1") != NULL, "sequential mode should print each completion's outcome:\n%.2000s", out);
+    CHECK_MSG(strstr(out, "[rewards] completion 8/8") && strstr(out, "rewards: function_works"),
+              "sequential mode should print each completion's checks and outcome:\n%.2000s", out);
     char sql[2048];
     snprintf(sql, sizeof sql, "attach '%s/seq/metrics.sqlite' as s", tmp);
     sqlite3 *db;
