@@ -14,8 +14,16 @@ double now_seconds(void) {
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+static int parse_args(int argc, char **argv, const char *command, grpo_config *c, char *err, size_t errlen);
+
 int policy_parse_args(int argc, char **argv, const char *command, grpo_config *c, char *err, size_t errlen) {
     config_defaults(c);
+    int rc = parse_args(argc, argv, command, c, err, errlen);
+    if (rc != 0) config_free(c);   /* on --help or an error the caller exits with nothing to free */
+    return rc;
+}
+
+static int parse_args(int argc, char **argv, const char *command, grpo_config *c, char *err, size_t errlen) {
     const char *path = NULL;
     for (int i = 0; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {

@@ -15,7 +15,7 @@
 /* Parses `CONFIG.yaml [--set key=value ...] [--help]` for `command` ("train" or "sft") into c
  * (defaults, then the file, then the --set overrides in order, then config_validate).
  * Returns 0; 1 when --help was printed (the caller exits 0); -1 with a message naming the file,
- * line and key (or --set) on error. */
+ * line and key (or --set) on error. On 1 and -1, c has been freed already. */
 int policy_parse_args(int argc, char **argv, const char *command, grpo_config *c, char *err, size_t errlen);
 
 typedef struct {

@@ -109,6 +109,27 @@ int cmd_train(int argc, char **argv) {
     if (rc == 1) return 0;
     if (rc != 0) { fprintf(stderr, "grpo2048 train: %s\n", err); return 2; }
 
+    /* Everything the run holds, released in one place (cleanup:) on every path. */
+    int exit_code = 1;
+    reward_pool *pool = NULL;
+    policy pol, ref;
+    memset(&pol, 0, sizeof pol);
+    memset(&ref, 0, sizeof ref);
+    int have_ref = 0;
+    int *prompt = NULL;
+    unsigned char *decay = NULL;
+    adamw_state opt;
+    memset(&opt, 0, sizeof opt);
+    char *config_yaml = NULL;
+    metrics_db *db = NULL;
+    step_batch sb;
+    memset(&sb, 0, sizeof sb);
+    int *tokens = NULL;
+    float *mask = NULL, *logp = NULL, *old_logp = NULL, *ref_logp = NULL, *entropy = NULL, *dlogp = NULL;
+    double *func_values = NULL;
+    const char *status = "failed";
+    char path[4096];
+
     /* 1. The reward pool first: its workers must fork before any thread exists. */
     reward_config rcfg;
     reward_config_defaults(&rcfg);
@@ -130,44 +151,43 @@ int cmd_train(int argc, char **argv) {
         rcfg.workers = (int)(4 * cores);
     }
     if (!rcfg.parallel) rcfg.workers = 1;
-    reward_pool *pool = reward_pool_create(&rcfg, err, sizeof err);
-    if (!pool) { fprintf(stderr, "grpo2048 train: reward pool: %s\n", err); config_free(&c); return 1; }
+    pool = reward_pool_create(&rcfg, err, sizeof err);
+    if (!pool) { fprintf(stderr, "grpo2048 train: reward pool: %s\n", err); goto cleanup; }
 
     /* 2. The policy, the prompt, the optimizer. */
     if (!strcmp(c.device, "cuda")) {
         fprintf(stderr, "grpo2048 train: device: cuda requested, but this build has no CUDA backend\n");
-        reward_pool_destroy(pool); config_free(&c); return 2;
+        exit_code = 2;
+        goto cleanup;
     }
-    policy pol;
     if (policy_load(&pol, &c, 0, err, sizeof err) != 0) {
         fprintf(stderr, "grpo2048 train: %s\n", err);
-        reward_pool_destroy(pool); config_free(&c); return 1;
+        goto cleanup;
     }
-    policy ref;
-    int have_ref = 0;
     if (c.beta > 0) {
         if (policy_load(&ref, &c, 0, err, sizeof err) != 0) {
             fprintf(stderr, "grpo2048 train: reference model: %s\n", err);
-            policy_free(&pol); reward_pool_destroy(pool); config_free(&c); return 1;
+            goto cleanup;
         }
         have_ref = 1;
     }
     int P = 0;
-    int *prompt = policy_encode_prompt(&pol, c.system_prompt, c.prompt, &P, err, sizeof err);
-    if (!prompt) { fprintf(stderr, "grpo2048 train: prompt: %s\n", err); return 1; }
+    prompt = policy_encode_prompt(&pol, c.system_prompt, c.prompt, &P, err, sizeof err);
+    if (!prompt) { fprintf(stderr, "grpo2048 train: prompt: %s\n", err); goto cleanup; }
     if (P > c.max_prompt_length) {
         fprintf(stderr, "grpo2048 train: the prompt is %d tokens, more than max_prompt_length=%d\n", P, c.max_prompt_length);
-        return 2;
+        exit_code = 2;
+        goto cleanup;
     }
     if (P + c.max_completion_length > pol.model.cfg.max_position_embeddings) {
         fprintf(stderr, "grpo2048 train: prompt (%d tokens) + max_completion_length (%d) exceeds the model's "
                 "max_position_embeddings (%d)\n", P, c.max_completion_length, pol.model.cfg.max_position_embeddings);
-        return 2;
+        exit_code = 2;
+        goto cleanup;
     }
     const size_t nparams = pol.model.num_params;
-    adamw_state opt;
-    unsigned char *decay = malloc(nparams);
-    if (adamw_init(&opt, nparams) != 0 || !decay) { fprintf(stderr, "grpo2048 train: out of memory\n"); return 1; }
+    decay = malloc(nparams);
+    if (adamw_init(&opt, nparams) != 0 || !decay) { fprintf(stderr, "grpo2048 train: out of memory\n"); goto cleanup; }
     for (int i = 0; i < pol.model.num_tensors; i++) {
         const llama_tensor *t = &pol.model.tensors[i];
         memset(decay + (t->data - pol.model.params), t->decay ? 1 : 0, t->numel);
@@ -176,12 +196,11 @@ int cmd_train(int argc, char **argv) {
                         (float)c.weight_decay};
     lr_schedule sched = (lr_schedule)lr_schedule_from_name(c.lr_scheduler_type);
 
-    if (make_dirs(c.output_dir, err, sizeof err) != 0) { fprintf(stderr, "grpo2048 train: %s\n", err); return 1; }
-    char path[4096];
+    if (make_dirs(c.output_dir, err, sizeof err) != 0) { fprintf(stderr, "grpo2048 train: %s\n", err); goto cleanup; }
     snprintf(path, sizeof path, "%s/metrics.sqlite", c.output_dir);
-    char *config_yaml = config_to_yaml(&c);
-    metrics_db *db = metrics_open(path, "grpo", config_yaml, err, sizeof err);
-    if (!db) { fprintf(stderr, "grpo2048 train: %s\n", err); return 1; }
+    config_yaml = config_to_yaml(&c);
+    db = metrics_open(path, "grpo", config_yaml, err, sizeof err);
+    if (!db) { fprintf(stderr, "grpo2048 train: %s\n", err); goto cleanup; }
 
     const int G = c.num_generations;
     const int MB = c.per_device_train_batch_size;
@@ -194,20 +213,19 @@ int cmd_train(int argc, char **argv) {
             pol.model.cfg.vocab_size, P, N, groups, G, rcfg.parallel ? "parallel" : "sequential", rcfg.workers,
             rcfg.workers == 1 ? "" : "s", rcfg.timeout, c.output_dir);
 
-    step_batch sb;
     int maxT = P + max_new;
-    int *tokens = malloc(sizeof(int) * (size_t)MB * maxT);
-    float *mask = malloc(sizeof(float) * (size_t)MB * maxT);
-    float *logp = malloc(sizeof(float) * (size_t)MB * maxT);
-    float *old_logp = malloc(sizeof(float) * (size_t)MB * maxT);
-    float *ref_logp = have_ref ? malloc(sizeof(float) * (size_t)MB * maxT) : NULL;
-    float *entropy = malloc(sizeof(float) * (size_t)MB * maxT);
-    float *dlogp = malloc(sizeof(float) * (size_t)MB * maxT);
-    double *func_values = malloc(sizeof(double) * (size_t)N);
+    tokens = malloc(sizeof(int) * (size_t)MB * maxT);
+    mask = malloc(sizeof(float) * (size_t)MB * maxT);
+    logp = malloc(sizeof(float) * (size_t)MB * maxT);
+    old_logp = malloc(sizeof(float) * (size_t)MB * maxT);
+    ref_logp = have_ref ? malloc(sizeof(float) * (size_t)MB * maxT) : NULL;
+    entropy = malloc(sizeof(float) * (size_t)MB * maxT);
+    dlogp = malloc(sizeof(float) * (size_t)MB * maxT);
+    func_values = malloc(sizeof(double) * (size_t)N);
     if (!func_values || batch_alloc(&sb, N, max_new) != 0 || !tokens || !mask || !logp || !old_logp || !entropy || !dlogp ||
         (have_ref && !ref_logp)) {
         fprintf(stderr, "grpo2048 train: out of memory\n");
-        return 1;
+        goto cleanup;
     }
 
     struct sigaction sa;
@@ -219,7 +237,7 @@ int cmd_train(int argc, char **argv) {
     progress pb;
     progress_start(&pb, "train", c.max_steps, stderr);
     pb.log_every = c.logging_steps;
-    const char *status = "completed";
+    status = "completed";
     double num_tokens_total = 0;
     llama_sampling sampling = {(float)c.temperature, c.top_k, (float)c.top_p};
     int step;
@@ -394,6 +412,10 @@ done:
         }
     }
     metrics_finish(db, status);
+    db = NULL;
+    exit_code = !strcmp(status, "completed") ? 0 : !strcmp(status, "interrupted") ? 130 : 1;
+cleanup:
+    if (db) metrics_finish(db, "failed");
     reward_pool_destroy(pool);
     batch_free(&sb);
     free(tokens); free(mask); free(logp); free(old_logp); free(ref_logp); free(entropy); free(dlogp); free(func_values);
@@ -402,6 +424,5 @@ done:
     if (have_ref) policy_free(&ref);
     policy_free(&pol);
     config_free(&c);
-    if (!strcmp(status, "completed")) return 0;
-    return !strcmp(status, "interrupted") ? 130 : 1;
+    return exit_code;
 }
