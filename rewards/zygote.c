@@ -84,6 +84,11 @@ static void zygote_main(int ctl, const reward_config *cfg, int nworkers, pid_t t
     setpgid(0, 0);
     rw_reset_signals();
     signal(SIGPIPE, SIG_IGN);   /* a vanished peer shows up as EPIPE, never as a signal */
+    /* SIGINT/SIGTERM are the trainer's to handle (it finishes the step, checkpoints and tears the pool
+     * down); `pkill -f grpo2048` or `kill -- -PGID` must not take the pool away under it. The zygote
+     * still dies with the trainer through PR_SET_PDEATHSIG, and workers and jobs inherit SIG_IGN. */
+    signal(SIGINT, SIG_IGN);
+    signal(SIGTERM, SIG_IGN);
     if (ctl != CTL_FD) {
         if (dup2(ctl, CTL_FD) != CTL_FD) _exit(2);
         close(ctl);
