@@ -42,6 +42,7 @@ int main(int argc, char **argv) {
     c.rope_theta = 10000.0f;
     c.tie_word_embeddings = 1;
     c.bos_token_id = -1;
+    c.pad_token_id = -1;
     llama_model m;
     if (llama_init_random(&m, &c, 1, 0.02f) != 0) {
         fprintf(stderr, "llama_init_random failed\n");

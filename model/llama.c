@@ -7,9 +7,10 @@
  *     m->w / m->g / m->tensors into them; llama_init_random fills it as HF's _init_weights does.
  *   - activation buffers (struct llama_state, llama_internal.h): one allocation sized for the largest
  *     N = B*T seen, carved into named per-layer pointers.
- *   - llama_forward_logprobs: embedding -> L x (RMSNorm, q/k/v, rope, attention, o_proj, residual,
- *     RMSNorm, SwiGLU MLP, residual) -> final RMSNorm -> LM head in chunks of rows, reduced to the
- *     log-probability (and entropy) of each next token.
+ *   - llama_forward_logprobs: embedding -> L x (RMSNorm, q/k/v, [Qwen3: per-head q/k RMSNorm], rope,
+ *     attention, o_proj, residual, RMSNorm, SwiGLU MLP, residual) -> final RMSNorm -> LM head in
+ *     chunks of rows, reduced to the log-probability (and entropy) of each next token;
+ *     llama_forward_logits is the same pass writing the raw logits instead.
  *   - llama_backward_logprobs: the same in reverse with the kernels of llama_layers.c; the LM head
  *     is recomputed chunk by chunk (only for rows with a nonzero dlogp) instead of stored.
  */
@@ -21,14 +22,20 @@
 #include "model/llama_internal.h"
 #include "model/llama_rng.h"
 
-static const char *const known_arch[] = {"LlamaForCausalLM", "Qwen2ForCausalLM", "MistralForCausalLM"};
+static const char *const known_arch[] = {"LlamaForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM",
+                                         "MistralForCausalLM"};
 
 /* ------------------------------------------------------------------------------------------------
  * Config
  */
 
 int llama_has_o_bias(const llama_config *c) {
-    return c->attention_bias && strcmp(c->architecture, "LlamaForCausalLM") == 0;
+    return c->attention_bias &&
+           (strcmp(c->architecture, "LlamaForCausalLM") == 0 || strcmp(c->architecture, "Qwen3ForCausalLM") == 0);
+}
+
+int llama_has_qk_norm(const llama_config *c) {
+    return strcmp(c->architecture, "Qwen3ForCausalLM") == 0;
 }
 
 int llama_config_check(const llama_config *c, char *err, size_t errlen) {
@@ -36,8 +43,8 @@ int llama_config_check(const llama_config *c, char *err, size_t errlen) {
     for (size_t i = 0; i < sizeof known_arch / sizeof known_arch[0]; i++)
         if (strcmp(c->architecture, known_arch[i]) == 0) known = 1;
     if (!known) {
-        snprintf(err, errlen, "architecture: '%.64s' is not one of LlamaForCausalLM, Qwen2ForCausalLM, MistralForCausalLM",
-                 c->architecture);
+        snprintf(err, errlen, "architecture: '%.64s' is not one of LlamaForCausalLM, Qwen2ForCausalLM, "
+                 "Qwen3ForCausalLM, MistralForCausalLM", c->architecture);
         return -1;
     }
 #define POS(field) if (c->field < 1) { snprintf(err, errlen, #field ": must be a positive integer, got %d", c->field); return -1; }
@@ -81,6 +88,10 @@ int llama_config_check(const llama_config *c, char *err, size_t errlen) {
         snprintf(err, errlen, "bos_token_id: %d is not -1 or in [0, vocab_size %d)", c->bos_token_id, c->vocab_size);
         return -1;
     }
+    if (c->pad_token_id < -1 || c->pad_token_id >= c->vocab_size) {
+        snprintf(err, errlen, "pad_token_id: %d is not -1 or in [0, vocab_size %d)", c->pad_token_id, c->vocab_size);
+        return -1;
+    }
     if (c->num_eos < 0 || c->num_eos > LLAMA_MAX_EOS) {
         snprintf(err, errlen, "eos_token_id: %d ids, at most %d supported", c->num_eos, LLAMA_MAX_EOS);
         return -1;
@@ -93,6 +104,27 @@ int llama_config_check(const llama_config *c, char *err, size_t errlen) {
     if (c->sliding_window < 0) {
         snprintf(err, errlen, "sliding_window: must be >= 0 (0 = none), got %d", c->sliding_window);
         return -1;
+    }
+    if (c->rope_type != LLAMA_ROPE_DEFAULT && c->rope_type != LLAMA_ROPE_LLAMA3) {
+        snprintf(err, errlen, "rope_scaling: rope_type %d is not LLAMA_ROPE_DEFAULT or LLAMA_ROPE_LLAMA3", c->rope_type);
+        return -1;
+    }
+    if (c->rope_type == LLAMA_ROPE_LLAMA3) {
+        if (!(c->rope_factor > 0.0f) || !isfinite(c->rope_factor)) {
+            snprintf(err, errlen, "rope_scaling: factor must be a positive number, got %g", (double)c->rope_factor);
+            return -1;
+        }
+        if (!(c->rope_low_freq_factor > 0.0f) || !isfinite(c->rope_low_freq_factor) ||
+            !(c->rope_high_freq_factor > c->rope_low_freq_factor) || !isfinite(c->rope_high_freq_factor)) {
+            snprintf(err, errlen, "rope_scaling: need 0 < low_freq_factor < high_freq_factor, got %g and %g",
+                     (double)c->rope_low_freq_factor, (double)c->rope_high_freq_factor);
+            return -1;
+        }
+        if (c->rope_original_max_position_embeddings < 1) {
+            snprintf(err, errlen, "rope_scaling: original_max_position_embeddings must be a positive integer, got %d",
+                     c->rope_original_max_position_embeddings);
+            return -1;
+        }
     }
     return 0;
 }
@@ -147,6 +179,10 @@ static void build_table(table_builder *tb, const llama_config *c) {
         if (c->attention_bias) add_tensor(tb, LW(bv), 1, KD, 0, 0, "model.layers.%d.self_attn.v_proj.bias", l);
         add_tensor(tb, LW(wo), 2, C, QD, 1, "model.layers.%d.self_attn.o_proj.weight", l);
         if (llama_has_o_bias(c)) add_tensor(tb, LW(bo), 1, C, 0, 0, "model.layers.%d.self_attn.o_proj.bias", l);
+        if (llama_has_qk_norm(c)) {
+            add_tensor(tb, LW(qn), 1, c->head_dim, 0, 0, "model.layers.%d.self_attn.q_norm.weight", l);
+            add_tensor(tb, LW(kn), 1, c->head_dim, 0, 0, "model.layers.%d.self_attn.k_norm.weight", l);
+        }
         add_tensor(tb, LW(ln2), 1, C, 0, 0, "model.layers.%d.post_attention_layernorm.weight", l);
         add_tensor(tb, LW(wg), 2, F, C, 1, "model.layers.%d.mlp.gate_proj.weight", l);
         add_tensor(tb, LW(wu), 2, F, C, 1, "model.layers.%d.mlp.up_proj.weight", l);
@@ -199,6 +235,9 @@ int llama_init_random(llama_model *m, const llama_config *c, uint64_t seed, floa
             for (size_t j = 0; j < t->numel; j++) t->data[j] = is_bias ? 0.0f : 1.0f;
         }
     }
+    /* nn.Embedding(padding_idx) init: the padding row is zero */
+    if (c->pad_token_id >= 0)
+        memset(m->w.wte + (size_t)c->pad_token_id * c->hidden_size, 0, (size_t)c->hidden_size * sizeof(float));
     return 0;
 }
 
@@ -224,6 +263,7 @@ void llama_free(llama_model *m) {
     free(m->w.layers);
     free(m->g.layers);
     free_state(m->state);
+    free(m->generation_config);
     memset(m, 0, sizeof *m);
 }
 
@@ -265,6 +305,10 @@ static size_t floats_per_row(const llama_config *c) {
     size_t per_layer = C + 1 + QD + KD + KD + QD + NH + C + 1 + F + F;
     size_t global = C + C + 1 + 1;
     size_t scratch = C + F + C + C + F + F + QD + QD + KD + KD;
+    if (llama_has_qk_norm(c)) {
+        per_layer += QD + KD + NH + c->num_key_value_heads; /* qr, kr, rstdq, rstdk */
+        scratch += KD;                                      /* dkr */
+    }
     return L * per_layer + global + scratch;
 }
 
@@ -305,16 +349,21 @@ static int ensure_capacity(llama_model *m, size_t N) {
     st->logit_rows = rows;
     st->cap_rows = N;
 
+    int qk = llama_has_qk_norm(c);
+    size_t NKV = (size_t)c->num_key_value_heads;
     float *p = mem;
 #define TAKE(ptr, n) do { (ptr) = p; p += N * (n); } while (0)
     for (size_t l = 0; l < L; l++) {
         TAKE(la[l].res_in, C); TAKE(la[l].rstd1, 1); TAKE(la[l].q, QD); TAKE(la[l].k, KD); TAKE(la[l].v, KD);
         TAKE(la[l].atty, QD); TAKE(la[l].lse, NH); TAKE(la[l].res_mid, C); TAKE(la[l].rstd2, 1);
         TAKE(la[l].gate, F); TAKE(la[l].up, F);
+        if (qk) { TAKE(la[l].qr, QD); TAKE(la[l].kr, KD); TAKE(la[l].rstdq, NH); TAKE(la[l].rstdk, NKV); }
     }
     TAKE(st->res_final, C); TAKE(st->lnf, C); TAKE(st->rstdf, 1); TAKE(st->head_lse, 1);
     TAKE(st->ln, C); TAKE(st->hbuf, F); TAKE(st->dres, C); TAKE(st->dln, C);
     TAKE(st->dh, F); TAKE(st->dup, F); TAKE(st->datty, QD); TAKE(st->dq, QD); TAKE(st->dk, KD); TAKE(st->dv, KD);
+    st->dkr = NULL;
+    if (qk) TAKE(st->dkr, KD);
 #undef TAKE
     LLAMA_ASSERT((size_t)(p - mem) == total);
     return 0;
@@ -339,40 +388,44 @@ static int ensure_att_scratch(struct llama_state *st, int T) {
  * Forward
  */
 
-int llama_forward_logprobs(llama_model *m, const int *tokens, int B, int T, float *logp, float *entropy) {
+/* The forward pass behind llama_forward_logprobs (logp != NULL; entropy optional) and
+ * llama_forward_logits (logits != NULL: (B,T,V) out). `fn` names the caller in messages. */
+static int forward(llama_model *m, const char *fn, const int *tokens, int B, int T, float *logp, float *entropy,
+                   float *logits_out) {
     struct llama_state *st = m->state;
     const llama_config *c = &m->cfg;
-    LLAMA_ASSERT(st != NULL && tokens != NULL && logp != NULL);
+    LLAMA_ASSERT(st != NULL && tokens != NULL && (logp != NULL || logits_out != NULL));
     st->fwd_valid = 0;
     m->err[0] = 0;
     if (B < 1 || T < 1) {
-        snprintf(m->err, sizeof m->err, "llama_forward_logprobs: B=%d and T=%d must be >= 1", B, T);
+        snprintf(m->err, sizeof m->err, "%s: B=%d and T=%d must be >= 1", fn, B, T);
         return -1;
     }
     if (T > c->max_position_embeddings) {
-        snprintf(m->err, sizeof m->err, "llama_forward_logprobs: T=%d exceeds max_position_embeddings %d",
-                 T, c->max_position_embeddings);
+        snprintf(m->err, sizeof m->err, "%s: T=%d exceeds max_position_embeddings %d", fn, T,
+                 c->max_position_embeddings);
         return -1;
     }
     size_t N = (size_t)B * T;
     if (N > (size_t)INT_MAX / 4) {
-        snprintf(m->err, sizeof m->err, "llama_forward_logprobs: B*T=%zu rows is too many", N);
+        snprintf(m->err, sizeof m->err, "%s: B*T=%zu rows is too many", fn, N);
         return -1;
     }
     for (size_t n = 0; n < N; n++)
         if (tokens[n] < 0 || tokens[n] >= c->vocab_size) {
-            snprintf(m->err, sizeof m->err, "llama_forward_logprobs: token[%zu][%zu]=%d is not in [0, vocab_size %d)",
-                     n / T, n % T, tokens[n], c->vocab_size);
+            snprintf(m->err, sizeof m->err, "%s: token[%zu][%zu]=%d is not in [0, vocab_size %d)", fn, n / T, n % T,
+                     tokens[n], c->vocab_size);
             return -1;
         }
     if (ensure_capacity(m, N) || llama_rope_ensure(m, T) || ensure_att_scratch(st, T)) {
-        snprintf(m->err, sizeof m->err, "llama_forward_logprobs: out of memory for B*T=%zu rows", N);
+        snprintf(m->err, sizeof m->err, "%s: out of memory for B*T=%zu rows", fn, N);
         return -1;
     }
     int C = c->hidden_size, F = c->intermediate_size, V = c->vocab_size;
     int NH = c->num_attention_heads, NKV = c->num_key_value_heads, HS = c->head_dim;
     int QD = NH * HS, KD = NKV * HS;
     float eps = c->rms_norm_eps;
+    int qk = llama_has_qk_norm(c);
     memcpy(st->tokens, tokens, N * sizeof(int));
     st->B = B;
     st->T = T;
@@ -388,8 +441,16 @@ int llama_forward_logprobs(llama_model *m, const int *tokens, int B, int T, floa
         float *res_out = l + 1 < c->num_hidden_layers ? st->la[l + 1].res_in : st->res_final;
         /* attention block */
         llama_rmsnorm_forward(st->ln, a->rstd1, a->res_in, lw->ln1, (int)N, C, eps);
-        llama_matmul_forward(a->q, st->ln, lw->wq, lw->bq, (int)N, C, QD, 0.0f);
-        llama_matmul_forward(a->k, st->ln, lw->wk, lw->bk, (int)N, C, KD, 0.0f);
+        if (qk) {
+            /* Qwen3: per-head RMSNorm over HS of the projections, i.e. rows of (N*heads, HS) */
+            llama_matmul_forward(a->qr, st->ln, lw->wq, lw->bq, (int)N, C, QD, 0.0f);
+            llama_matmul_forward(a->kr, st->ln, lw->wk, lw->bk, (int)N, C, KD, 0.0f);
+            llama_rmsnorm_forward(a->q, a->rstdq, a->qr, lw->qn, (int)N * NH, HS, eps);
+            llama_rmsnorm_forward(a->k, a->rstdk, a->kr, lw->kn, (int)N * NKV, HS, eps);
+        } else {
+            llama_matmul_forward(a->q, st->ln, lw->wq, lw->bq, (int)N, C, QD, 0.0f);
+            llama_matmul_forward(a->k, st->ln, lw->wk, lw->bk, (int)N, C, KD, 0.0f);
+        }
         llama_matmul_forward(a->v, st->ln, lw->wv, lw->bv, (int)N, C, KD, 0.0f);
         llama_rope_forward(m, a->q, (int)N, NH, 0, T);
         llama_rope_forward(m, a->k, (int)N, NKV, 0, T);
@@ -408,6 +469,13 @@ int llama_forward_logprobs(llama_model *m, const int *tokens, int B, int T, floa
     llama_rmsnorm_forward(st->lnf, st->rstdf, st->res_final, m->w.lnf, (int)N, C, eps);
 
     /* LM head, a chunk of rows at a time: row n = (b, t) predicts tokens[b, t+1]. */
+    if (logits_out) {
+        for (size_t r0 = 0; r0 < N; r0 += (size_t)st->logit_rows) {
+            int nr = (int)(N - r0 < (size_t)st->logit_rows ? N - r0 : (size_t)st->logit_rows);
+            llama_sgemm(0, 1, nr, V, C, st->lnf + r0 * C, C, m->w.lm_head, C, 0.0f, logits_out + r0 * V, V);
+        }
+    }
+    if (!logp) return 0;
     for (int b = 0; b < B; b++) {
         logp[(size_t)b * T] = 0.0f;
         if (entropy) entropy[(size_t)b * T] = 0.0f;
@@ -440,6 +508,16 @@ int llama_forward_logprobs(llama_model *m, const int *tokens, int B, int T, floa
     return 0;
 }
 
+int llama_forward_logprobs(llama_model *m, const int *tokens, int B, int T, float *logp, float *entropy) {
+    LLAMA_ASSERT(logp != NULL);
+    return forward(m, "llama_forward_logprobs", tokens, B, T, logp, entropy, NULL);
+}
+
+int llama_forward_logits(llama_model *m, const int *tokens, int B, int T, float *logits) {
+    LLAMA_ASSERT(logits != NULL);
+    return forward(m, "llama_forward_logits", tokens, B, T, NULL, NULL, logits);
+}
+
 /* ------------------------------------------------------------------------------------------------
  * Backward
  */
@@ -453,6 +531,7 @@ void llama_backward_logprobs(llama_model *m, const float *dlogp) {
     int C = c->hidden_size, F = c->intermediate_size, V = c->vocab_size;
     int NH = c->num_attention_heads, NKV = c->num_key_value_heads, HS = c->head_dim;
     int QD = NH * HS, KD = NKV * HS;
+    int qk = llama_has_qk_norm(c);
     const int *tokens = st->tokens;
 
     /* LM head: logp[n+1] = z_n[tok] - lse_n, so dz_n = dlogp[n+1] * (onehot(tok) - softmax(z_n)).
@@ -501,14 +580,26 @@ void llama_backward_logprobs(llama_model *m, const float *dlogp) {
                                  a->v, a->atty, a->lse, B, T, NH, NKV, HS, c->sliding_window);
         llama_rope_backward(m, st->dq, (int)N, NH, 0, T);
         llama_rope_backward(m, st->dk, (int)N, NKV, 0, T);
+        float *dqp = st->dq, *dkp = st->dk;
+        if (qk) {
+            /* through q_norm / k_norm: datty is free again (attention backward consumed it) */
+            memset(st->datty, 0, N * QD * sizeof(float));
+            memset(st->dkr, 0, N * KD * sizeof(float));
+            llama_rmsnorm_backward(st->datty, lg->qn, st->dq, a->qr, lw->qn, a->rstdq, (int)N * NH, HS);
+            llama_rmsnorm_backward(st->dkr, lg->kn, st->dk, a->kr, lw->kn, a->rstdk, (int)N * NKV, HS);
+            dqp = st->datty;
+            dkp = st->dkr;
+        }
         llama_rmsnorm_recompute(st->ln, a->res_in, a->rstd1, lw->ln1, (int)N, C);
-        llama_matmul_backward(st->dln, lg->wq, lg->bq, st->dq, st->ln, lw->wq, (int)N, C, QD, 0.0f);
-        llama_matmul_backward(st->dln, lg->wk, lg->bk, st->dk, st->ln, lw->wk, (int)N, C, KD, 1.0f);
+        llama_matmul_backward(st->dln, lg->wq, lg->bq, dqp, st->ln, lw->wq, (int)N, C, QD, 0.0f);
+        llama_matmul_backward(st->dln, lg->wk, lg->bk, dkp, st->ln, lw->wk, (int)N, C, KD, 1.0f);
         llama_matmul_backward(st->dln, lg->wv, lg->bv, st->dv, st->ln, lw->wv, (int)N, C, KD, 1.0f);
         llama_rmsnorm_backward(st->dres, lg->ln1, st->dln, a->res_in, lw->ln1, a->rstd1, (int)N, C);
     }
-    /* embedding: serial over rows, so repeated tokens accumulate in a fixed order */
+    /* embedding: serial over rows, so repeated tokens accumulate in a fixed order; the padding token
+     * gets no gradient (nn.Embedding(padding_idx) as transformers builds embed_tokens) */
     for (size_t n = 0; n < N; n++) {
+        if (tokens[n] == c->pad_token_id) continue;
         float *g = m->g.wte + (size_t)tokens[n] * C;
         const float *d = st->dres + n * C;
         for (int i = 0; i < C; i++) g[i] += d[i];

@@ -2,7 +2,8 @@
  * model/llama.h: a Llama-family decoder-only language model in fp32 C, trained and sampled on the CPU.
  *
  * Semantics are those of Hugging Face transformers' LlamaForCausalLM (and Qwen2ForCausalLM,
- * MistralForCausalLM, which differ only in q/k/v biases and an optional sliding window):
+ * MistralForCausalLM and Qwen3ForCausalLM, which differ only in q/k/v(/o) biases, an optional sliding
+ * window, and, for Qwen3, an RMSNorm over head_dim applied to each head of q and k before rope):
  *
  *   x = embed_tokens[tokens]                                           (B,T,C)
  *   per layer:  x = x + o_proj(attn(rope(q_proj(rms1(x))), rope(k_proj(rms1(x))), v_proj(rms1(x))))
@@ -10,8 +11,10 @@
  *   logits = lm_head(rms_final(x))                                     (B,T,V)
  *
  * rms(x) = w * (x * rsqrt(mean(x^2) + eps)); rope uses HF's rotate_half layout (pairs (i, i+HS/2),
- * inv_freq[i] = theta^(-2i/HS)); attention is causal grouped-query attention (query head h reads
- * key/value head h / (NH/NKV)), scale 1/sqrt(HS); lm_head is the embedding matrix when tied.
+ * inv_freq[i] = theta^(-2i/HS), optionally rescaled as rope_scaling type "llama3" prescribes);
+ * attention is causal grouped-query attention (query head h reads key/value head h / (NH/NKV)),
+ * scale 1/sqrt(HS); lm_head is the embedding matrix when tied. Qwen3 (q_norm/k_norm):
+ *   q = rope(rms_q(q_proj(x)) per head), k = rope(rms_k(k_proj(x)) per head), rms_q/rms_k weights (HS).
  *
  * Shapes used in comments: B batch rows, T sequence length, C hidden_size, V vocab_size,
  * F intermediate_size, L layers, NH query heads, NKV key/value heads, HS head_dim, G generated rows,
@@ -22,7 +25,8 @@
  * are named pointers into the two allocations. Activations live in a private state (m->state)
  * that grows with the largest B*T seen. The math lives in llama.c (forward/backward orchestration),
  * llama_layers.c (the layer kernels, forward/backward pairs), llama_generate.c (KV-cache sampling),
- * llama_config.c (config.json), llama_safetensors.c (model.safetensors) and llama_rng.c (RNG).
+ * llama_config.c (config.json, generation_config.json), llama_safetensors.c (model.safetensors,
+ * sharded model-0000i-of-0000n.safetensors + model.safetensors.index.json) and llama_rng.c (RNG).
  *
  * Threads: one OpenMP pool (OMP_NUM_THREADS). Matrix products are OpenBLAS sgemm calls split over
  * those threads; creating a model switches OpenBLAS to single-threaded mode
@@ -39,8 +43,16 @@
 
 #define LLAMA_MAX_EOS 8
 
+/* rope_scaling types (config.json "rope_scaling" / "rope_parameters" rope_type) */
+#define LLAMA_ROPE_DEFAULT 0    /* null or "default": inv_freq[i] = theta^(-2i/HS) */
+#define LLAMA_ROPE_LLAMA3  1    /* "llama3" (Llama 3.1/3.2): inv_freq rescaled by wavelength band */
+
+/* save_pretrained's default max_shard_size in transformers 4.x ("5GB", 5e9 bytes): llama_save writes
+ * one model.safetensors up to this size of tensor data, shards beyond it. */
+#define LLAMA_DEFAULT_MAX_SHARD_BYTES ((size_t)5000000000u)
+
 typedef struct {
-    char architecture[64];      /* "LlamaForCausalLM", "Qwen2ForCausalLM", "MistralForCausalLM" */
+    char architecture[64];      /* "LlamaForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM", "MistralForCausalLM" */
     int vocab_size;             /* V */
     int hidden_size;            /* C */
     int intermediate_size;      /* F */
@@ -52,10 +64,23 @@ typedef struct {
     float rms_norm_eps;
     float rope_theta;
     int tie_word_embeddings;    /* 1: lm_head.weight is model.embed_tokens.weight */
-    int attention_bias;         /* q/k/v bias (Qwen2: always); for LlamaForCausalLM also o_proj bias, as in HF */
+    int attention_bias;         /* q/k/v bias (Qwen2: always); for Llama and Qwen3 also o_proj bias, as in HF */
     int bos_token_id;           /* -1 if none */
+    int pad_token_id;           /* -1 if none (set it when building a config by hand: 0 is a token). As HF's
+                                   nn.Embedding(padding_idx): the input embedding of this token gets no
+                                   gradient, and llama_init_random zeroes its row */
     int eos_token_ids[LLAMA_MAX_EOS]; int num_eos; /* eos_token_id may be an int or a list in config.json */
     int sliding_window;         /* Mistral: a query at position i sees keys at positions > i - sliding_window; 0 = none */
+    /* rope_scaling. LLAMA_ROPE_LLAMA3 (transformers' _compute_llama3_parameters), with
+     * wavelen_i = 2*pi/inv_freq_i, lo = original_max / low_freq_factor, hi = original_max / high_freq_factor:
+     *   wavelen_i < hi: unchanged;  wavelen_i > lo: inv_freq_i / factor;  otherwise, with
+     *   s = (original_max / wavelen_i - low_freq_factor) / (high_freq_factor - low_freq_factor):
+     *   (1 - s) * inv_freq_i / factor + s * inv_freq_i.  The other fields are unused for the default. */
+    int rope_type;                      /* LLAMA_ROPE_DEFAULT (0) or LLAMA_ROPE_LLAMA3 */
+    float rope_factor;                  /* "factor" (> 0) */
+    float rope_low_freq_factor;         /* "low_freq_factor" (> 0) */
+    float rope_high_freq_factor;        /* "high_freq_factor" (> low_freq_factor) */
+    int rope_original_max_position_embeddings; /* "original_max_position_embeddings" (>= 1) */
 } llama_config;
 
 /* One parameter tensor. decay: 1 for matrices (embeddings, projections, lm_head), 0 for norms and
@@ -72,7 +97,9 @@ typedef struct {
     float *wv;    /* (NKV*HS, C) */
     float *bv;    /* (NKV*HS) or NULL */
     float *wo;    /* (C, NH*HS) self_attn.o_proj.weight */
-    float *bo;    /* (C) o_proj.bias: only LlamaForCausalLM with attention_bias, else NULL */
+    float *bo;    /* (C) o_proj.bias: only Llama/Qwen3 with attention_bias, else NULL */
+    float *qn;    /* (HS)      self_attn.q_norm.weight: Qwen3 only, else NULL */
+    float *kn;    /* (HS)      self_attn.k_norm.weight: Qwen3 only, else NULL */
     float *ln2;   /* (C)       post_attention_layernorm.weight */
     float *wg;    /* (F, C)    mlp.gate_proj.weight */
     float *wu;    /* (F, C)    mlp.up_proj.weight */
@@ -97,40 +124,71 @@ typedef struct llama_model {
     int num_tensors;
     llama_weights w;             /* named pointers into params */
     llama_weights g;             /* the same names into grads */
-    char err[256];               /* message of the last failed llama_forward_logprobs */
+    char err[256];               /* message of the last failed llama_forward_logprobs / llama_forward_logits */
+    char *generation_config;     /* generation_config.json text read by llama_load (NULL if none); llama_save
+                                    writes it back (malloc'ed, freed by llama_free) */
     struct llama_state *state;
 } llama_model;
 
-/* Validates c (positive sizes, NKV | NH, even HS, known architecture, Qwen2 has attention_bias ...).
- * Returns 0, or -1 with a message naming the field in err. */
+/* Validates c (positive sizes, NKV | NH, even HS, known architecture, Qwen2 has attention_bias,
+ * rope_scaling parameters ...). Returns 0, or -1 with a message naming the field in err. */
 int llama_config_check(const llama_config *c, char *err, size_t errlen);
 
-/* Reads a Hugging Face config.json (parsed with cJSON). Defaults as in transformers' LlamaConfig /
- * Qwen2Config / MistralConfig for absent optional fields. Unknown architecture, missing or bad field,
- * or an unsupported feature (rope_scaling, hidden_act other than silu, mlp_bias, Qwen2
- * use_sliding_window) -> -1 with a message naming the file and the field. */
+/* Reads a Hugging Face config.json (parsed with cJSON): architectures[0] (or model_type), vocab_size,
+ * hidden_size, intermediate_size, num_hidden_layers, num_attention_heads, num_key_value_heads,
+ * head_dim, rms_norm_eps, rope_theta, rope_scaling (or transformers 5's rope_parameters),
+ * tie_word_embeddings, attention_bias, bos_token_id, pad_token_id, eos_token_id (an int or a list),
+ * max_position_embeddings, sliding_window (Mistral). Defaults as in transformers' LlamaConfig /
+ * Qwen2Config / Qwen3Config / MistralConfig for absent optional fields (Qwen3: head_dim 128).
+ * Unknown architecture, missing or bad field, or an unsupported feature (a rope_scaling type other
+ * than default/llama3, hidden_act other than silu, mlp_bias, Qwen2/Qwen3 use_sliding_window,
+ * partial_rotary_factor != 1) -> -1 with a message naming the file, the field and the value. */
 int llama_config_from_json(llama_config *c, const char *json_path, char *err, size_t errlen);
 
-/* Writes an HF-style config.json (architectures, model_type, torch_dtype "float32", ...) atomically:
+/* Writes an HF-style config.json (architectures, model_type, torch_dtype "float32", rope_theta and
+ * rope_scaling in the transformers 4.x layout, which transformers 5 also reads, ...) atomically:
  * written to a temporary name, fsync'd, renamed. Returns 0 or -1 with err. */
 int llama_config_to_json(const llama_config *c, const char *path, char *err, size_t errlen);
 
+/* Writes generation_config.json atomically: `base` (a JSON object's text, e.g. the file a model was
+ * loaded with; NULL for none) with bos_token_id / pad_token_id (when >= 0) and eos_token_id (an
+ * int, or a list when c has several eos ids) added from c where base lacks them. Returns 0, or -1 (base not a JSON object, write
+ * failure) with err naming path. */
+int llama_generation_config_to_json(const llama_config *c, const char *base, const char *path, char *err,
+                                    size_t errlen);
+
 /* Creates a model for config c with weights matching HF's _init_weights: matrices (embeddings and
- * projections) normal(0, std), norm weights 1, biases 0. Deterministic in seed (xoshiro256**,
+ * projections) normal(0, std), norm weights 1, biases 0, the pad_token_id row of the embeddings 0. Deterministic in seed (xoshiro256**,
  * Box-Muller, tensors filled in m->tensors order). Gradients are zero. Returns 0, or -1 when c is
  * invalid (see llama_config_check for the message) or memory runs out; m is then zeroed. */
 int llama_init_random(llama_model *m, const llama_config *c, uint64_t seed, float std);
 
-/* Loads dir/config.json and dir/model.safetensors (mmap'd; F32, BF16 or F16 tensors, converted to
- * fp32 once). A missing, extra, mis-typed or mis-shaped tensor, or a truncated / corrupt file ->
- * -1 with a message naming the file and tensor; m is then zeroed. Ignored: rotary_emb.inv_freq
- * buffers, and lm_head.weight when the embeddings are tied (as transformers does). */
+/* Loads dir/config.json and the weights: dir/model.safetensors, or when that is absent the shards
+ * named by dir/model.safetensors.index.json ("weight_map": tensor name -> file in dir), as
+ * transformers' from_pretrained picks them. Files are mmap'd; F32, BF16 or F16 tensors are converted
+ * to fp32 once. dir/generation_config.json, when present, is kept in m->generation_config. A
+ * missing, duplicated, extra, mis-typed or mis-shaped tensor, a truncated / corrupt file, a bad
+ * index (not JSON, no weight_map, a file name with '/', a tensor found in another shard than the
+ * index says) or an invalid generation_config.json -> -1 with a message naming the file and
+ * tensor; m is then zeroed. Ignored: rotary_emb.inv_freq buffers, and lm_head.weight when the
+ * embeddings are tied (as transformers does). */
 int llama_load(llama_model *m, const char *dir, char *err, size_t errlen);
 
-/* Saves dir/config.json and dir/model.safetensors (F32, or BF16 rounded to nearest even when bf16),
- * metadata {"format":"pt"}, each written to a temporary name, fsync'd and renamed; dir (one level)
- * is created if missing. A tied lm_head is not written (as save_pretrained does). 0 or -1 with err. */
+/* llama_save_ex with max_shard_bytes = LLAMA_DEFAULT_MAX_SHARD_BYTES. */
 int llama_save(const llama_model *m, const char *dir, int bf16, char *err, size_t errlen);
+
+/* Saves dir/config.json, dir/generation_config.json (m->generation_config with bos/eos from m->cfg
+ * added where it lacks them) and the weights (F32, or BF16 rounded to nearest even when bf16;
+ * metadata {"format":"pt"}): one dir/model.safetensors when the tensor bytes fit in max_shard_bytes
+ * (0 = no limit), else shards dir/model-0000i-of-0000n.safetensors filled in tensor order up to
+ * max_shard_bytes each (a bigger tensor gets a shard of its own, as save_pretrained does) plus
+ * dir/model.safetensors.index.json ({"metadata": {"total_size": bytes}, "weight_map": {...}}).
+ * Every file is written to a temporary name, fsync'd and renamed; dir (one level) is created if
+ * missing; weight files of an earlier save in another layout (model.safetensors, the index, shards
+ * named model-*-of-*.safetensors that this save did not write) are removed afterwards, so the
+ * folder holds exactly one checkpoint. A tied lm_head is not written (as save_pretrained does).
+ * 0 or -1 with err. */
+int llama_save_ex(const llama_model *m, const char *dir, int bf16, size_t max_shard_bytes, char *err, size_t errlen);
 
 /* Frees everything m owns and zeroes it. Safe on a zeroed model. */
 void llama_free(llama_model *m);
@@ -147,6 +205,12 @@ void llama_zero_grad(llama_model *m);
  * Returns 0, or -1 (B or T < 1, T > max_position_embeddings, token out of range, out of memory) with
  * the message in m->err. */
 int llama_forward_logprobs(llama_model *m, const int *tokens, int B, int T, float *logp, float *entropy);
+
+/* Teacher-forced logits, as transformers' model(input_ids).logits. tokens: (B,T) int in [0,V).
+ * logits: (B,T,V) out: logits[b,t,:] are the unnormalized next-token scores after tokens[b,<=t].
+ * Same errors as llama_forward_logprobs (message in m->err). Does not prepare a backward pass:
+ * llama_backward_logprobs after it aborts. */
+int llama_forward_logits(llama_model *m, const int *tokens, int B, int T, float *logits);
 
 /* dlogp: (B,T) dLoss/dlogp[b,t] (0 where masked; column t=0 is ignored). Accumulates (+=) parameter
  * gradients into m->grads. Must follow a successful llama_forward_logprobs on the same tokens, B, T

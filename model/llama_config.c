@@ -1,15 +1,18 @@
 /*
- * model/llama_config.c: Hugging Face config.json <-> llama_config, and the atomic file writer that
- * config.json and model.safetensors share.
+ * model/llama_config.c: Hugging Face config.json <-> llama_config, generation_config.json, and the
+ * atomic file writer that all of the model's files share.
  *
- * Reading (cJSON) follows transformers' LlamaConfig / Qwen2Config / MistralConfig: the architecture
- * comes from "architectures"[0] (or "model_type" when that is absent); absent optional fields take
- * those classes' defaults; features this implementation does not compute (rope_scaling other than
- * the default rope, hidden_act other than silu, Llama mlp_bias, Qwen2 use_sliding_window) are
- * rejected rather than silently ignored. Every error names the file and the field.
+ * Reading (cJSON) follows transformers' LlamaConfig / Qwen2Config / Qwen3Config / MistralConfig: the
+ * architecture comes from "architectures"[0] (or "model_type" when that is absent); absent optional
+ * fields take those classes' defaults; rope_theta and rope_scaling are read from the transformers
+ * 4.x top-level fields or from transformers 5's "rope_parameters"; features this implementation does
+ * not compute (rope types other than default and llama3, hidden_act other than silu, Llama
+ * mlp_bias, Qwen2/Qwen3 use_sliding_window) are rejected rather than silently ignored. Every error
+ * names the file and the field (and the offending value where there is one).
  *
  * Writing produces what save_pretrained would (architectures, model_type, torch_dtype, ...), with
- * floats printed in their shortest round-trip form (1e-06, not 9.9999999747524271e-07).
+ * floats printed in their shortest round-trip form (1e-06, not 9.9999999747524271e-07), and
+ * rope_scaling in the transformers 4.x layout, which 4.x, 5.x and vLLM all read.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -76,10 +79,11 @@ int llama_write_atomic(const char *path, int (*writer)(FILE *f, const void *ctx,
  */
 
 static const struct { const char *arch, *model_type; } arch_table[] = {
-    {"LlamaForCausalLM", "llama"}, {"Qwen2ForCausalLM", "qwen2"}, {"MistralForCausalLM", "mistral"},
+    {"LlamaForCausalLM", "llama"}, {"Qwen2ForCausalLM", "qwen2"}, {"Qwen3ForCausalLM", "qwen3"},
+    {"MistralForCausalLM", "mistral"},
 };
 
-static char *read_file(const char *path, char *err, size_t errlen) {
+char *llama_read_file(const char *path, size_t *lenp, char *err, size_t errlen) {
     FILE *f = fopen(path, "rb");
     if (!f) {
         snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
@@ -107,6 +111,7 @@ static char *read_file(const char *path, char *err, size_t errlen) {
         return NULL;
     }
     buf[len] = 0;
+    if (lenp) *lenp = len;
     return buf;
 }
 
@@ -166,6 +171,61 @@ static int get_bool(const cJSON *root, const char *field, int def, int *out,
     return -1;
 }
 
+/* A required positive number of a rope_scaling object. */
+static int rope_number(const cJSON *rs, const char *key, const char *field, double *out, const char *path, char *err,
+                       size_t errlen) {
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(rs, key);
+    if (!cJSON_IsNumber(it) || !isfinite(it->valuedouble) || !(it->valuedouble > 0.0)) {
+        snprintf(err, errlen, "%s: field '%s': rope_type \"llama3\" needs '%s', a positive number", path, field, key);
+        return -1;
+    }
+    *out = it->valuedouble;
+    return 0;
+}
+
+/* rope_scaling / rope_parameters object rs (field names it in messages): rope_type (or the older
+ * "type") "default" or "llama3"; for llama3 the four parameters of _compute_llama3_parameters. */
+static int parse_rope_scaling(llama_config *c, const cJSON *rs, const char *field, const char *path, char *err,
+                              size_t errlen) {
+    if (!cJSON_IsObject(rs)) {
+        snprintf(err, errlen, "%s: field '%s' must be an object or null", path, field);
+        return -1;
+    }
+    const cJSON *type = cJSON_GetObjectItemCaseSensitive(rs, "rope_type");
+    if (!type) type = cJSON_GetObjectItemCaseSensitive(rs, "type");
+    if (!type && strcmp(field, "rope_parameters") == 0) return 0; /* only rope_theta in it */
+    if (!cJSON_IsString(type)) {
+        snprintf(err, errlen, "%s: field '%s' needs a string 'rope_type' (\"default\" or \"llama3\")", path, field);
+        return -1;
+    }
+    if (strcmp(type->valuestring, "default") == 0) return 0;
+    if (strcmp(type->valuestring, "llama3") != 0) {
+        snprintf(err, errlen, "%s: field '%s': rope_type \"%.40s\" is not supported (only \"default\" and "
+                 "\"llama3\")", path, field, type->valuestring);
+        return -1;
+    }
+    double factor, lo, hi, orig;
+    if (rope_number(rs, "factor", field, &factor, path, err, errlen) ||
+        rope_number(rs, "low_freq_factor", field, &lo, path, err, errlen) ||
+        rope_number(rs, "high_freq_factor", field, &hi, path, err, errlen) ||
+        rope_number(rs, "original_max_position_embeddings", field, &orig, path, err, errlen))
+        return -1;
+    if (orig != floor(orig) || orig > 2147483647.0) {
+        snprintf(err, errlen, "%s: field '%s': original_max_position_embeddings must be an integer", path, field);
+        return -1;
+    }
+    if (!(hi > lo)) {
+        snprintf(err, errlen, "%s: field '%s': high_freq_factor %g must exceed low_freq_factor %g", path, field, hi, lo);
+        return -1;
+    }
+    c->rope_type = LLAMA_ROPE_LLAMA3;
+    c->rope_factor = (float)factor;
+    c->rope_low_freq_factor = (float)lo;
+    c->rope_high_freq_factor = (float)hi;
+    c->rope_original_max_position_embeddings = (int)orig;
+    return 0;
+}
+
 static int parse_config(llama_config *c, const cJSON *root, const char *path, char *err, size_t errlen) {
     memset(c, 0, sizeof *c);
     if (!cJSON_IsObject(root)) {
@@ -188,14 +248,14 @@ static int parse_config(llama_config *c, const cJSON *root, const char *path, ch
             if (strcmp(arch, arch_table[i].arch) == 0) known = 1;
         if (!known) {
             snprintf(err, errlen, "%s: field 'architectures': '%.64s' is not supported (LlamaForCausalLM, "
-                     "Qwen2ForCausalLM, MistralForCausalLM)", path, arch);
+                     "Qwen2ForCausalLM, Qwen3ForCausalLM, MistralForCausalLM)", path, arch);
             return -1;
         }
     } else if (cJSON_IsString(mt)) {
         for (size_t i = 0; i < sizeof arch_table / sizeof arch_table[0]; i++)
             if (strcmp(mt->valuestring, arch_table[i].model_type) == 0) arch = arch_table[i].arch;
         if (!arch) {
-            snprintf(err, errlen, "%s: field 'model_type': '%.64s' is not supported (llama, qwen2, mistral)",
+            snprintf(err, errlen, "%s: field 'model_type': '%.64s' is not supported (llama, qwen2, qwen3, mistral)",
                      path, mt->valuestring);
             return -1;
         }
@@ -205,6 +265,7 @@ static int parse_config(llama_config *c, const cJSON *root, const char *path, ch
     }
     snprintf(c->architecture, sizeof c->architecture, "%s", arch);
     int is_qwen2 = strcmp(arch, "Qwen2ForCausalLM") == 0;
+    int is_qwen3 = strcmp(arch, "Qwen3ForCausalLM") == 0;
     int is_mistral = strcmp(arch, "MistralForCausalLM") == 0;
 
     if (get_int(root, "vocab_size", 1, 0, &c->vocab_size, path, err, errlen) ||
@@ -220,14 +281,16 @@ static int parse_config(llama_config *c, const cJSON *root, const char *path, ch
     if (get_int(root, "num_key_value_heads", 0, c->num_attention_heads, &c->num_key_value_heads, path, err, errlen))
         return -1;
     const cJSON *hd = cJSON_GetObjectItemCaseSensitive(root, "head_dim");
-    if ((!hd || cJSON_IsNull(hd)) && c->hidden_size % c->num_attention_heads != 0) {
+    if ((!hd || cJSON_IsNull(hd)) && !is_qwen3 && c->hidden_size % c->num_attention_heads != 0) {
         snprintf(err, errlen, "%s: field 'head_dim' is missing and hidden_size %d is not a multiple of "
                  "num_attention_heads %d", path, c->hidden_size, c->num_attention_heads);
         return -1;
     }
-    if (get_int(root, "head_dim", 0, c->hidden_size / c->num_attention_heads, &c->head_dim, path, err, errlen))
+    /* Qwen3Config's head_dim defaults to 128 (not hidden_size / heads) */
+    int def_hd = is_qwen3 ? 128 : c->hidden_size / c->num_attention_heads;
+    if (get_int(root, "head_dim", 0, def_hd, &c->head_dim, path, err, errlen))
         return -1;
-    int def_maxpos = is_qwen2 ? 32768 : is_mistral ? 4096 * 32 : 2048;
+    int def_maxpos = is_qwen2 || is_qwen3 ? 32768 : is_mistral ? 4096 * 32 : 2048;
     if (get_int(root, "max_position_embeddings", 0, def_maxpos, &c->max_position_embeddings, path, err, errlen) ||
         get_float(root, "rms_norm_eps", 1e-6f, &c->rms_norm_eps, path, err, errlen) ||
         get_bool(root, "tie_word_embeddings", 0, &c->tie_word_embeddings, path, err, errlen))
@@ -241,50 +304,54 @@ static int parse_config(llama_config *c, const cJSON *root, const char *path, ch
     } else if (get_float(root, "rope_theta", 10000.0f, &c->rope_theta, path, err, errlen)) {
         return -1;
     }
-    const char *scaling_fields[] = {"rope_scaling", "rope_parameters"};
-    for (int i = 0; i < 2; i++) {
-        const cJSON *rs = cJSON_GetObjectItemCaseSensitive(root, scaling_fields[i]);
-        if (!rs || cJSON_IsNull(rs)) continue;
-        const cJSON *type = cJSON_GetObjectItemCaseSensitive(rs, "rope_type");
-        if (!type) type = cJSON_GetObjectItemCaseSensitive(rs, "type");
-        if (!cJSON_IsObject(rs) || !cJSON_IsString(type) || strcmp(type->valuestring, "default") != 0) {
-            snprintf(err, errlen, "%s: field '%s': only the default rope is supported (null or rope_type \"default\")",
-                     path, scaling_fields[i]);
-            return -1;
-        }
+    /* rope_scaling (transformers 4.x) or rope_parameters (5.x; it also holds rope_theta) */
+    const cJSON *rs = cJSON_GetObjectItemCaseSensitive(root, "rope_scaling");
+    const char *rs_field = "rope_scaling";
+    if (!rs || cJSON_IsNull(rs)) {
+        rs = rp;
+        rs_field = "rope_parameters";
     }
+    if (rs && !cJSON_IsNull(rs) && parse_rope_scaling(c, rs, rs_field, path, err, errlen)) return -1;
     const cJSON *act = cJSON_GetObjectItemCaseSensitive(root, "hidden_act");
     if (act && !cJSON_IsNull(act) && (!cJSON_IsString(act) || strcmp(act->valuestring, "silu") != 0)) {
-        snprintf(err, errlen, "%s: field 'hidden_act' must be \"silu\"", path);
+        snprintf(err, errlen, "%s: field 'hidden_act': \"%.40s\" is not supported (only \"silu\")", path,
+                 cJSON_IsString(act) ? act->valuestring : "(not a string)");
         return -1;
     }
     const cJSON *prf = cJSON_GetObjectItemCaseSensitive(root, "partial_rotary_factor");
     if (prf && !cJSON_IsNull(prf) && (!cJSON_IsNumber(prf) || prf->valuedouble != 1.0)) {
-        snprintf(err, errlen, "%s: field 'partial_rotary_factor' must be 1.0", path);
+        snprintf(err, errlen, "%s: field 'partial_rotary_factor': %g is not supported (only 1.0)", path,
+                 cJSON_IsNumber(prf) ? prf->valuedouble : NAN);
         return -1;
     }
 
     const cJSON *lt = cJSON_GetObjectItemCaseSensitive(root, "layer_types");
     if (lt && !cJSON_IsNull(lt)) {
-        const cJSON *e;
+        const cJSON *e, *bad = NULL;
         int ok = cJSON_IsArray(lt);
         cJSON_ArrayForEach(e, lt)
-            if (!cJSON_IsString(e) || (strcmp(e->valuestring, "full_attention") != 0 &&
-                                       !(is_mistral && strcmp(e->valuestring, "sliding_attention") == 0)))
-                ok = 0;
-        if (!ok) {
-            snprintf(err, errlen, "%s: field 'layer_types': only \"full_attention\" layers are supported", path);
+            if (!bad && (!cJSON_IsString(e) || (strcmp(e->valuestring, "full_attention") != 0 &&
+                                                !(is_mistral && strcmp(e->valuestring, "sliding_attention") == 0))))
+                bad = e;
+        if (!ok || bad) {
+            snprintf(err, errlen, "%s: field 'layer_types': %s%.40s%s is not supported (only \"full_attention\" layers)",
+                     path, cJSON_IsString(bad) ? "\"" : "", cJSON_IsString(bad) ? bad->valuestring : "a non-string entry",
+                     cJSON_IsString(bad) ? "\"" : "");
             return -1;
         }
     }
 
     /* biases and windows, per architecture */
-    if (is_qwen2) {
-        c->attention_bias = 1; /* Qwen2Attention: q/k/v always biased, o_proj never */
+    if (is_qwen2 || is_qwen3) {
+        /* Qwen2Attention: q/k/v always biased, o_proj never; Qwen3Attention: q/k/v/o biased when
+         * attention_bias (default false) */
+        if (is_qwen2) c->attention_bias = 1;
+        else if (get_bool(root, "attention_bias", 0, &c->attention_bias, path, err, errlen)) return -1;
         int use_sw = 0;
         if (get_bool(root, "use_sliding_window", 0, &use_sw, path, err, errlen)) return -1;
         if (use_sw) {
-            snprintf(err, errlen, "%s: field 'use_sliding_window': Qwen2 sliding-window attention is not supported", path);
+            snprintf(err, errlen, "%s: field 'use_sliding_window': %s sliding-window attention is not supported", path,
+                     is_qwen2 ? "Qwen2" : "Qwen3");
             return -1;
         }
     } else if (is_mistral) {
@@ -306,7 +373,9 @@ static int parse_config(llama_config *c, const cJSON *root, const char *path, ch
     }
 
     /* special tokens */
-    if (get_int(root, "bos_token_id", 0, -1, &c->bos_token_id, path, err, errlen)) return -1;
+    if (get_int(root, "bos_token_id", 0, -1, &c->bos_token_id, path, err, errlen) ||
+        get_int(root, "pad_token_id", 0, -1, &c->pad_token_id, path, err, errlen))
+        return -1;
     const cJSON *eos = cJSON_GetObjectItemCaseSensitive(root, "eos_token_id");
     if (eos && !cJSON_IsNull(eos)) {
         if (cJSON_IsArray(eos)) {
@@ -341,7 +410,7 @@ static int parse_config(llama_config *c, const cJSON *root, const char *path, ch
 }
 
 int llama_config_from_json(llama_config *c, const char *json_path, char *err, size_t errlen) {
-    char *text = read_file(json_path, err, errlen);
+    char *text = llama_read_file(json_path, NULL, err, errlen);
     if (!text) return -1;
     cJSON *root = cJSON_Parse(text);
     if (!root) {
@@ -392,12 +461,13 @@ int llama_config_to_json_dtype(const llama_config *c, const char *path, const ch
         if (strcmp(c->architecture, arch_table[i].arch) == 0) model_type = arch_table[i].model_type;
     int is_llama = strcmp(c->architecture, "LlamaForCausalLM") == 0;
     int is_qwen2 = strcmp(c->architecture, "Qwen2ForCausalLM") == 0;
+    int is_qwen3 = strcmp(c->architecture, "Qwen3ForCausalLM") == 0;
 
     cJSON *root = cJSON_CreateObject();
     cJSON *archs = cJSON_AddArrayToObject(root, "architectures");
     cJSON_AddItemToArray(archs, cJSON_CreateString(c->architecture));
     cJSON_AddStringToObject(root, "model_type", model_type);
-    if (is_llama) cJSON_AddBoolToObject(root, "attention_bias", c->attention_bias);
+    if (is_llama || is_qwen3) cJSON_AddBoolToObject(root, "attention_bias", c->attention_bias);
     cJSON_AddNumberToObject(root, "attention_dropout", 0.0);
     if (c->bos_token_id >= 0) cJSON_AddNumberToObject(root, "bos_token_id", c->bos_token_id);
     else cJSON_AddNullToObject(root, "bos_token_id");
@@ -410,6 +480,8 @@ int llama_config_to_json_dtype(const llama_config *c, const char *path, const ch
         cJSON_AddNullToObject(root, "eos_token_id");
     }
     cJSON_AddNumberToObject(root, "head_dim", c->head_dim);
+    if (c->pad_token_id >= 0) cJSON_AddNumberToObject(root, "pad_token_id", c->pad_token_id);
+    else cJSON_AddNullToObject(root, "pad_token_id");
     cJSON_AddStringToObject(root, "hidden_act", "silu");
     cJSON_AddNumberToObject(root, "hidden_size", c->hidden_size);
     cJSON_AddNumberToObject(root, "initializer_range", 0.02);
@@ -420,9 +492,18 @@ int llama_config_to_json_dtype(const llama_config *c, const char *path, const ch
     cJSON_AddNumberToObject(root, "num_hidden_layers", c->num_hidden_layers);
     cJSON_AddNumberToObject(root, "num_key_value_heads", c->num_key_value_heads);
     cJSON_AddItemToObject(root, "rms_norm_eps", float_number(c->rms_norm_eps));
-    cJSON_AddNullToObject(root, "rope_scaling");
+    if (c->rope_type == LLAMA_ROPE_LLAMA3) {
+        cJSON *rs = cJSON_AddObjectToObject(root, "rope_scaling");
+        cJSON_AddItemToObject(rs, "factor", float_number(c->rope_factor));
+        cJSON_AddItemToObject(rs, "high_freq_factor", float_number(c->rope_high_freq_factor));
+        cJSON_AddItemToObject(rs, "low_freq_factor", float_number(c->rope_low_freq_factor));
+        cJSON_AddNumberToObject(rs, "original_max_position_embeddings", c->rope_original_max_position_embeddings);
+        cJSON_AddStringToObject(rs, "rope_type", "llama3");
+    } else {
+        cJSON_AddNullToObject(root, "rope_scaling");
+    }
     cJSON_AddItemToObject(root, "rope_theta", float_number(c->rope_theta));
-    if (is_qwen2) {
+    if (is_qwen2 || is_qwen3) {
         cJSON_AddBoolToObject(root, "use_sliding_window", 0);
         cJSON_AddNullToObject(root, "sliding_window");
         cJSON_AddNumberToObject(root, "max_window_layers", c->num_hidden_layers);
@@ -448,4 +529,37 @@ int llama_config_to_json_dtype(const llama_config *c, const char *path, const ch
 
 int llama_config_to_json(const llama_config *c, const char *path, char *err, size_t errlen) {
     return llama_config_to_json_dtype(c, path, "float32", err, errlen);
+}
+
+/* ------------------------------------------------------------------------------------------------
+ * generation_config.json
+ */
+
+int llama_generation_config_to_json(const llama_config *c, const char *base, const char *path, char *err,
+                                    size_t errlen) {
+    cJSON *root = base ? cJSON_Parse(base) : cJSON_CreateObject();
+    if (!cJSON_IsObject(root)) {
+        snprintf(err, errlen, "%s: the generation config to write is not a JSON object", path);
+        cJSON_Delete(root);
+        return -1;
+    }
+    if (!cJSON_HasObjectItem(root, "bos_token_id") && c->bos_token_id >= 0)
+        cJSON_AddNumberToObject(root, "bos_token_id", c->bos_token_id);
+    if (!cJSON_HasObjectItem(root, "pad_token_id") && c->pad_token_id >= 0)
+        cJSON_AddNumberToObject(root, "pad_token_id", c->pad_token_id);
+    if (!cJSON_HasObjectItem(root, "eos_token_id") && c->num_eos == 1) {
+        cJSON_AddNumberToObject(root, "eos_token_id", c->eos_token_ids[0]);
+    } else if (!cJSON_HasObjectItem(root, "eos_token_id") && c->num_eos > 1) {
+        cJSON *e = cJSON_AddArrayToObject(root, "eos_token_id");
+        for (int i = 0; i < c->num_eos; i++) cJSON_AddItemToArray(e, cJSON_CreateNumber(c->eos_token_ids[i]));
+    }
+    char *text = cJSON_Print(root);
+    cJSON_Delete(root);
+    if (!text) {
+        snprintf(err, errlen, "%s: out of memory printing JSON", path);
+        return -1;
+    }
+    int rc = llama_write_atomic(path, write_text, text, err, errlen);
+    cJSON_free(text);
+    return rc;
 }

@@ -110,6 +110,10 @@ static void gen_step(const llama_model *m, gen_buf *gb, int R, const int *crow, 
         llama_matmul_forward(gb->q, gb->ln, lw->wq, lw->bq, rows, C, QD, 0.0f);
         llama_matmul_forward(gb->k, gb->ln, lw->wk, lw->bk, rows, C, KD, 0.0f);
         llama_matmul_forward(gb->v, gb->ln, lw->wv, lw->bv, rows, C, KD, 0.0f);
+        if (lw->qn) { /* Qwen3: per-head RMSNorm of q and k (in place: each row's scale is taken first) */
+            llama_rmsnorm_forward(gb->q, NULL, gb->q, lw->qn, rows * NH, HS, eps);
+            llama_rmsnorm_forward(gb->k, NULL, gb->k, lw->kn, rows * NKV, HS, eps);
+        }
         llama_rope_forward(m, gb->q, rows, NH, start, n);
         llama_rope_forward(m, gb->k, rows, NKV, start, n);
         for (int i = 0; i < rows; i++) {

@@ -28,8 +28,12 @@
 typedef struct {
     float *res_in;   /* (N, C) residual stream entering the layer */
     float *rstd1;    /* (N) 1/sqrt(mean(res_in^2)+eps) */
-    float *q;        /* (N, QD) queries after rope */
-    float *k;        /* (N, KD) keys after rope */
+    float *q;        /* (N, QD) queries after (q_norm and) rope */
+    float *k;        /* (N, KD) keys after (k_norm and) rope */
+    float *qr;       /* (N, QD) Qwen3: q_proj output before q_norm; NULL otherwise */
+    float *kr;       /* (N, KD) Qwen3: k_proj output before k_norm; NULL otherwise */
+    float *rstdq;    /* (N*NH) Qwen3: q_norm's 1/sqrt(mean(q_head^2)+eps) per (row, head); NULL otherwise */
+    float *rstdk;    /* (N*NKV) Qwen3: the same for k_norm; NULL otherwise */
     float *v;        /* (N, KD) values */
     float *atty;     /* (N, QD) attention output (input of o_proj) */
     float *lse;      /* (B, NH, T) log-sum-exp of each softmax row (scaled scores) */
@@ -59,6 +63,7 @@ struct llama_state {
     float *dq;              /* (N, QD) */
     float *dk;              /* (N, KD) */
     float *dv;              /* (N, KD) */
+    float *dkr;             /* (N, KD) Qwen3: gradient of k before k_norm; NULL otherwise */
     int *rowidx;            /* (N) rows of the LM head backward */
     /* Attention scratch: att_threads x llama_attention_scratch_floats(att_T), regrown on demand. */
     float *att_scratch;
@@ -82,17 +87,30 @@ int llama_logit_chunk_rows(int V);
 /* Makes sure the rope tables cover positions [0, npos). 0 or -1 (out of memory). */
 int llama_rope_ensure(llama_model *m, int npos);
 
+/* inv_freq (HS/2) of c's rotary embedding, in float32 as transformers computes it: the default
+ * 1 / theta^(2i/HS), then for LLAMA_ROPE_LLAMA3 the rescaling documented at llama_config (source:
+ * transformers modeling_rope_utils._compute_llama3_parameters, same operation order). */
+void llama_rope_inv_freq(const llama_config *c, float *inv_freq);
+
+/* 1 if c's attention has q_norm/k_norm (Qwen3ForCausalLM). */
+int llama_has_qk_norm(const llama_config *c);
+
 /* Builds m's tensor table and named pointers for config c, allocating zeroed params and grads.
  * 0, or -1 (invalid config / out of memory) with err. */
 int llama_model_alloc(llama_model *m, const llama_config *c, char *err, size_t errlen);
 
-/* 1 if c's o_proj has a bias (LlamaForCausalLM with attention_bias, as in HF's LlamaAttention). */
+/* 1 if c's o_proj has a bias (LlamaForCausalLM or Qwen3ForCausalLM with attention_bias, as in HF's
+ * LlamaAttention / Qwen3Attention; Qwen2's o_proj never has one). */
 int llama_has_o_bias(const llama_config *c);
 
 /* Writes path atomically: data to "path.tmp.<pid>", fsync, rename, fsync of the directory.
  * The writer callback writes to f and returns 0, or -1 with err. 0 or -1 with err. */
 int llama_write_atomic(const char *path, int (*writer)(FILE *f, const void *ctx, char *err, size_t errlen),
                        const void *ctx, char *err, size_t errlen);
+
+/* Reads a whole file into a malloc'ed NUL-terminated buffer (*len bytes when len is not NULL).
+ * NULL with err naming path when it cannot be opened or read. */
+char *llama_read_file(const char *path, size_t *len, char *err, size_t errlen);
 
 /* Internal: config.json writer with a chosen torch_dtype ("float32" or "bfloat16"). */
 int llama_config_to_json_dtype(const llama_config *c, const char *path, const char *dtype, char *err, size_t errlen);
@@ -125,7 +143,8 @@ void llama_matmul_forward(float *out, const float *inp, const float *w, const fl
 void llama_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout, const float *inp,
                            const float *w, int N, int IC, int OC, float dinp_beta);
 
-/* out (N, C) = w * (inp * rstd), rstd (N, or NULL) = 1/sqrt(mean(inp^2) + eps) (HF LlamaRMSNorm). */
+/* out (N, C) = w * (inp * rstd), rstd (N, or NULL) = 1/sqrt(mean(inp^2) + eps) (HF LlamaRMSNorm).
+ * out may be inp (in place): each row's rstd is computed before the row is overwritten. */
 void llama_rmsnorm_forward(float *out, float *rstd, const float *inp, const float *w, int N, int C, float eps);
 /* out (N, C) = w * (inp * rstd) with a stored rstd (N). */
 void llama_rmsnorm_recompute(float *out, const float *inp, const float *rstd, const float *w, int N, int C);

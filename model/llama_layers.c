@@ -159,30 +159,62 @@ void llama_rmsnorm_backward(float *dinp, float *dw, const float *dout, const flo
 
 /* ------------------------------------------------------------------------------------------------
  * Rotary position embedding, HF rotate_half layout: for each head and i < HS/2 the pair
- * (x[i], x[i+HS/2]) is rotated by angle pos*inv_freq[i]:
+ * (x[i], x[i+HS/2]) is rotated by angle pos*inv_freq[i] (inv_freq from llama_rope_inv_freq):
  *   x[i]      <- x[i]*cos - x[i+HS/2]*sin
  *   x[i+HS/2] <- x[i+HS/2]*cos + x[i]*sin
  */
+
+void llama_rope_inv_freq(const llama_config *c, float *inv_freq) {
+    int HS = c->head_dim, half = HS / 2;
+    /* transformers' default rope init, all in float32:
+     * inv_freq = 1.0 / (base ** (arange(0, HS, 2).float() / HS)) */
+    for (int i = 0; i < half; i++) {
+        float e = (float)(2 * i) / (float)HS;
+        inv_freq[i] = 1.0f / powf(c->rope_theta, e);
+    }
+    if (c->rope_type != LLAMA_ROPE_LLAMA3) return;
+    /* _compute_llama3_parameters, with torch's float32 tensor arithmetic (Python scalars are cast to
+     * float32 before each elementwise operation; the two wavelength bounds are Python floats):
+     *   wavelen = 2*pi / inv_freq
+     *   inv_l = where(wavelen > low_freq_wavelen, inv_freq / factor, inv_freq)
+     *   smooth = (old_context_len / wavelen - low_freq_factor) / (high_freq_factor - low_freq_factor)
+     *   smoothed = (1 - smooth) * inv_l / factor + smooth * inv_l
+     *   medium = !(wavelen < high_freq_wavelen) && !(wavelen > low_freq_wavelen)
+     *   inv = where(medium, smoothed, inv_l) */
+    double old_ctx = c->rope_original_max_position_embeddings;
+    double lo_f = c->rope_low_freq_factor, hi_f = c->rope_high_freq_factor, factor = c->rope_factor;
+    float low_wavelen = (float)(old_ctx / lo_f), high_wavelen = (float)(old_ctx / hi_f);
+    float two_pi = (float)(2.0 * 3.14159265358979323846), f = (float)factor;
+    float old_ctx_f = (float)old_ctx, lo_ff = (float)lo_f, denom = (float)(hi_f - lo_f);
+    for (int i = 0; i < half; i++) {
+        float inv = inv_freq[i];
+        float wavelen = two_pi / inv;
+        float inv_l = wavelen > low_wavelen ? inv / f : inv;
+        float smooth = (old_ctx_f / wavelen - lo_ff) / denom;
+        float smoothed = (1.0f - smooth) * inv_l / f + smooth * inv_l;
+        int medium = !(wavelen < high_wavelen) && !(wavelen > low_wavelen);
+        inv_freq[i] = medium ? smoothed : inv_l;
+    }
+}
 
 int llama_rope_ensure(llama_model *m, int npos) {
     struct llama_state *st = m->state;
     if (npos <= st->rope_len) return 0;
     int half = m->cfg.head_dim / 2;
-    int HS = m->cfg.head_dim;
     float *c = malloc((size_t)npos * half * sizeof(float));
     float *s = malloc((size_t)npos * half * sizeof(float));
-    if (!c || !s) { free(c); free(s); return -1; }
-    /* As transformers' default rope init, all in float32:
-     * inv_freq = 1.0 / (base ** (arange(0, HS, 2).float() / HS)); angle = float(pos) * inv_freq. */
+    float *inv = malloc((size_t)half * sizeof(float));
+    if (!c || !s || !inv) { free(c); free(s); free(inv); return -1; }
+    llama_rope_inv_freq(&m->cfg, inv);
+    /* as transformers: angle = float(pos) * inv_freq (one float32 product), cos/sin in float32 */
     for (int i = 0; i < half; i++) {
-        float e = (float)(2 * i) / (float)HS;
-        float inv = 1.0f / powf(m->cfg.rope_theta, e);
         for (int p = 0; p < npos; p++) {
-            float ang = (float)p * inv;
+            float ang = (float)p * inv[i];
             c[(size_t)p * half + i] = cosf(ang);
             s[(size_t)p * half + i] = sinf(ang);
         }
     }
+    free(inv);
     free(st->rope_cos);
     free(st->rope_sin);
     st->rope_cos = c;

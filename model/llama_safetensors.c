@@ -1,20 +1,30 @@
 /*
- * model/llama_safetensors.c: llama_load / llama_save, i.e. a directory holding config.json and
- * model.safetensors as transformers' save_pretrained writes it.
+ * model/llama_safetensors.c: llama_load / llama_save, i.e. a directory holding config.json,
+ * generation_config.json and model.safetensors (or shards model-0000i-of-0000n.safetensors listed by
+ * model.safetensors.index.json) as transformers' save_pretrained writes it.
  *
  * safetensors format (https://github.com/huggingface/safetensors): 8-byte little-endian header
  * length H, H bytes of JSON {"name": {"dtype": "F32", "shape": [..], "data_offsets": [begin, end]},
  * ..., "__metadata__": {..}}, then the tensor bytes (offsets relative to the end of the header,
  * little-endian, row-major, contiguous without holes).
  *
- * Loading mmaps the file, validates every entry against the model's tensor table (name, dtype,
- * shape, bounds), converts F32 / BF16 / F16 into the fp32 params once, and reports the first
- * problem with the file and tensor named. Saving writes the header (padded with spaces to a
- * multiple of 8, as the Rust library does) and the tensors in m->tensors order, F32 or BF16
- * (round to nearest even, as torch's .to(torch.bfloat16)), through llama_write_atomic.
+ * Sharded checkpoints (index format of huggingface_hub / transformers): model.safetensors.index.json
+ * = {"metadata": {"total_size": bytes}, "weight_map": {"tensor name": "shard file name", ...}}.
+ *
+ * Loading mmaps each file, validates every entry against the model's tensor table (name, dtype,
+ * shape, bounds; with shards also that the tensor sits in the shard the index names), converts
+ * F32 / BF16 / F16 into the fp32 params once, and reports the first problem with the file and
+ * tensor named; a table of seen tensors shared across shards catches duplicates and missing ones.
+ * Saving splits m->tensors (in order) into shards of at most max_shard_bytes, writes each header
+ * (padded with spaces to a multiple of 8, as the Rust library does) and the tensors, F32 or BF16
+ * (round to nearest even, as torch's .to(torch.bfloat16)), through llama_write_atomic; then the
+ * index (when sharded), config.json and generation_config.json; then removes weight files of an
+ * earlier save in the other layout.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ctype.h>
 #include <math.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -88,8 +98,11 @@ static void shape_str(char *buf, size_t n, const long long *dims, int ndim) {
     if (at < n) snprintf(buf + at, n - at, "]");
 }
 
-static int load_tensors(llama_model *m, const char *path, const unsigned char *base, size_t size,
-                        char *err, size_t errlen) {
+/* Loads the tensors of one safetensors file (base, size bytes, mmap'd) into m. seen (m->num_tensors)
+ * marks tensors already loaded (from this or an earlier shard). index (or NULL): the weight_map of
+ * a sharded checkpoint and shard, this file's name in it: every tensor must be mapped to it. */
+static int load_tensors(llama_model *m, const char *path, const unsigned char *base, size_t size, char *seen,
+                        const cJSON *index, const char *shard, char *err, size_t errlen) {
     if (size < 8) {
         snprintf(err, errlen, "%s: file is %zu bytes, too short for a safetensors header", path, size);
         return -1;
@@ -117,16 +130,20 @@ static int load_tensors(llama_model *m, const char *path, const unsigned char *b
     }
     const unsigned char *data = base + 8 + hlen;
     size_t dsize = size - 8 - (size_t)hlen;
-    char *seen = calloc((size_t)m->num_tensors, 1);
     int rc = -1;
-    if (!seen) {
-        snprintf(err, errlen, "%s: out of memory", path);
-        goto done;
-    }
     const cJSON *item;
     cJSON_ArrayForEach(item, root) {
         const char *name = item->string;
         if (strcmp(name, "__metadata__") == 0) continue;
+        if (index) {
+            const cJSON *where = cJSON_GetObjectItemCaseSensitive(index, name);
+            if (!cJSON_IsString(where) || strcmp(where->valuestring, shard) != 0) {
+                snprintf(err, errlen, "%s: tensor '%.96s' is in this shard but model.safetensors.index.json %s%.200s",
+                         path, name, cJSON_IsString(where) ? "maps it to " : "does not list it",
+                         cJSON_IsString(where) ? where->valuestring : "");
+                goto done;
+            }
+        }
         llama_tensor *t = llama_find_tensor(m, name);
         if (!t) {
             if (ignorable(m, name)) continue;
@@ -136,7 +153,8 @@ static int load_tensors(llama_model *m, const char *path, const unsigned char *b
         }
         int ti = (int)(t - m->tensors);
         if (seen[ti]) {
-            snprintf(err, errlen, "%s: tensor '%s' appears twice in the header", path, t->name);
+            snprintf(err, errlen, "%s: tensor '%s' appears twice (in the header%s)", path, t->name,
+                     index ? " or in two shards" : "");
             goto done;
         }
         seen[ti] = 1;
@@ -191,14 +209,73 @@ static int load_tensors(llama_model *m, const char *path, const unsigned char *b
             }
         }
     }
-    for (int i = 0; i < m->num_tensors; i++)
-        if (!seen[i]) {
-            snprintf(err, errlen, "%s: missing tensor '%s'", path, m->tensors[i].name);
-            goto done;
-        }
     rc = 0;
 done:
-    free(seen);
+    cJSON_Delete(root);
+    return rc;
+}
+
+/* mmaps path and loads its tensors (see load_tensors). 0 or -1 with err. */
+static int load_file(llama_model *m, const char *path, char *seen, const cJSON *index, const char *shard, char *err,
+                     size_t errlen) {
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) {
+        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        return -1;
+    }
+    struct stat sb;
+    if (fstat(fd, &sb) != 0) {
+        snprintf(err, errlen, "%s: cannot stat: %s", path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    size_t size = (size_t)sb.st_size;
+    void *map = size ? mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0) : NULL;
+    close(fd);
+    if (size && map == MAP_FAILED) {
+        snprintf(err, errlen, "%s: mmap failed: %s", path, strerror(errno));
+        return -1;
+    }
+    int rc = load_tensors(m, path, map, size, seen, index, shard, err, errlen);
+    if (map) munmap(map, size);
+    return rc;
+}
+
+/* Loads the shards listed by dir/model.safetensors.index.json (path), each file once. */
+static int load_sharded(llama_model *m, const char *dir, const char *path, char *seen, char *err, size_t errlen) {
+    char *text = llama_read_file(path, NULL, err, errlen);
+    if (!text) return -1;
+    cJSON *root = cJSON_Parse(text);
+    free(text);
+    const cJSON *wm = cJSON_GetObjectItemCaseSensitive(root, "weight_map");
+    int rc = -1;
+    if (!cJSON_IsObject(root) || !cJSON_IsObject(wm)) {
+        snprintf(err, errlen, "%s: not a JSON object with a \"weight_map\" object", path);
+        goto done;
+    }
+    const cJSON *e;
+    cJSON_ArrayForEach(e, wm) {
+        if (!cJSON_IsString(e) || !e->valuestring[0] || strchr(e->valuestring, '/') ||
+            strcmp(e->valuestring, "..") == 0 || strcmp(e->valuestring, ".") == 0) {
+            snprintf(err, errlen, "%s: weight_map entry '%.96s' must name a file in the same folder", path, e->string);
+            goto done;
+        }
+    }
+    /* each distinct file once, in order of first mention */
+    cJSON_ArrayForEach(e, wm) {
+        int first = 1;
+        for (const cJSON *p = wm->child; p != e; p = p->next)
+            if (strcmp(p->valuestring, e->valuestring) == 0) { first = 0; break; }
+        if (!first) continue;
+        char shard[4096];
+        if (snprintf(shard, sizeof shard, "%s/%s", dir, e->valuestring) >= (int)sizeof shard) {
+            snprintf(err, errlen, "%s: shard path too long", path);
+            goto done;
+        }
+        if (load_file(m, shard, seen, wm, e->valuestring, err, errlen)) goto done;
+    }
+    rc = 0;
+done:
     cJSON_Delete(root);
     return rc;
 }
@@ -210,30 +287,46 @@ int llama_load(llama_model *m, const char *dir, char *err, size_t errlen) {
     snprintf(path, sizeof path, "%s/config.json", dir);
     if (llama_config_from_json(&c, path, err, errlen)) return -1;
     if (llama_model_alloc(m, &c, err, errlen)) return -1;
+    char *seen = calloc((size_t)m->num_tensors, 1);
+    if (!seen) {
+        snprintf(err, errlen, "%s: out of memory", dir);
+        llama_free(m);
+        return -1;
+    }
+    /* as from_pretrained: model.safetensors first, else the sharded index */
+    int rc;
+    const char *what = path;
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) {
-        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
-        llama_free(m);
-        return -1;
+    if (access(path, F_OK) == 0) {
+        rc = load_file(m, path, seen, NULL, NULL, err, errlen);
+    } else {
+        snprintf(path, sizeof path, "%s/model.safetensors.index.json", dir);
+        if (access(path, F_OK) != 0) {
+            snprintf(err, errlen, "%s: no model.safetensors or model.safetensors.index.json", dir);
+            rc = -1;
+        } else {
+            rc = load_sharded(m, dir, path, seen, err, errlen);
+        }
     }
-    struct stat sb;
-    if (fstat(fd, &sb) != 0) {
-        snprintf(err, errlen, "%s: cannot stat: %s", path, strerror(errno));
-        close(fd);
-        llama_free(m);
-        return -1;
+    for (int i = 0; rc == 0 && i < m->num_tensors; i++)
+        if (!seen[i]) {
+            snprintf(err, errlen, "%s: missing tensor '%s'", what, m->tensors[i].name);
+            rc = -1;
+        }
+    free(seen);
+    if (rc == 0) {
+        snprintf(path, sizeof path, "%s/generation_config.json", dir);
+        if (access(path, F_OK) == 0) {
+            m->generation_config = llama_read_file(path, NULL, err, errlen);
+            cJSON *g = m->generation_config ? cJSON_Parse(m->generation_config) : NULL;
+            if (!m->generation_config) rc = -1;
+            else if (!cJSON_IsObject(g)) {
+                snprintf(err, errlen, "%s: not a JSON object", path);
+                rc = -1;
+            }
+            cJSON_Delete(g);
+        }
     }
-    size_t size = (size_t)sb.st_size;
-    void *map = size ? mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0) : NULL;
-    close(fd);
-    if (size && map == MAP_FAILED) {
-        snprintf(err, errlen, "%s: mmap failed: %s", path, strerror(errno));
-        llama_free(m);
-        return -1;
-    }
-    int rc = load_tensors(m, path, map, size, err, errlen);
-    if (map) munmap(map, size);
     if (rc) llama_free(m);
     return rc;
 }
@@ -245,6 +338,7 @@ int llama_load(llama_model *m, const char *dir, char *err, size_t errlen) {
 typedef struct {
     const llama_model *m;
     int bf16;
+    int t0, t1;      /* the tensors [t0, t1) of m->tensors go into this file */
 } save_ctx;
 
 static int write_safetensors(FILE *f, const void *vctx, char *err, size_t errlen) {
@@ -252,7 +346,7 @@ static int write_safetensors(FILE *f, const void *vctx, char *err, size_t errlen
     const llama_model *m = ctx->m;
     size_t esize = ctx->bf16 ? 2 : 4;
     /* header: each entry is < 256 bytes */
-    size_t cap = 64 + (size_t)m->num_tensors * 256, at = 0;
+    size_t cap = 64 + (size_t)(ctx->t1 - ctx->t0) * 256, at = 0;
     char *h = malloc(cap + 8);
     if (!h) {
         snprintf(err, errlen, "out of memory for the header");
@@ -260,7 +354,7 @@ static int write_safetensors(FILE *f, const void *vctx, char *err, size_t errlen
     }
     at += (size_t)snprintf(h + at, cap - at, "{\"__metadata__\":{\"format\":\"pt\"}");
     size_t offset = 0;
-    for (int i = 0; i < m->num_tensors; i++) {
+    for (int i = ctx->t0; i < ctx->t1; i++) {
         const llama_tensor *t = &m->tensors[i];
         size_t bytes = t->numel * esize;
         if (t->ndim == 2)
@@ -279,7 +373,7 @@ static int write_safetensors(FILE *f, const void *vctx, char *err, size_t errlen
     int ok = fwrite(len8, 1, 8, f) == 8 && fwrite(h, 1, at, f) == at;
     free(h);
     uint16_t buf[4096];
-    for (int i = 0; ok && i < m->num_tensors; i++) {
+    for (int i = ctx->t0; ok && i < ctx->t1; i++) {
         const llama_tensor *t = &m->tensors[i];
         if (!ctx->bf16) {
             ok = fwrite(t->data, 4, t->numel, f) == t->numel;
@@ -298,19 +392,138 @@ static int write_safetensors(FILE *f, const void *vctx, char *err, size_t errlen
     return 0;
 }
 
-int llama_save(const llama_model *m, const char *dir, int bf16, char *err, size_t errlen) {
+static int write_text(FILE *f, const void *ctx, char *err, size_t errlen) {
+    const char *text = ctx;
+    size_t n = strlen(text);
+    if (fwrite(text, 1, n, f) != n || fputc('\n', f) == EOF) {
+        snprintf(err, errlen, "write failed: %s", strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* 1 if name is "model-DDDDD-of-DDDDD.safetensors" (any digit counts), the shard names save_pretrained
+ * uses; with keep_total > 0, 0 for shards of exactly that many (the ones this save wrote). */
+static int stale_shard_name(const char *name, int keep_total) {
+    int i, total = 0, digits = 0;
+    if (strncmp(name, "model-", 6) != 0) return 0;
+    const char *p = name + 6;
+    for (i = 0; isdigit((unsigned char)p[i]); i++) {}
+    if (i == 0 || strncmp(p + i, "-of-", 4) != 0) return 0;
+    p += i + 4;
+    for (; isdigit((unsigned char)p[digits]); digits++) total = total * 10 + (p[digits] - '0');
+    if (digits == 0 || strcmp(p + digits, ".safetensors") != 0) return 0;
+    return keep_total <= 0 || total != keep_total;
+}
+
+/* Removes the weight files of an earlier save in another layout: with nshards == 0 (single file
+ * written) the index and every shard; with nshards > 0, model.safetensors and shards of another
+ * count. */
+static void remove_stale(const char *dir, int nshards) {
     char path[4096];
+    if (nshards > 0) snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    else snprintf(path, sizeof path, "%s/model.safetensors.index.json", dir);
+    unlink(path);
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (stale_shard_name(e->d_name, nshards)) {
+            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+            unlink(path);
+        }
+    closedir(d);
+}
+
+int llama_save(const llama_model *m, const char *dir, int bf16, char *err, size_t errlen) {
+    return llama_save_ex(m, dir, bf16, LLAMA_DEFAULT_MAX_SHARD_BYTES, err, errlen);
+}
+
+int llama_save_ex(const llama_model *m, const char *dir, int bf16, size_t max_shard_bytes, char *err, size_t errlen) {
+    char path[4096];
+    char msg[512];
     if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
         snprintf(err, errlen, "%s: cannot create directory: %s", dir, strerror(errno));
         return -1;
     }
-    snprintf(path, sizeof path, "%s/model.safetensors", dir);
-    save_ctx ctx = {m, bf16};
-    char msg[256];
-    if (llama_write_atomic(path, write_safetensors, &ctx, msg, sizeof msg)) {
-        snprintf(err, errlen, "%s: %s", path, msg);
+    size_t esize = bf16 ? 2 : 4, total = 0;
+    for (int i = 0; i < m->num_tensors; i++) total += m->tensors[i].numel * esize;
+    /* shard boundaries: start[s] .. start[s+1] */
+    int *start = malloc(((size_t)m->num_tensors + 1) * sizeof(int));
+    if (!start) {
+        snprintf(err, errlen, "%s: out of memory", dir);
         return -1;
     }
+    int nshards = 0;
+    if (max_shard_bytes == 0 || total <= max_shard_bytes) {
+        start[nshards++] = 0;
+    } else {
+        size_t cur = 0;
+        for (int i = 0; i < m->num_tensors; i++) {
+            size_t b = m->tensors[i].numel * esize;
+            if (i == 0 || (cur > 0 && cur + b > max_shard_bytes)) {
+                start[nshards++] = i;
+                cur = 0;
+            }
+            cur += b;
+        }
+    }
+    start[nshards] = m->num_tensors;
+    int sharded = nshards > 1, rc = -1;
+    cJSON *index = NULL;
+    if (sharded) {
+        index = cJSON_CreateObject();
+        cJSON *meta = cJSON_AddObjectToObject(index, "metadata");
+        cJSON_AddNumberToObject(meta, "total_size", (double)total);
+        cJSON_AddObjectToObject(index, "weight_map");
+    }
+    for (int s = 0; s < nshards; s++) {
+        char name[64];
+        if (sharded) snprintf(name, sizeof name, "model-%05d-of-%05d.safetensors", s + 1, nshards);
+        else snprintf(name, sizeof name, "model.safetensors");
+        snprintf(path, sizeof path, "%s/%s", dir, name);
+        save_ctx ctx = {m, bf16, start[s], start[s + 1]};
+        if (llama_write_atomic(path, write_safetensors, &ctx, msg, sizeof msg)) {
+            snprintf(err, errlen, "%s: %s", path, msg);
+            goto done;
+        }
+        if (sharded)
+            for (int i = start[s]; i < start[s + 1]; i++)
+                cJSON_AddStringToObject(cJSON_GetObjectItemCaseSensitive(index, "weight_map"), m->tensors[i].name, name);
+    }
+    if (sharded) {
+        /* weight_map sorted by name, as save_pretrained writes it */
+        cJSON *wm = cJSON_GetObjectItemCaseSensitive(index, "weight_map");
+        cJSON *sorted = cJSON_CreateObject();
+        for (;;) {
+            cJSON *best = NULL;
+            for (cJSON *e = wm->child; e; e = e->next)
+                if (!best || strcmp(e->string, best->string) < 0) best = e;
+            if (!best) break;
+            cJSON_AddItemToObject(sorted, best->string, cJSON_DetachItemViaPointer(wm, best));
+        }
+        cJSON_ReplaceItemInObjectCaseSensitive(index, "weight_map", sorted);
+        char *text = cJSON_Print(index);
+        snprintf(path, sizeof path, "%s/model.safetensors.index.json", dir);
+        if (!text) {
+            snprintf(err, errlen, "%s: out of memory printing JSON", path);
+            goto done;
+        }
+        int wrc = llama_write_atomic(path, write_text, text, msg, sizeof msg);
+        cJSON_free(text);
+        if (wrc) {
+            snprintf(err, errlen, "%s: %s", path, msg);
+            goto done;
+        }
+    }
     snprintf(path, sizeof path, "%s/config.json", dir);
-    return llama_config_to_json_dtype(&m->cfg, path, bf16 ? "bfloat16" : "float32", err, errlen);
+    if (llama_config_to_json_dtype(&m->cfg, path, bf16 ? "bfloat16" : "float32", err, errlen)) goto done;
+    snprintf(path, sizeof path, "%s/generation_config.json", dir);
+    if (llama_generation_config_to_json(&m->cfg, m->generation_config, path, err, errlen)) goto done;
+    remove_stale(dir, sharded ? nshards : 0);
+    rc = 0;
+done:
+    cJSON_Delete(index);
+    free(start);
+    return rc;
 }

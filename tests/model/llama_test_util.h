@@ -11,7 +11,7 @@
 #include "model/llama.h"
 #include "model/llama_rng.h"
 
-/* V=11, C=16, L=2, NH=4, NKV=2, HS=4, F=24, 64 positions, eos 10, bos 1. */
+/* V=11, C=16, L=2, NH=4, NKV=2, HS=4, F=24, 64 positions, eos 10, bos 1, no pad. */
 static llama_config tiny_config(const char *arch, int tied, int bias) {
     llama_config c;
     memset(&c, 0, sizeof c);
@@ -29,6 +29,7 @@ static llama_config tiny_config(const char *arch, int tied, int bias) {
     c.tie_word_embeddings = tied;
     c.attention_bias = bias;
     c.bos_token_id = 1;
+    c.pad_token_id = -1;
     c.eos_token_ids[0] = 10;
     c.num_eos = 1;
     return c;

@@ -4,8 +4,8 @@
  *
  *   - greedy: every generated token is the argmax of llama_forward_logprobs' distribution on
  *     prompt + generated prefix (read back for all V candidates), and the logp reported by the
- *     generator equals the forward's within 1e-4; for Llama, tied Qwen2 (biases) and Mistral with a
- *     sliding window shorter than the sequence; and over 150 tokens (several of the forward's
+ *     generator equals the forward's within 1e-4; for Llama, tied Qwen2 (biases), Mistral with a
+ *     sliding window shorter than the sequence and Qwen3 (q/k norms) with llama3 rope scaling; and over 150 tokens (several of the forward's
  *     attention tiles), with and without a window of 70, and after 150-token prompts.
  *   - sampled rows (G=6, rows finishing at different steps): generator logp == forward logp.
  *   - repeatability: same seed, same tokens; row 0 of G=1 equals row 0 of G=4; another seed differs;
@@ -234,6 +234,15 @@ int main(void) {
     check_greedy_matches_forward("mistral-long-sw70", mc, 5, 5, 150);
     check_greedy_matches_forward("qwen2-prompt150", tiny_config("Qwen2ForCausalLM", 1, 1), 6, 150, 20);
     check_greedy_matches_forward("mistral-prompt150-sw70", mc, 7, 150, 20);
+    /* Qwen3 q_norm/k_norm (HS=6: NH*HS != C) with biases and llama3 rope scaling */
+    llama_config qc = tiny_config("Qwen3ForCausalLM", 1, 1);
+    qc.head_dim = 6;
+    qc.rope_type = LLAMA_ROPE_LLAMA3;
+    qc.rope_factor = 8.0f;
+    qc.rope_low_freq_factor = 1.0f;
+    qc.rope_high_freq_factor = 4.0f;
+    qc.rope_original_max_position_embeddings = 16;
+    check_greedy_matches_forward("qwen3-llama3rope", qc, 8, 5, 40);
     check_sampled_rows();
     check_sampling();
     return TEST_DONE();

@@ -2,19 +2,22 @@
  * tests/model/test_llama_grad.c: llama_backward_logprobs against central finite differences of
  * llama_forward_logprobs, for EVERY entry of EVERY tensor of tiny models (V=11, C=16, L=2, NH=4,
  * NKV=2, HS=4, F=24, B=2, T=7): Llama untied / tied (the embedding gets gradient through both the
- * input and the head) / with attention_bias (q,k,v,o biases), Qwen2 (q,k,v biases, tied), Mistral
+ * input and the head) / with attention_bias (q,k,v,o biases), Qwen2 (q,k,v biases, tied), Qwen3
+ * (q_norm/k_norm, HS=6 so NH*HS=24 != C) and Qwen3 with q,k,v,o biases and llama3 rope scaling
+ * (theta 100 puts the three inv_freq of HS=6 in the high, medium and low bands), Mistral
  * with a sliding window of 3; then, on 40 entries per tensor, T=150 sequences (several attention
  * tiles) for Llama and for a tied Mistral with a sliding window of 70 (crossing tiles). Loss = sum_{b, t>=1} w[b,t] * logp[b,t] with random w (some zero, i.e.
  * masked), summed in double.
  *
- * Every entry is checked for Llama, tied Llama and Qwen2; 60 entries per tensor for the others.
+ * Every entry is checked for Llama, tied Llama, Qwen2 and Qwen3; 60 entries per tensor for the others.
  * Finite differences use Richardson extrapolation (4 D(h/2) - D(h)) / 3, which cancels the h^2
  * truncation term, so the remaining error is fp32 forward noise (~1e-4 absolute). Each entry must
  * satisfy |analytic - numeric| <= 2e-3 + 2e-2 * |numeric|, and each tensor
  * ||analytic - numeric||_2 / ||numeric||_2 < 5e-3 (printed per tensor).
  *
- * Also: gradients accumulate (+=), repeated runs are bitwise identical, and the entropy output
- * equals -sum p log p of the distribution read back through logp for all V candidate tokens.
+ * Also: gradients accumulate (+=), repeated runs are bitwise identical, the entropy output
+ * equals -sum p log p of the distribution read back through logp for all V candidate tokens, and
+ * pad_token_id drops exactly the padding row of the input-embedding gradient.
  */
 #include <math.h>
 #include <omp.h>
@@ -129,6 +132,52 @@ static void check_model(const char *label, const llama_config *cfg, uint64_t see
     llama_free(&m);
 }
 
+/* pad_token_id: the padding token's input-embedding row gets no gradient (nn.Embedding(padding_idx));
+ * every other gradient is unchanged. */
+static void check_padding_idx(void) {
+    B = 2;
+    T = 7;
+    llama_config cfg = tiny_config("LlamaForCausalLM", 0, 0);
+    llama_model m;
+    CHECK(llama_init_random(&m, &cfg, 12, 0.02f) == 0);
+    randomize_params(&m, 12, 0.4f);
+    int tok[14];
+    float w[14], logp[14];
+    random_tokens(tok, 14, cfg.vocab_size, 12);
+    tok[2] = tok[9] = 3; /* the pad id appears in both rows */
+    for (int i = 0; i < 14; i++) w[i] = i % T ? 1.0f : 0.0f;
+    CHECK(llama_forward_logprobs(&m, tok, B, T, logp, NULL) == 0);
+    llama_zero_grad(&m);
+    llama_backward_logprobs(&m, w);
+    float *g = malloc(m.num_params * sizeof(float));
+    memcpy(g, m.grads, m.num_params * sizeof(float));
+    m.cfg.pad_token_id = 3;
+    CHECK(llama_forward_logprobs(&m, tok, B, T, logp, NULL) == 0);
+    llama_zero_grad(&m);
+    llama_backward_logprobs(&m, w);
+    size_t row = (size_t)(m.g.wte - m.grads) + 3 * (size_t)cfg.hidden_size;
+    int zero = 1, others = 1, had = 0;
+    for (size_t i = 0; i < m.num_params; i++) {
+        if (i >= row && i < row + (size_t)cfg.hidden_size) {
+            zero &= m.grads[i] == 0.0f;
+            had |= g[i] != 0.0f;
+        } else {
+            others &= m.grads[i] == g[i];
+        }
+    }
+    CHECK_MSG(had && zero, "the padding row's gradient is not dropped");
+    CHECK_MSG(others, "pad_token_id changed other gradients");
+    free(g);
+    llama_free(&m);
+    /* llama_init_random zeroes the padding row, as HF's init */
+    cfg.pad_token_id = 5;
+    CHECK(llama_init_random(&m, &cfg, 1, 0.02f) == 0);
+    int z = 1;
+    for (int i = 0; i < cfg.hidden_size; i++) z &= m.w.wte[5 * cfg.hidden_size + i] == 0.0f;
+    CHECK(z && m.w.wte[4 * cfg.hidden_size] != 0.0f);
+    llama_free(&m);
+}
+
 /* The entropy output against -sum p log p with p read back through logp of every candidate token. */
 static void check_entropy(void) {
     B = 1;
@@ -178,12 +227,24 @@ int main(void) {
     check_model("llama-tied", &c, 2, 0);
     c = tiny_config("Qwen2ForCausalLM", 1, 1);
     check_model("qwen2", &c, 4, 0);
+    c = tiny_config("Qwen3ForCausalLM", 0, 0);
+    c.head_dim = 6;
+    check_model("qwen3", &c, 8, 0);
     /* 60 entries per tensor from here on (the full sweeps above cover every kernel) */
     c = tiny_config("LlamaForCausalLM", 0, 1);
     check_model("llama-bias", &c, 3, 60);
     c = tiny_config("MistralForCausalLM", 0, 0);
     c.sliding_window = 3;
     check_model("mistral-sw3", &c, 5, 60);
+    c = tiny_config("Qwen3ForCausalLM", 1, 1);
+    c.head_dim = 6;
+    c.rope_theta = 100.0f;
+    c.rope_type = LLAMA_ROPE_LLAMA3;
+    c.rope_factor = 8.0f;
+    c.rope_low_freq_factor = 1.0f;
+    c.rope_high_freq_factor = 4.0f;
+    c.rope_original_max_position_embeddings = 64;
+    check_model("qwen3-bias-llama3rope", &c, 9, 60);
     /* sequences longer than an attention tile (64 query rows), 40 entries per tensor; the loss
      * weights only positions >= 128 (fewer terms, less fp32 noise), whose gradients flow back
      * through attention across the tiles */
@@ -197,5 +258,6 @@ int main(void) {
     c.sliding_window = 70;
     check_model("mistral-T150-sw70", &c, 7, 40);
     check_entropy();
+    check_padding_idx();
     return TEST_DONE();
 }

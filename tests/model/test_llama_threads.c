@@ -3,9 +3,9 @@
  *
  * The other model tests use models too small to cross the parallelism thresholds (and run with one
  * thread so that a loaded machine cannot slow their thousands of tiny passes). Here a mid-size model
- * (V=2048, C=128, F=352, L=2, NH=4, NKV=2, HS=32, tied) is big enough that llama_sgemm splits its
- * products by rows, by columns and into per-row sgemv blocks, and attention / norms / SwiGLU run
- * as OpenMP loops. With 1, 2 and 3 threads (3: uneven blocks):
+ * (Qwen3: q_norm/k_norm, V=2048, C=128, F=352, L=2, NH=4, NKV=2, HS=32, tied) is big enough that
+ * llama_sgemm splits its products by rows, by columns and into per-row sgemv blocks, and attention /
+ * norms (the per-head q/k norms included) / SwiGLU run as OpenMP loops. With 1, 2 and 3 threads (3: uneven blocks):
  *   - forward logp within 2e-5 and every gradient within 1e-4 (relative to the tensor's largest
  *     entry) of the 1-thread results; repeated runs at a fixed thread count are bitwise identical;
  *   - greedy generation (G=3: per-row sgemv; G=8: batched sgemm) gives the same tokens, logp
@@ -23,7 +23,7 @@
 enum { B = 4, T = 80, P = 70, NEW = 24 };
 
 int main(void) {
-    llama_config c = tiny_config("LlamaForCausalLM", 1, 0);
+    llama_config c = tiny_config("Qwen3ForCausalLM", 1, 0);
     c.vocab_size = 2048;
     c.hidden_size = 128;
     c.intermediate_size = 352;
