@@ -1,11 +1,17 @@
 /*
- * trainer/checkpoint.c: writing checkpoint folders atomically (see checkpoint.h).
+ * trainer/checkpoint.c: writing checkpoint folders atomically and reading them back (see checkpoint.h).
+ *
+ * Parts: file helpers (mkdir -p, rm -rf, atomic copy and write), checkpoint_save (assemble DIR.tmp,
+ * rename into place, fsync the parent), trainer_state.json in and out, the compatibility checks a
+ * resume runs (architecture, config keys), and listing / rotating the checkpoint-N folders.
  */
 #include "trainer/checkpoint.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,18 +77,47 @@ int copy_file_atomic(const char *src, const char *dst, char *err, size_t errlen)
     return 0;
 }
 
-static int write_trainer_state(const char *path, int step, const char *config_yaml, char *err, size_t errlen) {
+int write_file_atomic(const char *path, const void *data, size_t len, char *err, size_t errlen) {
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "wb");
+    if (!f) { snprintf(err, errlen, "%s: cannot create: %s", tmp, strerror(errno)); return -1; }
+    int ok = fwrite(data, 1, len, f) == len && fflush(f) == 0 && fsync(fileno(f)) == 0;
+    ok = (fclose(f) == 0) && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        snprintf(err, errlen, "%s: write failed: %s", path, strerror(errno));
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+static int write_trainer_state(const char *path, const checkpoint_info *info, char *err, size_t errlen) {
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddNumberToObject(o, "global_step", step);
-    cJSON_AddStringToObject(o, "config", config_yaml ? config_yaml : "");
+    cJSON_AddStringToObject(o, "format", "grpo2048 checkpoint");
+    cJSON_AddNumberToObject(o, "version", 2);
+    cJSON_AddStringToObject(o, "kind", info->kind ? info->kind : "grpo");
+    cJSON_AddNumberToObject(o, "global_step", info->global_step);
+    cJSON_AddNumberToObject(o, "run_id", info->run_id);
+    cJSON_AddNumberToObject(o, "num_input_tokens_seen", info->num_input_tokens_seen);
+    cJSON_AddBoolToObject(o, "has_generation", info->has_generation);
+    cJSON_AddBoolToObject(o, "has_ref_model", info->has_ref_model);
+    cJSON *vals = cJSON_AddObjectToObject(o, "config_values");
+    if (info->config) {
+        char buf[16384];
+        for (int i = 0; i < config_num_keys(); i++) {
+            const char *k = config_key_name(i);
+            config_format_value(info->config, k, buf, sizeof buf);
+            cJSON_AddStringToObject(vals, k, buf);
+        }
+    }
+    cJSON_AddStringToObject(o, "config", info->config_yaml ? info->config_yaml : "");
     char *text = cJSON_Print(o);
     cJSON_Delete(o);
-    FILE *f = fopen(path, "wb");
-    int ok = f && fputs(text, f) >= 0 && fflush(f) == 0 && fsync(fileno(f)) == 0;
-    if (f) ok = (fclose(f) == 0) && ok;
+    if (!text) { snprintf(err, errlen, "%s: out of memory", path); return -1; }
+    int rc = write_file_atomic(path, text, strlen(text), err, errlen);
     free(text);
-    if (!ok) { snprintf(err, errlen, "%s: write failed: %s", path, strerror(errno)); return -1; }
-    return 0;
+    return rc;
 }
 
 /* dir + "/" + name into out; -1 with a message when the path does not fit. */
@@ -93,7 +128,7 @@ static int join(char *out, size_t n, const char *dir, const char *name, char *er
 }
 
 int checkpoint_save(const char *dir, const llama_model *m, const adamw_state *opt, const char *tokenizer_dir,
-                    int step, const char *config_yaml, char *err, size_t errlen) {
+                    const checkpoint_info *info, checkpoint_extra_fn extra, void *ctx, char *err, size_t errlen) {
     char tmp[4096], old[4096], path[4096], src[4096];
     snprintf(tmp, sizeof tmp, "%s.tmp", dir);
     snprintf(old, sizeof old, "%s.old", dir);
@@ -111,8 +146,9 @@ int checkpoint_save(const char *dir, const llama_model *m, const adamw_state *op
         if (join(path, sizeof path, tmp, "optimizer.bin", err, errlen) != 0) return -1;
         if (adamw_save(opt, path, err, errlen) != 0) return -1;
     }
+    if (extra && extra(tmp, ctx, err, errlen) != 0) return -1;
     if (join(path, sizeof path, tmp, "trainer_state.json", err, errlen) != 0) return -1;
-    if (write_trainer_state(path, step, config_yaml, err, errlen) != 0) return -1;
+    if (write_trainer_state(path, info, err, errlen) != 0) return -1;
     fsync_dir(tmp);
     /* Swap in: an existing DIR moves aside first, so at every instant one complete folder exists. */
     remove_tree(old);
@@ -126,6 +162,319 @@ int checkpoint_save(const char *dir, const llama_model *m, const adamw_state *op
         snprintf(err, errlen, "%s: cannot rename %s into place: %s", dir, tmp, strerror(errno));
         return -1;
     }
+    char parent[4096];
+    snprintf(parent, sizeof parent, "%s", dir);
+    char *slash = strrchr(parent, '/');
+    if (slash) { *slash = '\0'; fsync_dir(parent[0] ? parent : "/"); }
+    else fsync_dir(".");
     if (had_old) remove_tree(old);
     return 0;
+}
+
+/* ------------------------------------------------------------------------------------------------ */
+/* Reading back                                                                                      */
+
+static char *read_text(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    size_t cap = 4096, n = 0, k;
+    char *buf = malloc(cap);
+    while (buf && (k = fread(buf + n, 1, cap - n - 1, f)) > 0) {
+        n += k;
+        if (n + 1 == cap) {
+            char *p = realloc(buf, cap * 2);
+            if (!p) { free(buf); buf = NULL; break; }
+            buf = p;
+            cap *= 2;
+        }
+    }
+    fclose(f);
+    if (buf) buf[n] = '\0';
+    if (len) *len = n;
+    return buf;
+}
+
+/* A file of the checkpoint that must exist and not be empty. */
+static int need_file(const char *dir, const char *name, char *err, size_t errlen) {
+    char path[4096];
+    if (join(path, sizeof path, dir, name, err, errlen) != 0) return -1;
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        snprintf(err, errlen, "checkpoint %s is incomplete: %s is missing", dir, name);
+        return -1;
+    }
+    if (st.st_size == 0) {
+        snprintf(err, errlen, "checkpoint %s is truncated: %s is empty", dir, name);
+        return -1;
+    }
+    return 0;
+}
+
+void checkpoint_state_free(checkpoint_state *st) {
+    for (int i = 0; i < st->nvalues; i++) { free(st->keys[i]); free(st->values[i]); }
+    free(st->keys);
+    free(st->values);
+    free(st->config_yaml);
+    memset(st, 0, sizeof *st);
+}
+
+int checkpoint_read_state(const char *dir, checkpoint_state *st, char *err, size_t errlen) {
+    memset(st, 0, sizeof *st);
+    struct stat sb;
+    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+        snprintf(err, errlen, "checkpoint %s: not a folder", dir);
+        return -1;
+    }
+    char path[4096];
+    if (join(path, sizeof path, dir, "trainer_state.json", err, errlen) != 0) return -1;
+    size_t len = 0;
+    char *text = read_text(path, &len);
+    if (!text) {
+        snprintf(err, errlen, "%s is not a checkpoint: trainer_state.json is missing (it is written last, so a "
+                 "folder without it was never completed)", dir);
+        return -1;
+    }
+    cJSON *o = cJSON_Parse(text);
+    free(text);
+    if (!o) {
+        snprintf(err, errlen, "%s: not valid JSON (the file is damaged or truncated)", path);
+        return -1;
+    }
+    int rc = -1;
+    const cJSON *fmt = cJSON_GetObjectItemCaseSensitive(o, "format");
+    const cJSON *ver = cJSON_GetObjectItemCaseSensitive(o, "version");
+    const cJSON *kind = cJSON_GetObjectItemCaseSensitive(o, "kind");
+    const cJSON *step = cJSON_GetObjectItemCaseSensitive(o, "global_step");
+    const cJSON *run = cJSON_GetObjectItemCaseSensitive(o, "run_id");
+    const cJSON *tok = cJSON_GetObjectItemCaseSensitive(o, "num_input_tokens_seen");
+    const cJSON *gen = cJSON_GetObjectItemCaseSensitive(o, "has_generation");
+    const cJSON *ref = cJSON_GetObjectItemCaseSensitive(o, "has_ref_model");
+    const cJSON *vals = cJSON_GetObjectItemCaseSensitive(o, "config_values");
+    const cJSON *cfg = cJSON_GetObjectItemCaseSensitive(o, "config");
+    if (!cJSON_IsString(fmt) || strcmp(fmt->valuestring, "grpo2048 checkpoint") || !cJSON_IsNumber(ver)) {
+        snprintf(err, errlen, "%s: written by an older grpo2048 (no \"format\"/\"version\"): it holds weights "
+                 "but not the state a resume needs; start a new run from it with model_name_or_path=%s", path, dir);
+        goto done;
+    }
+    if (ver->valueint != 2) {
+        snprintf(err, errlen, "%s: checkpoint format version %d, this grpo2048 reads version 2", path, ver->valueint);
+        goto done;
+    }
+    if (!cJSON_IsString(kind) || !cJSON_IsNumber(step) || step->valuedouble < 0 || !cJSON_IsNumber(run) ||
+        !cJSON_IsNumber(tok) || !cJSON_IsBool(gen) || !cJSON_IsBool(ref) || !cJSON_IsObject(vals) ||
+        !cJSON_IsString(cfg)) {
+        snprintf(err, errlen, "%s: expected fields kind, global_step, run_id, num_input_tokens_seen, has_generation, "
+                 "has_ref_model, config_values and config", path);
+        goto done;
+    }
+    snprintf(st->kind, sizeof st->kind, "%s", kind->valuestring);
+    st->global_step = step->valueint;
+    st->run_id = run->valueint;
+    st->num_input_tokens_seen = tok->valuedouble;
+    st->has_generation = cJSON_IsTrue(gen);
+    st->has_ref_model = cJSON_IsTrue(ref);
+    st->config_yaml = strdup(cfg->valuestring);
+    int n = cJSON_GetArraySize(vals);
+    st->keys = calloc(n ? n : 1, sizeof(char *));
+    st->values = calloc(n ? n : 1, sizeof(char *));
+    if (!st->config_yaml || !st->keys || !st->values) { snprintf(err, errlen, "out of memory"); goto done; }
+    const cJSON *v;
+    cJSON_ArrayForEach(v, vals) {
+        if (!cJSON_IsString(v)) {
+            snprintf(err, errlen, "%s: config_values.%s is not a string", path, v->string);
+            goto done;
+        }
+        st->keys[st->nvalues] = strdup(v->string);
+        st->values[st->nvalues] = strdup(v->valuestring);
+        st->nvalues++;
+        if (!st->keys[st->nvalues - 1] || !st->values[st->nvalues - 1]) { snprintf(err, errlen, "out of memory"); goto done; }
+    }
+    if (need_file(dir, "config.json", err, errlen) || need_file(dir, "model.safetensors", err, errlen) ||
+        need_file(dir, "optimizer.bin", err, errlen) ||
+        (st->has_generation && need_file(dir, "generation.bin", err, errlen)) ||
+        (st->has_ref_model && (need_file(dir, "ref_model/config.json", err, errlen) ||
+                               need_file(dir, "ref_model/model.safetensors", err, errlen))))
+        goto done;
+    rc = 0;
+done:
+    cJSON_Delete(o);
+    if (rc != 0) checkpoint_state_free(st);
+    return rc;
+}
+
+const char *checkpoint_state_value(const checkpoint_state *st, const char *key) {
+    for (int i = 0; i < st->nvalues; i++) if (!strcmp(st->keys[i], key)) return st->values[i];
+    return NULL;
+}
+
+int checkpoint_check_architecture(const char *ckpt_dir, const char *model_dir, char *err, size_t errlen) {
+    char a_path[4096], b_path[4096], e[1024];
+    llama_config a, b;
+    snprintf(a_path, sizeof a_path, "%s/config.json", ckpt_dir);
+    snprintf(b_path, sizeof b_path, "%s/config.json", model_dir);
+    if (llama_config_from_json(&a, a_path, e, sizeof e) != 0) {
+        snprintf(err, errlen, "checkpoint %s: %s", ckpt_dir, e);
+        return -1;
+    }
+    if (llama_config_from_json(&b, b_path, e, sizeof e) != 0) {
+        snprintf(err, errlen, "model_name_or_path: %s", e);
+        return -1;
+    }
+    if (strcmp(a.architecture, b.architecture)) {
+        snprintf(err, errlen, "checkpoint %s is from another architecture: %s, while model_name_or_path %s is a %s",
+                 ckpt_dir, a.architecture, model_dir, b.architecture);
+        return -1;
+    }
+    struct { const char *name; double x, y; } f[] = {
+        {"vocab_size", a.vocab_size, b.vocab_size},
+        {"hidden_size", a.hidden_size, b.hidden_size},
+        {"intermediate_size", a.intermediate_size, b.intermediate_size},
+        {"num_hidden_layers", a.num_hidden_layers, b.num_hidden_layers},
+        {"num_attention_heads", a.num_attention_heads, b.num_attention_heads},
+        {"num_key_value_heads", a.num_key_value_heads, b.num_key_value_heads},
+        {"head_dim", a.head_dim, b.head_dim},
+        {"tie_word_embeddings", a.tie_word_embeddings, b.tie_word_embeddings},
+        {"attention_bias", a.attention_bias, b.attention_bias},
+        {"rope_theta", a.rope_theta, b.rope_theta},
+        {"rms_norm_eps", a.rms_norm_eps, b.rms_norm_eps},
+        {"max_position_embeddings", a.max_position_embeddings, b.max_position_embeddings},
+    };
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
+        if (f[i].x != f[i].y) {
+            snprintf(err, errlen, "checkpoint %s is from another architecture: its %s is %.9g, model_name_or_path "
+                     "%s has %.9g", ckpt_dir, f[i].name, f[i].x, model_dir, f[i].y);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void appendf(char *buf, size_t n, const char *fmt, ...) {
+    size_t used = strlen(buf);
+    if (used + 1 >= n) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf + used, n - used, fmt, ap);
+    va_end(ap);
+}
+
+static int in_list(const char *const *list, const char *key) {
+    for (; list && *list; list++) if (!strcmp(*list, key)) return 1;
+    return 0;
+}
+
+/* A value for a message: at most 40 characters. */
+static void short_value(char *out, size_t n, const char *v) {
+    if (strlen(v) <= 40) snprintf(out, n, "%s", v);
+    else snprintf(out, n, "%.37s...", v);
+}
+
+int checkpoint_check_config(const checkpoint_state *st, const grpo_config *c, const char *const *must_match,
+                            const char *const *ignore, char *changed, size_t changedlen, char *err, size_t errlen) {
+    char now[16384], a[64], b[64];
+    err[0] = '\0';
+    if (changed && changedlen) changed[0] = '\0';
+    int bad = 0;
+    for (const char *const *k = must_match; *k; k++) {
+        const char *was = checkpoint_state_value(st, *k);
+        if (config_format_value(c, *k, now, sizeof now) != 0) continue;
+        if (!was || strcmp(was, now) != 0) {
+            short_value(a, sizeof a, was ? was : "(not recorded)");
+            short_value(b, sizeof b, now);
+            appendf(err, errlen, "%s%s=%s in the checkpoint, %s in this config", bad ? "; " : "", *k, a, b);
+            bad++;
+        }
+    }
+    if (bad) {
+        char list[1024] = "";
+        for (const char *const *k = must_match; *k; k++) appendf(list, sizeof list, "%s%s", k == must_match ? "" : ", ", *k);
+        char head[16384];
+        snprintf(head, sizeof head, "%s", err);
+        snprintf(err, errlen, "the checkpoint was written with an incompatible config: %s (a resumed run needs the "
+                 "same %s; start a new run in another output_dir to change them)", head, list);
+        return -1;
+    }
+    if (changed && changedlen) {
+        int n = 0;
+        for (int i = 0; i < st->nvalues; i++) {
+            const char *k = st->keys[i];
+            if (in_list(must_match, k) || in_list(ignore, k)) continue;
+            if (config_format_value(c, k, now, sizeof now) != 0) continue;
+            if (strcmp(st->values[i], now) != 0) {
+                short_value(a, sizeof a, st->values[i]);
+                short_value(b, sizeof b, now);
+                appendf(changed, changedlen, "%s%s: %s -> %s", n++ ? "; " : "", k, a, b);
+            }
+        }
+    }
+    return 0;
+}
+
+static int cmp_int(const void *a, const void *b) {
+    int x = *(const int *)a, y = *(const int *)b;
+    return (x > y) - (x < y);
+}
+
+int checkpoint_list(const char *output_dir, int *steps, int max) {
+    DIR *d = opendir(output_dir);
+    if (!d) return 0;
+    int n = 0, cap = 64;
+    int *all = malloc(sizeof(int) * cap);
+    struct dirent *e;
+    while (all && (e = readdir(d))) {
+        const char *name = e->d_name;
+        if (strncmp(name, "checkpoint-", 11) != 0) continue;
+        char *end;
+        long k = strtol(name + 11, &end, 10);
+        if (end == name + 11 || *end || k < 0 || k > 1000000000L) continue;   /* also skips .tmp / .old */
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s/trainer_state.json", output_dir, name);
+        if (access(path, R_OK) != 0) continue;
+        if (n == cap) {
+            int *p = realloc(all, sizeof(int) * cap * 2);
+            if (!p) break;
+            all = p;
+            cap *= 2;
+        }
+        all[n++] = (int)k;
+    }
+    closedir(d);
+    if (!all) return 0;
+    qsort(all, (size_t)n, sizeof(int), cmp_int);
+    for (int i = 0; i < n && i < max; i++) steps[i] = all[i];
+    free(all);
+    return n;
+}
+
+int checkpoint_find_latest(const char *output_dir, char *out, size_t outlen, char *err, size_t errlen) {
+    int n = checkpoint_list(output_dir, NULL, 0);
+    if (n == 0) {
+        snprintf(err, errlen, "no checkpoint to resume from in %s (no checkpoint-N folder with trainer_state.json)",
+                 output_dir);
+        return -1;
+    }
+    int *steps = malloc(sizeof(int) * (size_t)n);
+    if (!steps) { snprintf(err, errlen, "out of memory"); return -1; }
+    n = checkpoint_list(output_dir, steps, n);
+    snprintf(out, outlen, "%s/checkpoint-%d", output_dir, steps[n - 1]);
+    free(steps);
+    return 0;
+}
+
+int checkpoint_rotate(const char *output_dir, int limit, int keep_step) {
+    if (limit <= 0) return 0;
+    int n = checkpoint_list(output_dir, NULL, 0);
+    if (n <= limit) return 0;
+    int *steps = malloc(sizeof(int) * (size_t)n);
+    if (!steps) return 0;
+    n = checkpoint_list(output_dir, steps, n);
+    int deleted = 0, remaining = n;
+    for (int i = 0; i < n && remaining > limit; i++) {
+        if (steps[i] == keep_step) continue;
+        char path[4096];
+        snprintf(path, sizeof path, "%s/checkpoint-%d", output_dir, steps[i]);
+        if (remove_tree(path) == 0) { deleted++; remaining--; }
+    }
+    free(steps);
+    return deleted;
 }

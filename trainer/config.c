@@ -49,7 +49,7 @@ const char *const config_default_prompt =
 /* ---------------------------------------------------------------------------------------------- */
 /* 1. The key table                                                                                */
 
-typedef enum { T_GROUP, T_BOOL, T_INT, T_FLOAT, T_STRING, T_ENUM, T_WEIGHTS } key_type;
+typedef enum { T_GROUP, T_BOOL, T_INT, T_FLOAT, T_STRING, T_ENUM, T_WEIGHTS, T_WEIGHT_LIST } key_type;
 
 enum { USE_TRAIN = 1, USE_SFT = 2, USE_BOTH = 3 };
 
@@ -59,7 +59,7 @@ enum {
     F_MIN_EXCL = 1 << 2,
     F_MAX_EXCL = 1 << 3,
     F_POW2 = 1 << 4,       /* ints: a power of two */
-    F_NULLABLE = 1 << 5,   /* null is allowed: epsilon_high's "same as epsilon" */
+    F_NULLABLE = 1 << 5,   /* null is allowed: the key's set_offset flag says whether a value was given */
     F_NONEMPTY = 1 << 6,   /* strings: must not be empty */
 };
 
@@ -73,6 +73,8 @@ typedef struct {
     const char *const *choices;    /* T_ENUM: NULL-terminated allowed names */
     unsigned use;                  /* USE_TRAIN | USE_SFT */
     const char *help;
+    size_t set_offset;             /* F_NULLABLE / T_WEIGHT_LIST: offset of the bool "a value was given" */
+    const char *null_means;        /* F_NULLABLE: what null stands for, for help and docs ("= epsilon") */
 } key_def;
 
 static const char *const lr_scheduler_choices[] = {"linear", "cosine", "constant", "constant_with_warmup", NULL};
@@ -80,14 +82,20 @@ static const char *const device_choices[] = {"auto", "cpu", "cuda", NULL};
 static const char *const loss_type_choices[] = {"grpo", "bnpo", "dr_grpo", "dapo", NULL};
 static const char *const scale_rewards_choices[] = {"group", "batch", "none", NULL};
 static const char *const chat_template_choices[] = {"auto", "chatml", "llama3", "plain", NULL};
+static const char *const is_level_choices[] = {"token", "sequence", NULL};
 
 #define OFF(f) offsetof(grpo_config, f)
-#define GROUP(title) {title, T_GROUP, 0, NULL, 0, 0, 0, NULL, 0, NULL}
-#define KBOOL(n, f, d, use, help) {n, T_BOOL, OFF(f), d, 0, 0, 0, NULL, use, help}
-#define KINT(n, f, d, lo, hi, fl, use, help) {n, T_INT, OFF(f), d, lo, hi, fl, NULL, use, help}
-#define KFLOAT(n, f, d, lo, hi, fl, use, help) {n, T_FLOAT, OFF(f), d, lo, hi, fl, NULL, use, help}
-#define KSTR(n, f, d, fl, use, help) {n, T_STRING, OFF(f), d, 0, 0, fl, NULL, use, help}
-#define KENUM(n, f, d, ch, use, help) {n, T_ENUM, OFF(f), d, 0, 0, 0, ch, use, help}
+#define GROUP(title) {title, T_GROUP, 0, NULL, 0, 0, 0, NULL, 0, NULL, 0, NULL}
+#define KBOOL(n, f, d, use, help) {n, T_BOOL, OFF(f), d, 0, 0, 0, NULL, use, help, 0, NULL}
+#define KINT(n, f, d, lo, hi, fl, use, help) {n, T_INT, OFF(f), d, lo, hi, fl, NULL, use, help, 0, NULL}
+#define KFLOAT(n, f, d, lo, hi, fl, use, help) {n, T_FLOAT, OFF(f), d, lo, hi, fl, NULL, use, help, 0, NULL}
+#define KSTR(n, f, d, fl, use, help) {n, T_STRING, OFF(f), d, 0, 0, fl, NULL, use, help, 0, NULL}
+#define KENUM(n, f, d, ch, use, help) {n, T_ENUM, OFF(f), d, 0, 0, 0, ch, use, help, 0, NULL}
+/* nullable numbers: default "null"; setf is the bool field saying a value was given */
+#define KNINT(n, f, setf, lo, hi, fl, use, means, help) \
+    {n, T_INT, OFF(f), "null", lo, hi, (fl) | F_NULLABLE, NULL, use, help, OFF(setf), means}
+#define KNFLOAT(n, f, setf, lo, hi, fl, use, means, help) \
+    {n, T_FLOAT, OFF(f), "null", lo, hi, (fl) | F_NULLABLE, NULL, use, help, OFF(setf), means}
 
 static const key_def keys[] = {
     GROUP("Model and output"),
@@ -129,8 +137,8 @@ static const key_def keys[] = {
 
     GROUP("Generation and GRPO loss"),
     KINT("num_generations", num_generations, "8", 2, 1 << 20, F_MIN | F_MAX, USE_TRAIN,
-         "Completions sampled per prompt (G, the group size); must divide "
-         "per_device_train_batch_size * gradient_accumulation_steps."),
+         "Completions sampled per prompt (G, the group size); must divide the generation batch, "
+         "generation_batch_size (by default per_device_train_batch_size * gradient_accumulation_steps)."),
     KINT("max_prompt_length", max_prompt_length, "512", 1, 1 << 24, F_MIN | F_MAX, USE_TRAIN,
          "Longest prompt, in tokens."),
     KINT("max_completion_length", max_completion_length, "256", 1, 1 << 24, F_MIN | F_MAX, USE_TRAIN,
@@ -140,18 +148,57 @@ static const key_def keys[] = {
            "Nucleus sampling: sample from the smallest set of tokens whose probability reaches top_p; 1 = off."),
     KINT("top_k", top_k, "0", 0, INT_MAX, F_MIN | F_MAX, USE_TRAIN,
          "Sample only from the top_k most likely tokens; 0 = off."),
-    KFLOAT("beta", beta, "0.0", 0, 0, F_MIN, USE_TRAIN,
-           "KL coefficient against the initial model; 0 = no reference model."),
+    KFLOAT("repetition_penalty", repetition_penalty, "1.0", 0, 0, F_MIN | F_MIN_EXCL, USE_TRAIN,
+           "Sampling: penalize tokens already in the prompt or completion (HF's repetition penalty); 1 = off. "
+           "This build's sampler (model/llama_generate) has no repetition penalty, so only 1 is accepted."),
+    KNFLOAT("min_p", min_p, min_p_set, 0, 1, F_MIN | F_MAX, USE_TRAIN, "off",
+            "Sampling: drop tokens less likely than min_p times the most likely one; null = off. This build's "
+            "sampler (model/llama_generate) has no min-p, so only null is accepted."),
     KFLOAT("epsilon", epsilon, "0.2", 0, 1, F_MIN | F_MAX | F_MAX_EXCL, USE_TRAIN,
            "Clip range: the probability ratio is clipped below at 1 - epsilon (and above at 1 + epsilon_high)."),
-    KFLOAT("epsilon_high", epsilon_high, "null", 0, 0, F_MIN | F_NULLABLE, USE_TRAIN,
-           "Upper clip range, 1 + epsilon_high; null = same as epsilon (DAPO uses 0.28)."),
+    {"epsilon_high", T_FLOAT, OFF(epsilon_high), "null", 0, 0, F_MIN | F_NULLABLE, NULL, USE_TRAIN,
+     "Upper clip range, 1 + epsilon_high; null = same as epsilon (DAPO uses 0.28).", OFF(epsilon_high_set),
+     "= epsilon"},
+    KNFLOAT("delta", delta, delta_set, 1, 0, F_MIN | F_MIN_EXCL, USE_TRAIN, "off",
+            "Two-sided clipping (INTELLECT-2): the probability ratio is also capped at delta, so tokens with a "
+            "negative advantage cannot move it without bound; null = off. Use a value above 1 + epsilon_high."),
+    KENUM("importance_sampling_level", importance_sampling_level, "token", is_level_choices, USE_TRAIN,
+          "Importance ratio per token (GRPO), or one per sequence from its mean token log-ratio (GSPO)."),
     KENUM("loss_type", loss_type, "dapo", loss_type_choices, USE_TRAIN,
           "Token-loss aggregation: grpo (mean per sequence, then over sequences), bnpo (mean over the "
           "micro-batch's tokens), dr_grpo (sum / (sequences * max_completion_length)), dapo (mean over the "
-          "whole accumulated batch's tokens)."),
+          "whole generation batch's tokens)."),
     KENUM("scale_rewards", scale_rewards, "group", scale_rewards_choices, USE_TRAIN,
           "Divide advantages by the reward standard deviation of the group, of the batch, or not at all."),
+    KBOOL("mask_truncated_completions", mask_truncated_completions, "false", USE_TRAIN,
+          "Leave completions that reach max_completion_length without a stop token out of the loss (DAPO)."),
+    KFLOAT("top_entropy_quantile", top_entropy_quantile, "1.0", 0, 1, F_MIN | F_MAX, USE_TRAIN,
+           "Train only on this top fraction of each micro-batch's completion tokens by entropy (the policy "
+           "term; the KL term keeps every token); 1 = every token."),
+    KINT("num_iterations", num_iterations, "1", 1, 1 << 20, F_MIN | F_MAX, USE_TRAIN,
+         "Optimization passes (mu) over each generation; above 1 the generation is reused and the ratio is "
+         "taken against the log-probabilities of the policy that generated it."),
+    KNINT("steps_per_generation", steps_per_generation, steps_per_generation_set, 1, 1 << 20, F_MIN | F_MAX,
+          USE_TRAIN, "= gradient_accumulation_steps",
+          "Micro-batches each generation is split into; null = gradient_accumulation_steps. Give this or "
+          "generation_batch_size, not both."),
+    KNINT("generation_batch_size", generation_batch_size, generation_batch_size_set, 1, 1 << 24, F_MIN | F_MAX,
+          USE_TRAIN, "= per_device_train_batch_size * steps_per_generation",
+          "Completions sampled per generation: a multiple of per_device_train_batch_size and of num_generations."),
+    {"reward_weights", T_WEIGHT_LIST, OFF(reward_weights), "null", 0, 0, F_NULLABLE, NULL, USE_TRAIN,
+     "Weights of the reward functions in rewards.functions order (function_works, no_cheating, "
+     "strategy_succeeds, game_progress), as a list; when given it replaces rewards.functions' weights.",
+     OFF(reward_weights_set), "= rewards.functions"},
+
+    GROUP("Reference model"),
+    KFLOAT("beta", beta, "0.0", 0, 0, F_MIN, USE_TRAIN,
+           "KL coefficient against a frozen reference model (the initial policy); 0 = no reference model."),
+    KBOOL("sync_ref_model", sync_ref_model, "false", USE_TRAIN,
+          "Move the reference model towards the policy every ref_model_sync_steps steps (TR-DPO); needs beta > 0."),
+    KFLOAT("ref_model_mixup_alpha", ref_model_mixup_alpha, "0.6", 0, 1, F_MIN | F_MAX, USE_TRAIN,
+           "Sync: reference = alpha * policy + (1 - alpha) * reference."),
+    KINT("ref_model_sync_steps", ref_model_sync_steps, "512", 1, INT_MAX, F_MIN | F_MAX, USE_TRAIN,
+         "Sync the reference model every this many optimizer steps."),
 
     GROUP("Prompts"),
     KENUM("chat_template", chat_template, "auto", chat_template_choices, USE_BOTH,
@@ -176,7 +223,20 @@ static const key_def keys[] = {
     KINT("save_steps", save_steps, "0", 0, INT_MAX, F_MIN | F_MAX, USE_BOTH,
          "Save a checkpoint every this many steps; 0 = only at the end."),
     KINT("save_total_limit", save_total_limit, "0", 0, INT_MAX, F_MIN | F_MAX, USE_BOTH,
-         "Keep at most this many checkpoints, deleting the oldest; 0 = keep all."),
+         "Keep at most this many checkpoints, deleting the oldest; 0 = keep all (the final model in "
+         "output_dir is never deleted)."),
+    KSTR("resume_from_checkpoint", resume_from_checkpoint, "", 0, USE_TRAIN,
+         "Continue a run from a checkpoint folder, or from the newest one in output_dir with 'latest' "
+         "(same as --resume); empty = start afresh."),
+
+    GROUP("Evaluation during training"),
+    KINT("eval_steps", eval_steps, "0", 0, INT_MAX, F_MIN | F_MAX, USE_TRAIN,
+         "Evaluate every this many steps (eval/... metrics); 0 = never."),
+    KINT("eval_games", eval_games, "8", 1, 1000, F_MIN | F_MAX, USE_TRAIN,
+         "Games each evaluated completion plays, on fixed seeds (the same at every evaluation)."),
+    KFLOAT("eval_temperature", eval_temperature, "0.0", 0, 0, F_MIN, USE_TRAIN,
+           "Sampling temperature of evaluation: 0 = one greedy completion; above 0, num_generations "
+           "completions sampled with a fixed seed."),
 
     GROUP("Rewards (the rewards: section)"),
     KBOOL("rewards.parallel", rewards.parallel, "true", USE_TRAIN,
@@ -202,7 +262,7 @@ static const key_def keys[] = {
      "{function_works: 1.0, no_cheating: 1.0, strategy_succeeds: 1.0, game_progress: 1.0}", 0, 0, 0, NULL,
      USE_TRAIN,
      "Weight of each reward function in a completion's reward; a function missing from a given map gets "
-     "weight 0 (a list of names gives each weight 1)."},
+     "weight 0 (a list of names gives each weight 1). reward_weights, when given, replaces these.", 0, NULL},
 };
 
 #define NUM_KEYS (sizeof keys / sizeof keys[0])
@@ -458,8 +518,8 @@ static void describe_expected(const key_def *k, char *out, size_t outlen) {
     case T_INT:
         describe_range(k, r, sizeof r);
         if (k->flags & F_POW2) snprintf(out, outlen, "a power of two in %s", r);
-        else if (strstr(r, "..")) snprintf(out, outlen, "an integer in %s", r);
-        else snprintf(out, outlen, "an integer%s%s", r[0] ? " " : "", r);
+        else if (strstr(r, "..")) snprintf(out, outlen, "an integer in %s%s", r, k->flags & F_NULLABLE ? " or null" : "");
+        else snprintf(out, outlen, "an integer%s%s%s", r[0] ? " " : "", r, k->flags & F_NULLABLE ? " or null" : "");
         break;
     case T_FLOAT:
         describe_range(k, r, sizeof r);
@@ -475,6 +535,10 @@ static void describe_expected(const key_def *k, char *out, size_t outlen) {
     case T_WEIGHTS:
         snprintf(out, outlen, "a mapping of reward function names (function_works, no_cheating, "
                               "strategy_succeeds, game_progress) to numbers");
+        break;
+    case T_WEIGHT_LIST:
+        snprintf(out, outlen, "a list of %d numbers (the weights of function_works, no_cheating, "
+                              "strategy_succeeds, game_progress) or null", CONFIG_NUM_REWARDS);
         break;
     case T_GROUP: CONFIG_ABORT("group row has no value");
     }
@@ -539,6 +603,15 @@ static void sync_epsilon(grpo_config *c) {
     if (!c->epsilon_high_set) c->epsilon_high = c->epsilon;
 }
 
+/* The "a value was given" flag of a nullable key (F_NULLABLE or T_WEIGHT_LIST). */
+static bool *set_flag(grpo_config *c, const key_def *k) {
+    if (!k->set_offset) CONFIG_ABORT("key '%s' has no set flag", k->name);
+    return (bool *)((char *)c + k->set_offset);
+}
+static bool is_set(const grpo_config *c, const key_def *k) {
+    return !k->set_offset || *(const bool *)((const char *)c + k->set_offset);
+}
+
 /* Records that leaf key `name` was set at `line`; a second setting of it (or of a key containing it,
  * like rewards.functions vs rewards.functions.game_progress) in the same file is a duplicate. */
 static int note_seen(apply_ctx *x, const char *name, int line) {
@@ -581,19 +654,25 @@ static int apply_scalar(apply_ctx *x, const key_def *k, const char *s, size_t le
         return 0;
     }
     case T_INT: {
+        if (null && (k->flags & F_NULLABLE)) {
+            *set_flag(x->c, k) = false;
+            *(int *)field = 0;
+            return 0;
+        }
         long long v;
         if (parse_int(s, &v) != 0 || v < INT_MIN || v > INT_MAX || !in_range(k, (double)v)) {
             describe_expected(k, want, sizeof want);
             return fail(x, line, "key '%s': expected %s, got %s", k->name, want, got);
         }
         *(int *)field = (int)v;
+        if (k->flags & F_NULLABLE) *set_flag(x->c, k) = true;
         return 0;
     }
     case T_FLOAT: {
         if (null && (k->flags & F_NULLABLE)) {
-            /* the only nullable key: epsilon_high, whose null means "follow epsilon" */
-            if (strcmp(k->name, "epsilon_high")) CONFIG_ABORT("nullable key '%s' has no null meaning", k->name);
-            x->c->epsilon_high_set = false;
+            /* null: no value (epsilon_high's null means "follow epsilon", kept in sync below) */
+            *set_flag(x->c, k) = false;
+            *(double *)field = 0.0;
             sync_epsilon(x->c);
             return 0;
         }
@@ -603,7 +682,7 @@ static int apply_scalar(apply_ctx *x, const key_def *k, const char *s, size_t le
             return fail(x, line, "key '%s': expected %s, got %s", k->name, want, got);
         }
         *(double *)field = v;
-        if (!strcmp(k->name, "epsilon_high")) x->c->epsilon_high_set = true;
+        if (k->flags & F_NULLABLE) *set_flag(x->c, k) = true;
         sync_epsilon(x->c);
         return 0;
     }
@@ -635,6 +714,14 @@ static int apply_scalar(apply_ctx *x, const key_def *k, const char *s, size_t le
             return fail(x, line, "key '%s': expected %s, got %s (did you mean '%s'?)", k->name, want, got, best);
         return fail(x, line, "key '%s': expected %s, got %s", k->name, want, got);
     }
+    case T_WEIGHT_LIST:
+        if (null) {
+            *set_flag(x->c, k) = false;
+            memset(field, 0, sizeof(double) * CONFIG_NUM_REWARDS);
+            return 0;
+        }
+        describe_expected(k, want, sizeof want);   /* a scalar is not a list */
+        return fail(x, line, "key '%s': expected %s, got %s", k->name, want, got);
     case T_WEIGHTS:
         describe_expected(k, want, sizeof want);
         return fail(x, line, "key '%s': expected %s, got %s", k->name, want, got);
@@ -709,6 +796,33 @@ static int apply_weights(apply_ctx *x, const key_def *k, yaml_document_t *d, yam
     return 0;
 }
 
+/* reward_weights: a list of exactly CONFIG_NUM_REWARDS numbers (null is handled by apply_scalar). */
+static int apply_weight_list(apply_ctx *x, const key_def *k, yaml_document_t *d, yaml_node_t *v) {
+    char want[256], got[128];
+    double w[CONFIG_NUM_REWARDS];
+    int n = 0;
+    describe_expected(k, want, sizeof want);
+    for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top; it++, n++) {
+        yaml_node_t *e = yaml_document_get_node(d, *it);
+        if (n >= CONFIG_NUM_REWARDS)
+            return fail(x, node_line(v), "key '%s': expected %s, got a list of %d", k->name, want,
+                        (int)(v->data.sequence.items.top - v->data.sequence.items.start));
+        if (!e || e->type != YAML_SCALAR_NODE)
+            return fail(x, node_line(e), "key '%s': expected %s, got a list holding %s", k->name, want,
+                        e ? node_kind(e) : "nothing");
+        const char *s = (const char *)e->data.scalar.value;
+        if (parse_float(s, &w[n]) != 0) {
+            describe_value(got, sizeof got, s, e->data.scalar.length);
+            return fail(x, node_line(e), "key '%s': element %d: expected a number, got %s", k->name, n + 1, got);
+        }
+    }
+    if (n != CONFIG_NUM_REWARDS)
+        return fail(x, node_line(v), "key '%s': expected %s, got a list of %d", k->name, want, n);
+    memcpy((char *)x->c + k->offset, w, sizeof w);
+    *set_flag(x->c, k) = true;
+    return 0;
+}
+
 static int apply_mapping(apply_ctx *x, const char *prefix, yaml_document_t *d, yaml_node_t *map);
 
 /* Applies value node v to dotted key `full` (a key, a section, or one reward weight). */
@@ -717,6 +831,7 @@ static int apply_at(apply_ctx *x, const char *full, int key_line, yaml_document_
     if (k) {
         if (note_seen(x, full, key_line) != 0) return -1;
         if (k->type == T_WEIGHTS) return apply_weights(x, k, d, v);
+        if (k->type == T_WEIGHT_LIST && v->type == YAML_SEQUENCE_NODE) return apply_weight_list(x, k, d, v);
         if (v->type != YAML_SCALAR_NODE) {
             char want[256];
             describe_expected(k, want, sizeof want);
@@ -960,6 +1075,7 @@ int config_validate(const grpo_config *c, const char *command, char *err, size_t
         switch (k->type) {
         case T_INT: {
             int v = *(const int *)field;
+            if (!is_set(c, k)) break;
             if (!in_range(k, v)) {
                 describe_expected(k, want, sizeof want);
                 snprintf(err, errlen, "key '%s': expected %s, got %d", k->name, want, v);
@@ -969,6 +1085,7 @@ int config_validate(const grpo_config *c, const char *command, char *err, size_t
         }
         case T_FLOAT: {
             double v = *(const double *)field;
+            if (!is_set(c, k) && strcmp(k->name, "epsilon_high")) break;   /* epsilon_high: its effective value */
             if (!isfinite(v) || !in_range(k, v)) {
                 describe_expected(k, want, sizeof want);
                 format_double(got, sizeof got, v);
@@ -1007,24 +1124,72 @@ int config_validate(const grpo_config *c, const char *command, char *err, size_t
             }
             break;
         }
+        case T_WEIGHT_LIST: {
+            const double *w = (const double *)field;
+            for (int r = 0; is_set(c, k) && r < CONFIG_NUM_REWARDS; r++) {
+                if (!isfinite(w[r])) {
+                    snprintf(err, errlen, "key '%s': element %d: expected a finite number", k->name, r + 1);
+                    return -1;
+                }
+            }
+            break;
+        }
         case T_BOOL: case T_GROUP: break;
         }
     }
     if (use == USE_TRAIN) {
-        long long total = (long long)c->per_device_train_batch_size * c->gradient_accumulation_steps;
-        if (total % c->num_generations != 0) {
-            snprintf(err, errlen,
-                     "key 'num_generations': %d must divide per_device_train_batch_size * "
-                     "gradient_accumulation_steps = %d * %d = %lld (each step samples that many completions, "
-                     "in groups of num_generations per prompt)",
-                     c->num_generations, c->per_device_train_batch_size, c->gradient_accumulation_steps, total);
+        const int B = c->per_device_train_batch_size;
+        if (c->steps_per_generation_set && c->generation_batch_size_set) {
+            snprintf(err, errlen, "keys 'steps_per_generation' (%d) and 'generation_batch_size' (%d): give one of "
+                     "them, not both (each determines the other: generation_batch_size = "
+                     "per_device_train_batch_size * steps_per_generation)", c->steps_per_generation,
+                     c->generation_batch_size);
             return -1;
         }
+        if (c->generation_batch_size_set && c->generation_batch_size % B != 0) {
+            snprintf(err, errlen, "key 'generation_batch_size': %d is not a multiple of per_device_train_batch_size "
+                     "= %d (a generation is split into micro-batches of that many completions)",
+                     c->generation_batch_size, B);
+            return -1;
+        }
+        int gbs;
+        config_generation_layout(c, NULL, &gbs);
+        if (gbs % c->num_generations != 0) {
+            if (c->steps_per_generation_set || c->generation_batch_size_set)
+                snprintf(err, errlen, "key 'num_generations': %d must divide generation_batch_size = %d (each "
+                         "generation samples that many completions, in groups of num_generations per prompt)",
+                         c->num_generations, gbs);
+            else
+                snprintf(err, errlen,
+                         "key 'num_generations': %d must divide per_device_train_batch_size * "
+                         "gradient_accumulation_steps = %d * %d = %d (each step samples that many completions, "
+                         "in groups of num_generations per prompt)",
+                         c->num_generations, B, c->gradient_accumulation_steps, gbs);
+            return -1;
+        }
+        double w[CONFIG_NUM_REWARDS];
+        config_reward_weights(c, w);
         int any = 0;
-        for (int r = 0; r < CONFIG_NUM_REWARDS; r++) any |= c->rewards.weights[r] != 0;
+        for (int r = 0; r < CONFIG_NUM_REWARDS; r++) any |= w[r] != 0;
         if (!any) {
-            snprintf(err, errlen, "key 'rewards.functions': every reward weight is 0, so every completion "
-                                  "would get the same reward; give at least one function a nonzero weight");
+            snprintf(err, errlen, "key '%s': every reward weight is 0, so every completion would get the same "
+                     "reward; give at least one function a nonzero weight",
+                     c->reward_weights_set ? "reward_weights" : "rewards.functions");
+            return -1;
+        }
+        if (c->sync_ref_model && c->beta == 0) {
+            snprintf(err, errlen, "key 'sync_ref_model': true needs beta > 0 (with beta = 0 there is no reference "
+                                  "model to synchronize)");
+            return -1;
+        }
+        if (c->repetition_penalty != 1.0) {
+            snprintf(err, errlen, "key 'repetition_penalty': this build's sampler (model/llama_generate) has no "
+                                  "repetition penalty; only 1.0 (off) is supported");
+            return -1;
+        }
+        if (c->min_p_set) {
+            snprintf(err, errlen, "key 'min_p': this build's sampler (model/llama_generate) has no min-p "
+                                  "filtering; only null (off) is supported");
             return -1;
         }
     }
@@ -1044,6 +1209,7 @@ static const char *type_name(const key_def *k) {
     case T_STRING: return "string";
     case T_ENUM: return "enum";
     case T_WEIGHTS: return "map";
+    case T_WEIGHT_LIST: return "list";
     case T_GROUP: break;
     }
     return "";
@@ -1057,6 +1223,9 @@ static void describe_allowed(const key_def *k, char *out, size_t outlen) {
     case T_STRING: snprintf(out, outlen, "%s", k->flags & F_NONEMPTY ? "non-empty" : "any"); return;
     case T_WEIGHTS:
         snprintf(out, outlen, "function_works, no_cheating, strategy_succeeds, game_progress: a number each");
+        return;
+    case T_WEIGHT_LIST:
+        snprintf(out, outlen, "%d numbers, or null", CONFIG_NUM_REWARDS);
         return;
     case T_INT: case T_FLOAT: {
         char r[128];
@@ -1085,7 +1254,7 @@ static void describe_default(const key_def *k, char *out, size_t outlen, int *mu
         return;
     }
     if (k->flags & F_NULLABLE && !strcmp(k->def, "null")) {
-        snprintf(out, outlen, "null (= epsilon)");
+        snprintf(out, outlen, "null (%s)", k->null_means ? k->null_means : "none");
         return;
     }
     snprintf(out, outlen, "%s", k->def);
@@ -1109,6 +1278,7 @@ static void describe_type(const key_def *k, char *out, size_t outlen) {
     }
     case T_STRING: snprintf(out, outlen, "string%s", k->flags & F_NONEMPTY ? ", non-empty" : ""); return;
     case T_WEIGHTS: snprintf(out, outlen, "map: reward function name -> weight"); return;
+    case T_WEIGHT_LIST: snprintf(out, outlen, "list of %d weights or null", CONFIG_NUM_REWARDS); return;
     case T_BOOL: snprintf(out, outlen, "bool"); return;
     case T_GROUP: break;
     }
@@ -1274,12 +1444,27 @@ static void yaml_key_value(sbuf *b, const grpo_config *c, const key_def *k, int 
     sb_printf(b, "%s:%s", leaf_of(k->name), k->type == T_WEIGHTS ? "" : " ");
     switch (k->type) {
     case T_BOOL: sb_add(b, *(const bool *)field ? "true\n" : "false\n"); break;
-    case T_INT: sb_printf(b, "%d\n", *(const int *)field); break;
+    case T_INT:
+        if (!is_set(c, k)) sb_add(b, "null\n");
+        else sb_printf(b, "%d\n", *(const int *)field);
+        break;
     case T_FLOAT:
         format_double(num, sizeof num, *(const double *)field);
-        if ((k->flags & F_NULLABLE) && !c->epsilon_high_set) sb_printf(b, "null  # = epsilon: %s\n", num);
+        if (!is_set(c, k) && !strcmp(k->name, "epsilon_high")) sb_printf(b, "null  # = epsilon: %s\n", num);
+        else if (!is_set(c, k)) sb_add(b, "null\n");
         else sb_printf(b, "%s\n", num);
         break;
+    case T_WEIGHT_LIST: {
+        const double *w = (const double *)field;
+        if (!is_set(c, k)) { sb_add(b, "null\n"); break; }
+        sb_add(b, "[");
+        for (int r = 0; r < CONFIG_NUM_REWARDS; r++) {
+            format_double(num, sizeof num, w[r]);
+            sb_printf(b, "%s%s", r ? ", " : "", num);
+        }
+        sb_add(b, "]\n");
+        break;
+    }
     case T_STRING: yaml_string(b, *(char *const *)field, indent); break;
     case T_ENUM: sb_printf(b, "%s\n", *(const char *const *)field); break;
     case T_WEIGHTS: {
@@ -1318,6 +1503,86 @@ char *config_to_yaml(const grpo_config *c) {
     }
     if (b.oom) { free(b.s); return NULL; }
     return b.s;
+}
+
+void config_generation_layout(const grpo_config *c, int *steps_per_generation, int *generation_batch_size) {
+    if (!c) CONFIG_ABORT("config_generation_layout: NULL config");
+    int B = c->per_device_train_batch_size > 0 ? c->per_device_train_batch_size : 1;
+    int S, GB;
+    if (c->generation_batch_size_set) {
+        GB = c->generation_batch_size;
+        S = GB / B;
+    } else {
+        S = c->steps_per_generation_set ? c->steps_per_generation : c->gradient_accumulation_steps;
+        GB = B * S;
+    }
+    if (steps_per_generation) *steps_per_generation = S;
+    if (generation_batch_size) *generation_batch_size = GB;
+}
+
+void config_reward_weights(const grpo_config *c, double w[CONFIG_NUM_REWARDS]) {
+    if (!c) CONFIG_ABORT("config_reward_weights: NULL config");
+    memcpy(w, c->reward_weights_set ? c->reward_weights : c->rewards.weights, sizeof(double) * CONFIG_NUM_REWARDS);
+}
+
+int config_num_keys(void) {
+    int n = 0;
+    for (size_t i = 0; i < NUM_KEYS; i++) n += keys[i].type != T_GROUP;
+    return n;
+}
+
+const char *config_key_name(int i) {
+    for (size_t j = 0; j < NUM_KEYS; j++) {
+        if (keys[j].type == T_GROUP) continue;
+        if (i-- == 0) return keys[j].name;
+    }
+    CONFIG_ABORT("config_key_name(%d): out of range (%d keys)", i, config_num_keys());
+}
+
+int config_format_value(const grpo_config *c, const char *key, char *buf, size_t n) {
+    if (!c || !key || !buf) CONFIG_ABORT("config_format_value: NULL argument");
+    const key_def *k = find_key(key);
+    if (!k) return -1;
+    sbuf b = {0};
+    const char *field = (const char *)c + k->offset;
+    char num[64];
+    switch (k->type) {
+    case T_BOOL: sb_add(&b, *(const bool *)field ? "true" : "false"); break;
+    case T_INT:
+        if (!is_set(c, k)) sb_add(&b, "null");
+        else sb_printf(&b, "%d", *(const int *)field);
+        break;
+    case T_FLOAT:
+        if (!is_set(c, k)) { sb_add(&b, "null"); break; }
+        format_double(num, sizeof num, *(const double *)field);
+        sb_add(&b, num);
+        break;
+    case T_STRING:
+        for (const char *p = *(char *const *)field; *p; p++) {
+            if (*p == '\n') sb_add(&b, "\\n");
+            else if (*p == '\\') sb_add(&b, "\\\\");
+            else sb_addn(&b, p, 1);
+        }
+        break;
+    case T_ENUM: sb_add(&b, *(const char *const *)field); break;
+    case T_WEIGHTS: case T_WEIGHT_LIST: {
+        const double *w = (const double *)field;
+        if (!is_set(c, k)) { sb_add(&b, "null"); break; }
+        sb_add(&b, k->type == T_WEIGHTS ? "{" : "[");
+        for (int r = 0; r < CONFIG_NUM_REWARDS; r++) {
+            format_double(num, sizeof num, w[r]);
+            if (k->type == T_WEIGHTS) sb_printf(&b, "%s%s: %s", r ? ", " : "", config_reward_names[r], num);
+            else sb_printf(&b, "%s%s", r ? ", " : "", num);
+        }
+        sb_add(&b, k->type == T_WEIGHTS ? "}" : "]");
+        break;
+    }
+    case T_GROUP: break;
+    }
+    if (b.oom) CONFIG_ABORT("out of memory");
+    snprintf(buf, n, "%s", b.s ? b.s : "");
+    free(b.s);
+    return 0;
 }
 
 void config_free(grpo_config *c) {

@@ -78,6 +78,7 @@ typedef struct {
     int logging_steps;
     int save_steps;                     /* 0 = save only at the end */
     int save_total_limit;               /* 0 = keep every checkpoint */
+    char *resume_from_checkpoint;       /* "" = start afresh; "latest" or a checkpoint folder */
     /* GRPO */
     int num_generations;                /* G: completions per prompt */
     int max_prompt_length;              /* tokens */
@@ -85,12 +86,35 @@ typedef struct {
     double temperature;
     double top_p;
     int top_k;                          /* 0 = off */
+    double repetition_penalty;          /* 1 = off (values other than 1 are refused: no sampler support) */
+    double min_p;                       /* meaningful only when min_p_set */
+    bool min_p_set;                     /* min_p was given (not null); refused: no sampler support */
     double beta;
     double epsilon;
     double epsilon_high;                /* always the effective value: follows epsilon unless set */
     bool epsilon_high_set;              /* epsilon_high was given explicitly (not null) */
+    double delta;                       /* two-sided clip bound; meaningful only when delta_set */
+    bool delta_set;                     /* delta was given (not null) */
+    const char *importance_sampling_level; /* "token" | "sequence" */
     const char *loss_type;              /* "grpo" | "bnpo" | "dr_grpo" | "dapo" */
     const char *scale_rewards;          /* "group" | "batch" | "none" */
+    int num_iterations;                 /* μ: optimization passes over each generation */
+    int steps_per_generation;           /* meaningful only when steps_per_generation_set */
+    bool steps_per_generation_set;
+    int generation_batch_size;          /* completions per generation; meaningful only when ..._set */
+    bool generation_batch_size_set;
+    bool mask_truncated_completions;
+    double top_entropy_quantile;        /* 1 = every token */
+    double reward_weights[CONFIG_NUM_REWARDS]; /* meaningful only when reward_weights_set */
+    bool reward_weights_set;            /* reward_weights was given (not null): replaces rewards.functions */
+    /* reference model */
+    bool sync_ref_model;
+    double ref_model_mixup_alpha;
+    int ref_model_sync_steps;
+    /* evaluation during training */
+    int eval_steps;                     /* 0 = no evaluation */
+    int eval_games;                     /* games (fixed seeds) per evaluated completion */
+    double eval_temperature;            /* 0 = greedy */
     /* prompts */
     const char *chat_template;          /* "auto" | "chatml" | "llama3" | "plain" */
     char *system_prompt;                /* "" = none */
@@ -145,6 +169,25 @@ void config_write_markdown(FILE *f);
 /* Returns a malloc'd YAML document with every key and its effective value (strings quoted so the text
  * loads back to the same values), or NULL when out of memory. */
 char *config_to_yaml(const grpo_config *c);
+
+/* The generation layout of GRPOConfig.__post_init__ (TRL): steps_per_generation defaults to
+ * gradient_accumulation_steps; generation_batch_size = per_device_train_batch_size × steps_per_generation,
+ * or, when generation_batch_size is given, steps_per_generation = generation_batch_size /
+ * per_device_train_batch_size. Either pointer may be NULL. Valid after config_validate(c, "train"). */
+void config_generation_layout(const grpo_config *c, int *steps_per_generation, int *generation_batch_size);
+
+/* The weight of each reward function (CONFIG_REWARD_* order): reward_weights when it is set, else
+ * rewards.functions. */
+void config_reward_weights(const grpo_config *c, double w[CONFIG_NUM_REWARDS]);
+
+/* The keys, for comparing two configurations: config_num_keys() keys, named config_key_name(0 ..
+ * n-1) (dotted names, in table order). config_format_value writes key's value in c as one line of
+ * text (numbers in their shortest exact form, "null" for an unset nullable key, strings as they are
+ * with newlines written \n, enums by name, maps and lists in YAML flow syntax) into buf (n bytes).
+ * Returns 0, or -1 when the key is unknown. */
+int config_num_keys(void);
+const char *config_key_name(int i);
+int config_format_value(const grpo_config *c, const char *key, char *buf, size_t n);
 
 /* Frees the strings in *c (not the enum names, which are static) and zeroes it. */
 void config_free(grpo_config *c);

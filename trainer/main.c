@@ -9,19 +9,22 @@ int cmd_sft(int argc, char **argv);
 int cmd_play(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
+int cmd_runs(int argc, char **argv);
 
 static void usage(FILE *f) {
     fprintf(f,
             "grpo2048: GRPO fine-tuning of a causal language model to write 2048-game strategies.\n\n"
             "usage: grpo2048 COMMAND [ARGS]\n\n"
             "commands:\n"
-            "  train CONFIG.yaml [--set key=value ...]   GRPO training (metrics in OUTPUT_DIR/metrics.sqlite)\n"
+            "  train CONFIG.yaml [--set key=value ...] [--resume [CHECKPOINT_DIR|latest]]\n"
+            "                                            GRPO training (metrics in OUTPUT_DIR/metrics.sqlite)\n"
             "  sft CONFIG.yaml [--set key=value ...]     supervised fine-tuning on a prompt/completion JSONL\n"
             "  play --strategy FILE.py [--games N] [--seed S] [--size N] [--target T] [--timeout SEC]\n"
             "                                            play a strategy through the reward sandbox (JSON lines)\n"
             "  generate --model DIR --prompt TEXT [--max-new-tokens N] [--temperature T] [--seed S] [--logprobs]\n"
             "                                            sample a completion (JSON)\n"
-            "  tokenize --model DIR TEXT                 token ids and pieces (JSON)\n\n"
+            "  tokenize --model DIR TEXT                 token ids and pieces (JSON)\n"
+            "  runs [DIR]                                the runs in DIR's metrics files: status, steps, rewards\n\n"
             "`grpo2048 COMMAND --help` describes each command.\n");
 }
 
@@ -36,6 +39,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "play")) return cmd_play(argc - 1, argv + 1);
     if (!strcmp(cmd, "generate")) return cmd_generate(argc - 2, argv + 2);
     if (!strcmp(cmd, "tokenize")) return cmd_tokenize(argc - 2, argv + 2);
+    if (!strcmp(cmd, "runs")) return cmd_runs(argc - 2, argv + 2);
     fprintf(stderr, "grpo2048: unknown command '%s'\n\n", cmd);
     usage(stderr);
     return 2;

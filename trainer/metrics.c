@@ -3,8 +3,9 @@
  *
  * Opening: read PRAGMA user_version first (this is also where a file that is not a database fails),
  * refuse newer versions and foreign databases, switch to WAL (a journal-mode change cannot run inside a
- * transaction), then create the schema (for a new file), rebuild the `steps` view from metrics_names[]
- * and insert the run row in one IMMEDIATE transaction, so a half-created schema can never be observed.
+ * transaction), then create the schema (for a new file) or upgrade a version-1 file, rebuild the `steps`
+ * view from metrics_names[] and insert the run row (or, resuming, trim and reopen the run's row) in one
+ * IMMEDIATE transaction, so a half-created schema or a half-resumed run can never be observed.
  *
  * Steps: metrics_begin_step opens a BEGIN IMMEDIATE transaction (taking the write lock up front, with a
  * busy timeout, so a reader holding the file briefly does not fail the step later); the insert
@@ -19,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <sqlite3.h>
 
@@ -39,9 +41,15 @@ const char *const metrics_names[] = {
     "completions/mean_terminated_length", "completions/min_terminated_length",
     "completions/max_terminated_length",
     "frac_reward_zero_std", "loss", "grad_norm", "learning_rate", "kl", "entropy",
-    "clip_ratio/region_mean", "clip_ratio/low_mean", "clip_ratio/high_mean",
+    "clip_ratio/region_mean", "clip_ratio/low_mean", "clip_ratio/low_min", "clip_ratio/high_mean",
+    "clip_ratio/high_max",
     "num_tokens", "step_time", "generation_time", "reward_time", "train_time", "tokens_per_second",
     "timeouts", "stuck", "wins", "epoch", "eval_loss",
+    "eval/reward", "eval/reward_std",
+    "eval/rewards/function_works/mean", "eval/rewards/no_cheating/mean",
+    "eval/rewards/strategy_succeeds/mean", "eval/rewards/game_progress/mean",
+    "eval/games", "eval/wins", "eval/win_rate", "eval/max_tile", "eval/score", "eval/timeouts",
+    "eval/completions/mean_length", "eval/completions/clipped_ratio", "eval/time",
 };
 const int metrics_num_names = (int)(sizeof metrics_names / sizeof metrics_names[0]);
 
@@ -66,7 +74,8 @@ static const char *schema_sql =
     " config TEXT NOT NULL,"
     " started TEXT NOT NULL,"
     " ended TEXT,"
-    " status TEXT NOT NULL CHECK (status IN ('running', 'completed', 'failed', 'interrupted')));"
+    " status TEXT NOT NULL CHECK (status IN ('running', 'completed', 'failed', 'interrupted')),"
+    " pid INTEGER, host TEXT, resumed INTEGER NOT NULL DEFAULT 0);"
     "CREATE TABLE IF NOT EXISTS metrics ("
     " run_id INTEGER NOT NULL REFERENCES runs(run_id),"
     " step INTEGER NOT NULL,"
@@ -155,9 +164,9 @@ static metrics_db *open_fail(metrics_db *m, char *err, size_t errlen) {
     return NULL;
 }
 
-metrics_db *metrics_open(const char *path, const char *kind, const char *config_text, char *err, size_t errlen) {
-    if (!path || !kind) METRICS_ABORT("metrics_open: NULL argument");
-    if (strcmp(kind, "grpo") && strcmp(kind, "sft")) METRICS_ABORT("metrics_open: kind '%s' is not grpo or sft", kind);
+/* Opens path, checks and prepares the schema (creating or upgrading it), switches to WAL, rebuilds the
+ * view, and leaves an IMMEDIATE transaction open for the caller's run row (NULL + message on failure). */
+static metrics_db *open_begin(const char *path, char *err, size_t errlen) {
     metrics_db *m = calloc(1, sizeof *m);
     if (!m || !(m->path = strdup(path))) {
         free(m);
@@ -203,10 +212,17 @@ metrics_db *metrics_open(const char *path, const char *kind, const char *config_
     if (exec(m, "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;") != 0) return open_fail(m, err, errlen);
 
     if (exec(m, "BEGIN IMMEDIATE") != 0) return open_fail(m, err, errlen);
+    char uv[64];
+    snprintf(uv, sizeof uv, "PRAGMA user_version = %d;", METRICS_SCHEMA_VERSION);
     if (version == 0) {
-        char uv[64];
-        snprintf(uv, sizeof uv, "PRAGMA user_version = %d;", METRICS_SCHEMA_VERSION);
         if (exec(m, schema_sql) || exec(m, uv)) { exec(m, "ROLLBACK"); return open_fail(m, err, errlen); }
+    } else if (version == 1) {
+        /* version 1 → 2: the writer's pid and host, and the resume count */
+        if (exec(m, "ALTER TABLE runs ADD COLUMN pid INTEGER; ALTER TABLE runs ADD COLUMN host TEXT; "
+                    "ALTER TABLE runs ADD COLUMN resumed INTEGER NOT NULL DEFAULT 0;") || exec(m, uv)) {
+            exec(m, "ROLLBACK");
+            return open_fail(m, err, errlen);
+        }
     }
     /* The view is rebuilt on every open, so names added to metrics_names[] later get their columns in
      * existing files too (it is derived data: no schema version change is needed for it). */
@@ -215,27 +231,12 @@ metrics_db *metrics_open(const char *path, const char *kind, const char *config_
     int vrc = exec(m, "DROP VIEW IF EXISTS steps") || exec(m, view);
     free(view);
     if (vrc) { exec(m, "ROLLBACK"); return open_fail(m, err, errlen); }
-    char now[32];
-    utc_now(now, sizeof now);
-    if (sqlite3_prepare_v2(m->db, "INSERT INTO runs(kind, config, started, status) VALUES (?, ?, ?, 'running')",
-                           -1, &st, NULL) != SQLITE_OK) {
-        set_err(m, "%s: %s", path, sqlite3_errmsg(m->db));
-        exec(m, "ROLLBACK");
-        return open_fail(m, err, errlen);
-    }
-    sqlite3_bind_text(st, 1, kind, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, config_text ? config_text : "", -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, 3, now, -1, SQLITE_TRANSIENT);
-    int rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    if (rc != SQLITE_DONE) {
-        set_err(m, "%s: cannot add the run: %s", path, sqlite3_errmsg(m->db));
-        exec(m, "ROLLBACK");
-        return open_fail(m, err, errlen);
-    }
-    m->run_id = (int)sqlite3_last_insert_rowid(m->db);
-    if (exec(m, "COMMIT") != 0) { exec(m, "ROLLBACK"); return open_fail(m, err, errlen); }
+    return m;
+}
 
+/* Commits open_begin's transaction and prepares the insert statements. */
+static metrics_db *open_finish(metrics_db *m, char *err, size_t errlen) {
+    if (exec(m, "COMMIT") != 0) { exec(m, "ROLLBACK"); return open_fail(m, err, errlen); }
     if (sqlite3_prepare_v2(m->db, "INSERT INTO metrics(run_id, step, name, value) VALUES (?, ?, ?, ?)", -1,
                            &m->ins_metric, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(m->db,
@@ -243,10 +244,86 @@ metrics_db *metrics_open(const char *path, const char *kind, const char *config_
                            "no_cheating, strategy_succeeds, game_progress, outcome, max_tile, score, moves, "
                            "seconds, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                            -1, &m->ins_completion, NULL) != SQLITE_OK) {
-        set_err(m, "%s: %s", path, sqlite3_errmsg(m->db));
+        set_err(m, "%s: %s", m->path, sqlite3_errmsg(m->db));
         return open_fail(m, err, errlen);
     }
     return m;
+}
+
+static void host_name(char *buf, size_t n) {
+    if (gethostname(buf, n) != 0) snprintf(buf, n, "?");
+    buf[n - 1] = '\0';
+}
+
+/* Runs one statement with integer/text parameters given as a format: 'i' int, 't' text (NULL → NULL).
+ * Returns sqlite3_step's result (SQLITE_DONE on success) or the prepare error. */
+static int run_stmt(metrics_db *m, const char *sql, const char *types, ...) {
+    sqlite3_stmt *st;
+    int rc = sqlite3_prepare_v2(m->db, sql, -1, &st, NULL);
+    if (rc != SQLITE_OK) return rc;
+    va_list ap;
+    va_start(ap, types);
+    for (int i = 0; types[i]; i++) {
+        if (types[i] == 'i') sqlite3_bind_int(st, i + 1, va_arg(ap, int));
+        else {
+            const char *t = va_arg(ap, const char *);
+            if (t) sqlite3_bind_text(st, i + 1, t, -1, SQLITE_TRANSIENT);
+            else sqlite3_bind_null(st, i + 1);
+        }
+    }
+    va_end(ap);
+    rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+metrics_db *metrics_open(const char *path, const char *kind, const char *config_text, char *err, size_t errlen) {
+    if (!path || !kind) METRICS_ABORT("metrics_open: NULL argument");
+    if (strcmp(kind, "grpo") && strcmp(kind, "sft")) METRICS_ABORT("metrics_open: kind '%s' is not grpo or sft", kind);
+    metrics_db *m = open_begin(path, err, errlen);
+    if (!m) return NULL;
+    char now[32], host[256];
+    utc_now(now, sizeof now);
+    host_name(host, sizeof host);
+    if (run_stmt(m, "INSERT INTO runs(kind, config, started, status, pid, host) VALUES (?, ?, ?, 'running', ?, ?)",
+                 "tttit", kind, config_text ? config_text : "", now, (int)getpid(), host) != SQLITE_DONE) {
+        set_err(m, "%s: cannot add the run: %s", path, sqlite3_errmsg(m->db));
+        exec(m, "ROLLBACK");
+        return open_fail(m, err, errlen);
+    }
+    m->run_id = (int)sqlite3_last_insert_rowid(m->db);
+    return open_finish(m, err, errlen);
+}
+
+metrics_db *metrics_resume(const char *path, int run_id, int step, const char *config_text, int *missing, char *err,
+                           size_t errlen) {
+    if (!path || !missing) METRICS_ABORT("metrics_resume: NULL argument");
+    *missing = 0;
+    metrics_db *m = open_begin(path, err, errlen);
+    if (!m) return NULL;
+    long long found = 0;
+    char q[160];
+    snprintf(q, sizeof q, "SELECT count(*) FROM runs WHERE run_id = %d AND kind = 'grpo'", run_id);
+    if (query_int(m, q, &found) != 0) { exec(m, "ROLLBACK"); return open_fail(m, err, errlen); }
+    if (!found) {
+        *missing = 1;
+        set_err(m, "%s has no grpo run %d to continue", path, run_id);
+        exec(m, "ROLLBACK");
+        return open_fail(m, err, errlen);
+    }
+    char host[256];
+    host_name(host, sizeof host);
+    if (run_stmt(m, "DELETE FROM metrics WHERE run_id = ? AND step > ?", "ii", run_id, step) != SQLITE_DONE ||
+        run_stmt(m, "DELETE FROM completions WHERE run_id = ? AND step > ?", "ii", run_id, step) != SQLITE_DONE ||
+        run_stmt(m, "UPDATE runs SET status = 'running', ended = NULL, pid = ?, host = ?, resumed = resumed + 1, "
+                    "config = coalesce(?, config) WHERE run_id = ?", "itti", (int)getpid(), host, config_text,
+                 run_id) != SQLITE_DONE) {
+        set_err(m, "%s: cannot reopen run %d: %s", path, run_id, sqlite3_errmsg(m->db));
+        exec(m, "ROLLBACK");
+        return open_fail(m, err, errlen);
+    }
+    m->run_id = run_id;
+    return open_finish(m, err, errlen);
 }
 
 int metrics_begin_step(metrics_db *m, int step) {

@@ -2,16 +2,25 @@
  * trainer/metrics.h: the run's metrics file, output_dir/metrics.sqlite, which users read with sqlite3.
  *
  * One file holds every run written into an output_dir: opening it adds a `runs` row (kind, config text,
- * start time, status 'running'); each training step is one transaction holding that step's metric rows
- * (TRL's names: reward, loss, kl, ...) and one row per completion (its text, rewards and game outcome),
- * so a step is either entirely in the file or not at all, even if the process dies mid-step; finishing
- * sets the end time and status. The file is in WAL mode, so `sqlite3 metrics.sqlite` can read it while
- * training writes. The schema version is in PRAGMA user_version (METRICS_SCHEMA_VERSION); a file
- * written by a newer grpo2048 is refused rather than misread.
+ * start time, status 'running', the writer's pid and host); each training step is one transaction
+ * holding that step's metric rows (TRL's names: reward, loss, kl, ...) and one row per completion (its
+ * text, rewards and game outcome), so a step is either entirely in the file or not at all, even if the
+ * process dies mid-step; finishing sets the end time and status. The file is in WAL mode, so
+ * `sqlite3 metrics.sqlite` can read it while training writes. The schema version is in PRAGMA
+ * user_version (METRICS_SCHEMA_VERSION); a file written by a newer grpo2048 is refused rather than
+ * misread, and a version-1 file is upgraded in place (three columns added to `runs`).
  *
- * Schema (version 1):
+ * A resumed run (`grpo2048 train --resume`) continues its own row, the same run_id: metrics_resume
+ * deletes the rows of steps after the checkpoint's step (they were written after the checkpoint and
+ * are computed again), sets the status back to 'running' and counts the resume, all in one
+ * transaction. So a run's steps are 1..N with none missing or repeated however often it was resumed.
+ *
+ * Schema (version 2):
  *   runs(run_id INTEGER PRIMARY KEY, kind TEXT 'grpo'|'sft', config TEXT, started TEXT, ended TEXT,
- *        status TEXT 'running'|'completed'|'failed'|'interrupted')          times: ISO-8601 UTC
+ *        status TEXT 'running'|'completed'|'failed'|'interrupted', pid INTEGER, host TEXT,
+ *        resumed INTEGER: times resumed)                                   times: ISO-8601 UTC
+ *        (a run whose status is 'running' but whose pid is gone from its host was killed: `grpo2048 runs`
+ *        shows it as 'killed')
  *   metrics(run_id, step INTEGER, name TEXT, value REAL, PRIMARY KEY(run_id, step, name))
  *   completions(run_id, step, idx, prompt_idx, text, reward REAL, function_works REAL, no_cheating REAL,
  *        strategy_succeeds REAL, game_progress REAL, outcome TEXT, max_tile INTEGER, score REAL,
@@ -19,7 +28,7 @@
  *   view steps(run_id, step, one column per name in metrics_names[]): the metrics table pivoted, e.g.
  *        sqlite3 runs/x/metrics.sqlite 'select step, reward, "rewards/game_progress/mean" from steps'
  *
- * Usage per run: metrics_open → (metrics_begin_step → metrics_add / metrics_add_completion ... →
+ * Usage per run: metrics_open or metrics_resume → (metrics_begin_step → metrics_add / metrics_add_completion ... →
  * metrics_commit_step) per step → metrics_finish. Calls out of this order abort with file:line
  * (programming errors); database failures return -1 with a message from metrics_error().
  */
@@ -28,14 +37,16 @@
 
 #include <stddef.h>
 
-#define METRICS_SCHEMA_VERSION 1
+#define METRICS_SCHEMA_VERSION 2
 
-/* The metric names the `steps` view has columns for (TRL's names where TRL logs the quantity):
- * reward, reward_std, rewards/<function>/mean and /std, completions/{mean,min,max}_length,
- * completions/{mean,min,max}_terminated_length, completions/clipped_ratio, frac_reward_zero_std, loss, grad_norm, learning_rate, kl, entropy,
- * clip_ratio/{region,low,high}_mean, num_tokens, step_time, generation_time, reward_time, train_time,
- * tokens_per_second, timeouts, stuck, wins, epoch, eval_loss. metrics_add accepts other names too;
- * they are stored in `metrics` but have no column in `steps`. */
+/* The metric names the `steps` view has columns for (TRL's names where TRL logs the quantity; each is
+ * documented in docs/metrics.md): reward, reward_std, rewards/<function>/mean and /std,
+ * completions/{mean,min,max}_length, completions/{mean,min,max}_terminated_length,
+ * completions/clipped_ratio, frac_reward_zero_std, loss, grad_norm, learning_rate, kl, entropy,
+ * clip_ratio/{low_mean,low_min,high_mean,high_max,region_mean}, num_tokens, step_time, generation_time,
+ * reward_time, train_time, tokens_per_second, timeouts, stuck, wins, epoch, eval_loss, and the eval/...
+ * metrics of evaluation during training. metrics_add accepts other names too; they are stored in
+ * `metrics` but have no column in `steps`. */
 extern const char *const metrics_names[];
 extern const int metrics_num_names;
 
@@ -47,6 +58,15 @@ typedef struct metrics_db metrics_db;
  * database that is not a grpo2048 metrics file, a schema version newer than METRICS_SCHEMA_VERSION,
  * or an I/O or locking failure. The folder must exist. */
 metrics_db *metrics_open(const char *path, const char *kind, const char *config_text, char *err, size_t errlen);
+
+/* Reopens the metrics file at path to continue run run_id from a checkpoint of step `step`: in one
+ * transaction, deletes that run's metrics and completions rows of steps > step, sets its status to
+ * 'running' (ended NULL), its pid and host to this process's, replaces its config text with
+ * config_text (NULL = keep) and adds 1 to `resumed`. Returns the handle, or NULL with a message; when
+ * the file has no grpo run run_id (*missing set to 1: the caller may start a new run instead), or the
+ * file cannot be opened as for metrics_open (*missing 0). */
+metrics_db *metrics_resume(const char *path, int run_id, int step, const char *config_text, int *missing, char *err,
+                           size_t errlen);
 
 /* Starts step `step`'s transaction (BEGIN IMMEDIATE). Aborts if a step is already open. Returns 0 or -1. */
 int metrics_begin_step(metrics_db *db, int step);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 double now_seconds(void) {
@@ -23,11 +24,26 @@ int policy_parse_args(int argc, char **argv, const char *command, grpo_config *c
     return rc;
 }
 
+/* The argument after --resume is its value when it is "latest" or an existing folder (a config file
+ * is a file, so `--resume CONFIG.yaml` still reads as "resume the latest, config CONFIG.yaml"). */
+static int resume_value_at(int argc, char **argv, int i) {
+    if (i + 1 >= argc) return 0;
+    const char *v = argv[i + 1];
+    struct stat st;
+    return !strcmp(v, "latest") || (v[0] != '-' && stat(v, &st) == 0 && S_ISDIR(st.st_mode));
+}
+
 static int parse_args(int argc, char **argv, const char *command, grpo_config *c, char *err, size_t errlen) {
-    const char *path = NULL;
+    const char *path = NULL, *resume = NULL;
+    const int train = !strcmp(command, "train");
     for (int i = 0; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            printf("usage: grpo2048 %s CONFIG.yaml [--set key=value ...]\n\n", command);
+            printf("usage: grpo2048 %s CONFIG.yaml [--set key=value ...]%s\n\n", command,
+                   train ? " [--resume [CHECKPOINT_DIR|latest]]" : "");
+            if (train)
+                printf("--resume continues a run from a checkpoint folder, or from the newest checkpoint-N in\n"
+                       "output_dir (latest, the default): weights, optimizer, schedule, step, random streams and the\n"
+                       "run's rows in metrics.sqlite. Same as --set resume_from_checkpoint=...\n\n");
             printf("Keys (YAML, or --set with dotted names such as rewards.workers=2):\n\n");
             config_print_help(stdout, command);
             return 1;
@@ -40,8 +56,19 @@ static int parse_args(int argc, char **argv, const char *command, grpo_config *c
             continue;
         }
         if (!strncmp(argv[i], "--set=", 6)) continue;
+        if (train && !strcmp(argv[i], "--resume")) {
+            if (resume_value_at(argc, argv, i)) resume = argv[++i];
+            else resume = "latest";
+            continue;
+        }
+        if (train && !strncmp(argv[i], "--resume=", 9)) {
+            resume = argv[i] + 9;
+            if (!resume[0]) { snprintf(err, errlen, "--resume=: expected a checkpoint folder or 'latest'"); return -1; }
+            continue;
+        }
         if (argv[i][0] == '-') {
-            snprintf(err, errlen, "unknown option '%s' (expected CONFIG.yaml [--set key=value ...]; see --help)", argv[i]);
+            snprintf(err, errlen, "unknown option '%s' (expected CONFIG.yaml [--set key=value ...]%s; see --help)", argv[i],
+                     train ? " [--resume [CHECKPOINT_DIR|latest]]" : "");
             return -1;
         }
         if (path) { snprintf(err, errlen, "more than one config file given: '%s' and '%s'", path, argv[i]); return -1; }
@@ -54,6 +81,12 @@ static int parse_args(int argc, char **argv, const char *command, grpo_config *c
         if (!strcmp(argv[i], "--set")) a = argv[++i];
         else if (!strncmp(argv[i], "--set=", 6)) a = argv[i] + 6;
         if (a && config_set(c, a, err, errlen) != 0) return -1;
+    }
+    if (resume) {
+        /* the command line wins over a resume_from_checkpoint key, as a --set would */
+        free(c->resume_from_checkpoint);
+        c->resume_from_checkpoint = strdup(resume);
+        if (!c->resume_from_checkpoint) { snprintf(err, errlen, "out of memory"); return -1; }
     }
     return config_validate(c, command, err, errlen) == 0 ? 0 : -1;
 }

@@ -13,7 +13,9 @@
 #include "trainer/config.h"
 
 /* Parses `CONFIG.yaml [--set key=value ...] [--help]` for `command` ("train" or "sft") into c
- * (defaults, then the file, then the --set overrides in order, then config_validate).
+ * (defaults, then the file, then the --set overrides in order, then config_validate). For "train",
+ * `--resume [CHECKPOINT_DIR|latest]` (or --resume=VALUE) sets c->resume_from_checkpoint, "latest"
+ * when no folder follows.
  * Returns 0; 1 when --help was printed (the caller exits 0); -1 with a message naming the file,
  * line and key (or --set) on error. On 1 and -1, c has been freed already. */
 int policy_parse_args(int argc, char **argv, const char *command, grpo_config *c, char *err, size_t errlen);

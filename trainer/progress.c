@@ -47,12 +47,12 @@ static void truncate_columns(char *s, int max_cols) {
     }
 }
 
-int progress_format_bar(char *buf, size_t n, const char *desc, int done, int total, double elapsed_s,
+int progress_format_bar(char *buf, size_t n, const char *desc, int done, int initial, int total, double elapsed_s,
                         const char *postfix, int max_cols) {
     static const char *const eighths[9] = {" ", "▏", "▎", "▍", "▌", "▋", "▊", "▉", "█"};
     char el[32], rem[32], rate[32];
     format_interval(el, sizeof el, elapsed_s);
-    double per_s = done > 0 && elapsed_s > 0 ? done / elapsed_s : 0;
+    double per_s = done > initial && elapsed_s > 0 ? (done - initial) / elapsed_s : 0;
     if (per_s <= 0) snprintf(rate, sizeof rate, "?it/s");
     else if (per_s < 1) snprintf(rate, sizeof rate, "%5.2fs/it", 1.0 / per_s);
     else snprintf(rate, sizeof rate, "%5.2fit/s", per_s);
@@ -63,7 +63,7 @@ int progress_format_bar(char *buf, size_t n, const char *desc, int done, int tot
         snprintf(buf, n, "%s%s%dit [%s, %s%s%s]", d ? d : "", d ? ": " : "", done, el, rate, sep, pf);
     } else {
         double frac = done <= 0 ? 0 : done >= total ? 1 : (double)done / total;
-        if (per_s > 0) format_interval(rem, sizeof rem, elapsed_s * (total - (done < total ? done : total)) / done);
+        if (per_s > 0) format_interval(rem, sizeof rem, (total - (done < total ? done : total)) / per_s);
         else snprintf(rem, sizeof rem, "?");
         /* tqdm: divmod(int(frac * N_BARS * 8), 8) full cells and one partial cell */
         char bar[10 * 4 + 1];
@@ -85,9 +85,9 @@ int progress_format_bar(char *buf, size_t n, const char *desc, int done, int tot
     return columns(buf);
 }
 
-int progress_format_line(char *buf, size_t n, int done, int total, double elapsed_s, const char *postfix) {
+int progress_format_line(char *buf, size_t n, int done, int initial, int total, double elapsed_s, const char *postfix) {
     char rate[32];
-    double per_s = done > 0 && elapsed_s > 0 ? done / elapsed_s : 0;
+    double per_s = done > initial && elapsed_s > 0 ? (done - initial) / elapsed_s : 0;
     if (per_s <= 0) snprintf(rate, sizeof rate, "? s/it");
     else if (per_s < 1) snprintf(rate, sizeof rate, "%.2f s/it", 1.0 / per_s);
     else snprintf(rate, sizeof rate, "%.2f it/s", per_s);
@@ -111,7 +111,7 @@ static int terminal_columns(FILE *out) {
 static void draw(progress *p) {
     char line[1024];
     /* one column short of the width: writing the last column makes some terminals wrap */
-    int cols = progress_format_bar(line, sizeof line, p->desc, p->done, p->total, mono_seconds() - p->start,
+    int cols = progress_format_bar(line, sizeof line, p->desc, p->done, p->initial, p->total, mono_seconds() - p->start,
                                    p->postfix, terminal_columns(p->out) - 1);
     fprintf(p->out, "\r%s", line);
     if (p->drawn_cols > cols) fprintf(p->out, "%*s", p->drawn_cols - cols, "");
@@ -121,7 +121,7 @@ static void draw(progress *p) {
 
 static void print_line(progress *p) {
     char line[1024];
-    progress_format_line(line, sizeof line, p->done, p->total, mono_seconds() - p->start, p->postfix);
+    progress_format_line(line, sizeof line, p->done, p->initial, p->total, mono_seconds() - p->start, p->postfix);
     fprintf(p->out, "%s\n", line);
     fflush(p->out);
     p->last_logged = p->done;
@@ -166,7 +166,7 @@ void progress_finish(progress *p) {
         fputc('\n', p->out);
         p->drawn_cols = 0;
         fflush(p->out);
-    } else if (p->done > 0 && p->done != p->last_logged) {
+    } else if (p->done > p->initial && p->done != p->last_logged) {
         print_line(p);
     }
 }

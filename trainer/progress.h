@@ -28,6 +28,8 @@ typedef struct {
                               to logging_steps */
     double start;          /* monotonic seconds at progress_start */
     int done;              /* steps done at the last update */
+    int initial;           /* steps already done when the clock started (a resumed run; set it with done):
+                              the rate counts only the steps since (tqdm's `initial`) */
     int last_logged;       /* plain mode: the step of the last printed line (-1: none) */
     int drawn_cols;        /* tty mode: columns of the line drawn last, to blank what a shorter one leaves */
     char postfix[512];     /* the last postfix given */
@@ -49,13 +51,15 @@ void progress_clear(progress *p);
  * the last step's line if it was not printed yet. */
 void progress_finish(progress *p);
 
-/* tqdm's line for done/total after elapsed_s seconds, with at most max_cols display columns
+/* tqdm's line for done/total after elapsed_s seconds, of which `initial` steps were done before the
+ * clock started (they count for the bar, not for the rate), with at most max_cols display columns
  * (0 = no limit; UTF-8 characters count one column each). Writes a NUL-terminated string into buf
  * (n bytes) and returns its display width in columns. */
-int progress_format_bar(char *buf, size_t n, const char *desc, int done, int total, double elapsed_s,
+int progress_format_bar(char *buf, size_t n, const char *desc, int done, int initial, int total, double elapsed_s,
                         const char *postfix, int max_cols);
 
-/* The plain line for done/total after elapsed_s seconds. Writes into buf (n bytes); returns its length. */
-int progress_format_line(char *buf, size_t n, int done, int total, double elapsed_s, const char *postfix);
+/* The plain line for done/total after elapsed_s seconds (`initial` as above). Writes into buf (n bytes);
+ * returns its length. */
+int progress_format_line(char *buf, size_t n, int done, int initial, int total, double elapsed_s, const char *postfix);
 
 #endif

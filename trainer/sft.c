@@ -7,7 +7,8 @@
  * accumulated batch, as TRL's SFTTrainer computes it with completion_only_loss. Examples are shuffled
  * every epoch with the config's seed; a held-out fraction (sft_eval_fraction) gives eval_loss.
  * Steps: ceil(num_train_epochs × train examples / (per_device_train_batch_size ×
- * gradient_accumulation_steps)), at most max_steps.
+ * gradient_accumulation_steps)), at most max_steps. Every resource is released at one cleanup label,
+ * on success and on every error path.
  */
 #include <math.h>
 #include <stdio.h>
@@ -30,16 +31,23 @@ typedef struct {
     int prompt_len;/* tokens before the completion (not in the loss) */
 } sft_example;
 
-/* Reads the JSONL dataset: one {"prompt": ..., "completion": ...} object per line. */
+static void free_examples(sft_example *ex, int n) {
+    if (ex) for (int i = 0; i < n; i++) free(ex[i].ids);
+    free(ex);
+}
+
+/* Reads the JSONL dataset: one {"prompt": ..., "completion": ...} object per line. Returns the
+ * examples (*count set), or NULL with a message naming the file and line; nothing leaks either way. */
 static sft_example *load_dataset(const policy *p, const grpo_config *c, int *count, char *err, size_t errlen) {
     FILE *f = fopen(c->dataset_path, "r");
     if (!f) { snprintf(err, errlen, "dataset_path '%s': cannot open", c->dataset_path); return NULL; }
-    int cap = 1024, n = 0, line_no = 0, truncated = 0;
+    int cap = 1024, n = 0, line_no = 0, truncated = 0, ok = 0;
     sft_example *ex = malloc(sizeof *ex * cap);
     char *line = NULL;
     size_t linecap = 0;
     ssize_t k;
     int eot = p->stop_ids[0];
+    if (!ex) { snprintf(err, errlen, "out of memory"); goto done; }
     while ((k = getline(&line, &linecap, f)) > 0) {
         line_no++;
         if (strspn(line, " \t\r\n") == (size_t)k) continue;
@@ -49,29 +57,38 @@ static sft_example *load_dataset(const policy *p, const grpo_config *c, int *cou
         if (!cJSON_IsString(pr) || !cJSON_IsString(co)) {
             snprintf(err, errlen, "%s:%d: expected a JSON object with string fields \"prompt\" and \"completion\"",
                      c->dataset_path, line_no);
-            cJSON_Delete(o); free(line); fclose(f);
-            for (int i = 0; i < n; i++) free(ex[i].ids);
-            free(ex);
-            return NULL;
+            cJSON_Delete(o);
+            goto done;
         }
         int np = 0, nc = 0;
         int *pi = policy_encode_prompt(p, c->system_prompt, pr->valuestring, &np, err, errlen);
         int *ci = pi ? policy_encode_text(p, co->valuestring, &nc, err, errlen) : NULL;
         cJSON_Delete(o);
-        if (!pi || !ci) { free(pi); free(line); fclose(f); return NULL; }
+        if (!pi || !ci) { free(pi); goto done; }
         int len = np + nc + 1;
         if (len > c->max_length) { truncated++; len = c->max_length; }
         if (np >= len) { free(pi); free(ci); continue; }   /* nothing of the completion fits */
         int *ids = malloc(sizeof(int) * len);
+        if (n == cap) {
+            sft_example *grown = realloc(ex, sizeof *ex * cap * 2);
+            if (grown) { ex = grown; cap *= 2; }
+        }
+        if (!ids || n == cap) {
+            free(ids); free(pi); free(ci);
+            snprintf(err, errlen, "out of memory");
+            goto done;
+        }
         for (int t = 0; t < len; t++) ids[t] = t < np ? pi[t] : t < np + nc ? ci[t - np] : eot;
         free(pi); free(ci);
-        if (n == cap) { cap *= 2; ex = realloc(ex, sizeof *ex * cap); }
         ex[n++] = (sft_example){ids, len, np};
     }
+    if (n == 0) { snprintf(err, errlen, "dataset_path '%s': no examples", c->dataset_path); goto done; }
+    if (truncated) fprintf(stderr, "grpo2048 sft: %d examples longer than max_length=%d were truncated\n", truncated, c->max_length);
+    ok = 1;
+done:
     free(line);
     fclose(f);
-    if (n == 0) { snprintf(err, errlen, "dataset_path '%s': no examples", c->dataset_path); free(ex); return NULL; }
-    if (truncated) fprintf(stderr, "grpo2048 sft: %d examples longer than max_length=%d were truncated\n", truncated, c->max_length);
+    if (!ok) { free_examples(ex, n); return NULL; }
     *count = n;
     return ex;
 }
@@ -99,6 +116,10 @@ static void group_by_length(const sft_example *ex, int *order, int n, int B, uin
     int nb = n / B;                       /* whole micro-batches; a ragged tail stays at the end */
     int *tmp = malloc(sizeof(int) * (size_t)n);
     int *perm = malloc(sizeof(int) * (size_t)(nb ? nb : 1));
+    if (!tmp || !perm) {   /* out of memory: keep the sorted order, which is still a valid order */
+        free(tmp); free(perm);
+        return;
+    }
     for (int i = 0; i < nb; i++) perm[i] = i;
     shuffle(perm, nb, seed);
     for (int i = 0; i < nb; i++) memcpy(tmp + (size_t)i * B, order + (size_t)perm[i] * B, sizeof(int) * B);
@@ -139,24 +160,49 @@ int cmd_sft(int argc, char **argv) {
     int rc = policy_parse_args(argc, argv, "sft", &c, err, sizeof err);
     if (rc == 1) return 0;
     if (rc != 0) { fprintf(stderr, "grpo2048 sft: %s\n", err); return 2; }
-    if (!c.dataset_path || !c.dataset_path[0]) { fprintf(stderr, "grpo2048 sft: dataset_path is required\n"); return 2; }
-    policy pol;
-    if (policy_load(&pol, &c, c.init_from_scratch, err, sizeof err) != 0) { fprintf(stderr, "grpo2048 sft: %s\n", err); return 1; }
-    int n = 0;
-    sft_example *ex = load_dataset(&pol, &c, &n, err, sizeof err);
-    if (!ex) { fprintf(stderr, "grpo2048 sft: %s\n", err); return 1; }
 
-    int *order = malloc(sizeof(int) * n);
+    /* Everything the command holds, released in one place (cleanup:) on every path. */
+    int exit_code = 1;
+    policy pol;
+    memset(&pol, 0, sizeof pol);
+    sft_example *ex = NULL;
+    int n = 0;
+    int *order = NULL, *idx = NULL, *tokens = NULL;
+    float *mask = NULL, *logp = NULL, *dlogp = NULL;
+    unsigned char *decay = NULL;
+    adamw_state opt;
+    memset(&opt, 0, sizeof opt);
+    char *config_yaml = NULL;
+    metrics_db *db = NULL;
+    char path[4096];
+    const char *status = "failed";
+    progress pb;
+    int progress_started = 0;
+
+    if (!c.dataset_path || !c.dataset_path[0]) {
+        fprintf(stderr, "grpo2048 sft: dataset_path is required\n");
+        exit_code = 2;
+        goto cleanup;
+    }
+    if (policy_load(&pol, &c, c.init_from_scratch, err, sizeof err) != 0) {
+        fprintf(stderr, "grpo2048 sft: %s\n", err);
+        goto cleanup;
+    }
+    ex = load_dataset(&pol, &c, &n, err, sizeof err);
+    if (!ex) { fprintf(stderr, "grpo2048 sft: %s\n", err); goto cleanup; }
+
+    order = malloc(sizeof(int) * n);
+    if (!order) { fprintf(stderr, "grpo2048 sft: out of memory\n"); goto cleanup; }
     for (int i = 0; i < n; i++) order[i] = i;
     shuffle(order, n, game_seed_mix((uint64_t)c.seed, 0xE7A1, 0));
     int n_eval = (int)floor(c.sft_eval_fraction * n);
     if (n_eval >= n) n_eval = n - 1;
-    int n_train = n - n_eval;
+    const int n_train = n - n_eval;
     int *train_idx = order, *eval_idx = order + n_train;
     group_by_length(ex, train_idx, n_train, c.per_device_train_batch_size, game_seed_mix((uint64_t)c.seed, 0xB7C4, 1));
 
     const int B = c.per_device_train_batch_size, A = c.gradient_accumulation_steps;
-    int steps_per_epoch = (n_train + B * A - 1) / (B * A);
+    const int steps_per_epoch = (n_train + B * A - 1) / (B * A);
     int total = (int)ceil(c.num_train_epochs * steps_per_epoch);
     if (total > c.max_steps) total = c.max_steps;
     if (total < 1) total = 1;
@@ -165,19 +211,19 @@ int cmd_sft(int argc, char **argv) {
     if (maxT > pol.model.cfg.max_position_embeddings) {
         fprintf(stderr, "grpo2048 sft: examples of %d tokens exceed max_position_embeddings=%d (lower max_length)\n",
                 maxT, pol.model.cfg.max_position_embeddings);
-        return 2;
+        exit_code = 2;
+        goto cleanup;
     }
-    int *tokens = malloc(sizeof(int) * (size_t)B * maxT);
-    float *mask = malloc(sizeof(float) * (size_t)B * maxT);
-    float *logp = malloc(sizeof(float) * (size_t)B * maxT);
-    float *dlogp = malloc(sizeof(float) * (size_t)B * maxT);
+    tokens = malloc(sizeof(int) * (size_t)B * maxT);
+    mask = malloc(sizeof(float) * (size_t)B * maxT);
+    logp = malloc(sizeof(float) * (size_t)B * maxT);
+    dlogp = malloc(sizeof(float) * (size_t)B * maxT);
     const size_t nparams = pol.model.num_params;
-    unsigned char *decay = malloc(nparams);
-    int *idx = malloc(sizeof(int) * (size_t)B * A);
-    adamw_state opt;
+    decay = malloc(nparams);
+    idx = malloc(sizeof(int) * (size_t)B * A);
     if (!idx || !tokens || !mask || !logp || !dlogp || !decay || adamw_init(&opt, nparams) != 0) {
         fprintf(stderr, "grpo2048 sft: out of memory\n");
-        return 1;
+        goto cleanup;
     }
     for (int i = 0; i < pol.model.num_tensors; i++) {
         const llama_tensor *t = &pol.model.tensors[i];
@@ -187,22 +233,22 @@ int cmd_sft(int argc, char **argv) {
                         (float)c.weight_decay};
     lr_schedule sched = (lr_schedule)lr_schedule_from_name(c.lr_scheduler_type);
 
-    if (make_dirs(c.output_dir, err, sizeof err) != 0) { fprintf(stderr, "grpo2048 sft: %s\n", err); return 1; }
-    char path[4096];
+    if (make_dirs(c.output_dir, err, sizeof err) != 0) { fprintf(stderr, "grpo2048 sft: %s\n", err); goto cleanup; }
     snprintf(path, sizeof path, "%s/metrics.sqlite", c.output_dir);
-    char *config_yaml = config_to_yaml(&c);
-    metrics_db *db = metrics_open(path, "sft", config_yaml, err, sizeof err);
-    if (!db) { fprintf(stderr, "grpo2048 sft: %s\n", err); return 1; }
+    config_yaml = config_to_yaml(&c);
+    if (!config_yaml) { fprintf(stderr, "grpo2048 sft: out of memory\n"); goto cleanup; }
+    db = metrics_open(path, "sft", config_yaml, err, sizeof err);
+    if (!db) { fprintf(stderr, "grpo2048 sft: %s\n", err); goto cleanup; }
     fprintf(stderr, "grpo2048 sft: device cpu | %zu parameters%s | %d train + %d eval examples, longest %d tokens | "
             "%d steps of %d examples | output %s\n", nparams, c.init_from_scratch ? " (from scratch)" : "",
             n_train, n_eval, maxT, total, B * A, c.output_dir);
 
-    progress pb;
     progress_start(&pb, "sft", total, stderr);
+    progress_started = 1;
     pb.log_every = c.logging_steps;
     int cursor = 0, epoch = 0;
     double num_tokens = 0;
-    const char *status = "completed";
+    status = "completed";
     for (int step = 1; step <= total; step++) {
         double t0 = now_seconds();
         /* The step's examples: the next B×A of this epoch's order (a new epoch reshuffles). */
@@ -222,7 +268,12 @@ int cmd_sft(int argc, char **argv) {
         double loss = 0, step_tokens = 0;
         for (int a = 0; a < A; a++) {
             int T = build_batch(ex, idx + a * B, B, pol.pad_id, tokens, mask);
-            llama_forward_logprobs(&pol.model, tokens, B, T, logp, NULL);
+            if (llama_forward_logprobs(&pol.model, tokens, B, T, logp, NULL) != 0) {
+                progress_clear(&pb);
+                fprintf(stderr, "grpo2048 sft: forward pass: %s\n", pol.model.err);
+                status = "failed";
+                break;
+            }
             for (size_t k = 0; k < (size_t)B * T; k++) {
                 loss -= mask[k] * logp[k] / active;
                 dlogp[k] = -mask[k] / (float)active;
@@ -230,6 +281,7 @@ int cmd_sft(int argc, char **argv) {
             step_tokens += (double)B * T;
             llama_backward_logprobs(&pol.model, dlogp);
         }
+        if (strcmp(status, "completed") != 0) break;
         double grad_norm = clip_grad_norm(pol.model.grads, nparams, c.max_grad_norm);
         double lr = lr_at(sched, c.learning_rate, step - 1, total, c.warmup_ratio);
         hp.lr = (float)lr;
@@ -245,7 +297,8 @@ int cmd_sft(int argc, char **argv) {
             metrics_add(db, "num_tokens", num_tokens) != 0 || metrics_add(db, "step_time", dt) != 0 ||
             metrics_add(db, "tokens_per_second", step_tokens / dt) != 0 ||
             (do_eval && metrics_add(db, "eval_loss", ev) != 0) || metrics_commit_step(db) != 0) {
-            fprintf(stderr, "\ngrpo2048 sft: metrics: %s\n", metrics_error(db));
+            progress_clear(&pb);
+            fprintf(stderr, "grpo2048 sft: metrics: %s\n", metrics_error(db));
             status = "failed";
             break;
         }
@@ -255,14 +308,18 @@ int cmd_sft(int argc, char **argv) {
         progress_update(&pb, step, postfix);
         if (c.save_steps > 0 && step % c.save_steps == 0 && step < total) {
             snprintf(path, sizeof path, "%s/checkpoint-%d", c.output_dir, step);
-            if (checkpoint_save(path, &pol.model, &opt, c.model_name_or_path, step, config_yaml, err, sizeof err) != 0) {
-                fprintf(stderr, "\ngrpo2048 sft: checkpoint: %s\n", err);
+            checkpoint_info info = {"sft", step, metrics_run_id(db), num_tokens, 0, 0, config_yaml, &c};
+            if (checkpoint_save(path, &pol.model, &opt, c.model_name_or_path, &info, NULL, NULL, err, sizeof err) != 0) {
+                progress_clear(&pb);
+                fprintf(stderr, "grpo2048 sft: checkpoint: %s\n", err);
                 status = "failed";
                 break;
             }
+            checkpoint_rotate(c.output_dir, c.save_total_limit, step);
         }
     }
     progress_finish(&pb);
+    progress_started = 0;
     if (!strcmp(status, "completed")) {
         /* The result is a ready model folder: config.json, model.safetensors, tokenizer files. */
         int ok = llama_save(&pol.model, c.output_dir, 0, err, sizeof err) == 0;
@@ -276,11 +333,19 @@ int cmd_sft(int argc, char **argv) {
         if (!ok) { fprintf(stderr, "grpo2048 sft: saving: %s\n", err); status = "failed"; }
         else fprintf(stderr, "grpo2048 sft: completed %d steps; model saved to %s\n", total, c.output_dir);
     }
-    metrics_finish(db, status);
-    for (int i = 0; i < n; i++) free(ex[i].ids);
-    free(ex); free(order); free(idx); free(tokens); free(mask); free(logp); free(dlogp); free(decay); free(config_yaml);
+    if (metrics_finish(db, status) != 0) {
+        fprintf(stderr, "grpo2048 sft: metrics: %s\n", metrics_error(NULL));
+        status = "failed";
+    }
+    db = NULL;
+    exit_code = strcmp(status, "completed") ? 1 : 0;
+cleanup:
+    if (progress_started) progress_finish(&pb);
+    if (db) metrics_finish(db, "failed");
+    free_examples(ex, n);
+    free(order); free(idx); free(tokens); free(mask); free(logp); free(dlogp); free(decay); free(config_yaml);
     adamw_free(&opt);
     policy_free(&pol);
     config_free(&c);
-    return strcmp(status, "completed") ? 1 : 0;
+    return exit_code;
 }

@@ -1,16 +1,42 @@
 /*
- * trainer/train.c: `grpo2048 train CONFIG.yaml` — the GRPO loop.
+ * trainer/train.c: `grpo2048 train CONFIG.yaml [--resume [CHECKPOINT_DIR|latest]]` — the GRPO loop.
  *
+ * Steps, micro-steps and generations, as TRL's GRPOTrainer (_prepare_inputs) arranges them:
+ *   one optimizer step = gradient_accumulation_steps (A) micro-steps of per_device_train_batch_size (B)
+ *   completions; a generation samples generation_batch_size = B × steps_per_generation (S) completions
+ *   (num_generations per group, every group from the same prompt), scores them, computes the
+ *   group-relative advantages, shuffles them and splits them into S micro-batches; micro-step m uses
+ *   micro-batch m mod S of the generation made at micro-step S·μ·floor(m / (S·μ)), so each generation
+ *   is used num_iterations (μ) times. When a generation outlives the optimizer step that made it
+ *   (A mod S·μ ≠ 0), the generating policy's log-probabilities are kept as old_logp (a forward pass
+ *   per micro-batch right after the generation); otherwise old_logp = logp, detached, as in TRL.
+ *   With beta > 0 the reference model's log-probabilities are computed at generation time too.
  * One step, data flowing one way (see ../shared/DESIGN.md):
- *   generate  per_device_train_batch_size × gradient_accumulation_steps completions, num_generations
- *             per group, every group from the same prompt (prefilled once, KV shared by the group);
- *   reward    each completion through the sandboxed reward pool; completions of a group play the same
- *             game seeds, derived from (seed, step, group);
- *   update    group-relative advantages → the clipped surrogate over micro-batches of
- *             per_device_train_batch_size → accumulated gradients → clip → AdamW → next LR;
- *   log       one SQLite transaction per step (TRL's metric names) and the progress bar.
+ *   generate  (when due) llama_generate per group, seeded game_seed_mix(seed, generation number, group);
+ *   reward    the sandboxed reward pool; completions of a group play the same game seeds,
+ *             game_seed_mix(seed ^ 0x2048, generation number, group);
+ *   update    per micro-batch: forward → grpo_loss (trainer/grpo.c) → backward; then clip → AdamW →
+ *             next LR (a function of the step) → optional reference-model sync;
+ *   evaluate  every eval_steps: greedy (or sampled) completions play eval_games fixed-seed games;
+ *   log       one SQLite transaction per step (opened at the step's start: the completions of its
+ *             generations and its metrics, TRL's names; see docs/metrics.md) and the progress bar;
+ *   save      every save_steps, at the end and when interrupted: an atomic checkpoint folder.
+ * The generation number (1-based) is floor(micro-step / (S·μ)) + 1, which is the step number in the
+ * default layout (S = A, μ = 1); every random stream is a function of (seed, generation number,
+ * index), so a run resumed from a checkpoint (weights, optimizer moments, step, token count, the
+ * buffered generation when one is still in use, the synced reference model) repeats the uninterrupted
+ * run bit for bit on the CPU.
+ *
+ * Signals: the first SIGINT/SIGTERM lets the current step finish, then a checkpoint is written, the run
+ * is marked 'interrupted' and the exit status is 128 + the signal; a second one ends the process at
+ * once (the default action), which is safe: metrics.sqlite is transactional and checkpoints atomic.
  * The reward pool is forked first, before any OpenMP or BLAS work, so its workers start single-threaded.
+ *
+ * One difference from TRL remains, for want of a model API: TRL computes the training log-probabilities
+ * and entropies from logits divided by `temperature`; llama_forward_logprobs has no temperature, so
+ * they are at temperature 1 here (identical for the default temperature 1.0).
  */
+#include <limits.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -27,60 +53,194 @@
 #include "trainer/policy.h"
 #include "trainer/progress.h"
 
-static volatile sig_atomic_t stop_requested = 0;
-static void on_stop_signal(int sig) { (void)sig; stop_requested = 1; }
+#define TRAIN_ABORT(...) do { fprintf(stderr, "%s:%d: ", __FILE__, __LINE__); \
+    fprintf(stderr, __VA_ARGS__); fputc('\n', stderr); abort(); } while (0)
+
+static volatile sig_atomic_t stop_signal = 0;
+static void on_stop_signal(int sig) {
+    if (!stop_signal) {
+        static const char msg[] = "\ngrpo2048 train: stopping after this step, then saving a checkpoint "
+                                  "(signal again to stop at once)\n";
+        ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
+        (void)w;
+    }
+    stop_signal = sig;
+}
+
+/* Keys a resumed run must share with its checkpoint: they fix the batch layout, the random streams,
+ * the prompt, and what the checkpoint's state holds. */
+static const char *const resume_must_match[] = {
+    "seed", "per_device_train_batch_size", "gradient_accumulation_steps", "num_generations",
+    "steps_per_generation", "generation_batch_size", "num_iterations", "max_completion_length", "beta",
+    "sync_ref_model", "prompt", "system_prompt", "chat_template", NULL,
+};
+static const char *const resume_ignore[] = {"resume_from_checkpoint", NULL};
+
+/* ------------------------------------------------------------------------------------------------ */
+/* A generation: the completions of one llama_generate round, their rewards, advantages, the order   */
+/* they are split into micro-batches, and the log-probabilities kept for the loss.                   */
 
 typedef struct {
-    int n;                 /* completions per step (N) */
-    int max_new;           /* max_completion_length */
-    int *tokens;           /* (N, max_new) generated ids, -1 past the end */
-    int *len;              /* (N,) generated tokens, stop token included */
-    int *terminated;       /* (N,) 1 when the row ended with a stop token */
-    char **text;           /* (N,) decoded completions */
-    double *reward;        /* (N,) */
-    float *adv;            /* (N,) */
-    reward_result *res;    /* (N,) */
-    uint64_t *seeds;       /* (N,) game seeds */
-} step_batch;
+    double reward, reward_std, frac_zero_std;
+    double func_mean[RF_COUNT], func_std[RF_COUNT];
+    double mean_len, min_len, max_len, mean_term, min_term, max_term, clipped_ratio;
+    double generation_time, reward_time;   /* seconds */
+    double tokens;                         /* prompt + completion tokens */
+    int timeouts, stuck, wins;
+} gen_metrics;
 
-static void batch_free(step_batch *b) {
-    if (b->text) for (int i = 0; i < b->n; i++) free(b->text[i]);
-    free(b->tokens); free(b->len); free(b->terminated); free(b->text); free(b->reward); free(b->adv);
-    free(b->res); free(b->seeds);
-    memset(b, 0, sizeof *b);
+typedef struct {
+    int n, max_new;        /* completions (generation_batch_size), max_completion_length */
+    int number;            /* 1-based generation number; 0 = empty */
+    int *tokens;           /* (n, max_new) generated ids, -1 past the end */
+    int *len;              /* (n,) generated tokens, stop token included */
+    int *terminated;       /* (n,) 1 when the row ended with a stop token */
+    char **text;           /* (n,) decoded completions */
+    double *reward;        /* (n,) */
+    float *adv;            /* (n,) */
+    reward_result *res;    /* (n,) */
+    uint64_t *seeds;       /* (n,) game seeds */
+    int *order;            /* (n,) micro-batch s holds completions order[s·B .. s·B + B) */
+    float *old_logp;       /* (n, max_new) log p of each generated token under the generating policy, or NULL */
+    float *ref_logp;       /* (n, max_new) under the reference model, or NULL */
+    double num_items;      /* Σ len: TRL's num_items_in_batch (dapo's normalizer) */
+    gen_metrics m;
+} generation;
+
+static void gen_free(generation *g) {
+    if (g->text) for (int i = 0; i < g->n; i++) free(g->text[i]);
+    free(g->tokens); free(g->len); free(g->terminated); free(g->text); free(g->reward); free(g->adv);
+    free(g->res); free(g->seeds); free(g->order); free(g->old_logp); free(g->ref_logp);
+    memset(g, 0, sizeof *g);
 }
 
-static int batch_alloc(step_batch *b, int n, int max_new) {
-    memset(b, 0, sizeof *b);
-    b->n = n; b->max_new = max_new;
-    b->tokens = malloc(sizeof(int) * (size_t)n * max_new);
-    b->len = calloc(n, sizeof(int));
-    b->terminated = calloc(n, sizeof(int));
-    b->text = calloc(n, sizeof(char *));
-    b->reward = calloc(n, sizeof(double));
-    b->adv = calloc(n, sizeof(float));
-    b->res = calloc(n, sizeof(reward_result));
-    b->seeds = calloc(n, sizeof(uint64_t));
-    return b->tokens && b->len && b->terminated && b->text && b->reward && b->adv && b->res && b->seeds ? 0 : -1;
+static int gen_alloc(generation *g, int n, int max_new, int keep_old, int keep_ref) {
+    memset(g, 0, sizeof *g);
+    g->n = n;
+    g->max_new = max_new;
+    const size_t nt = (size_t)n * max_new;
+    g->tokens = malloc(sizeof(int) * nt);
+    g->len = calloc(n, sizeof(int));
+    g->terminated = calloc(n, sizeof(int));
+    g->text = calloc(n, sizeof(char *));
+    g->reward = calloc(n, sizeof(double));
+    g->adv = calloc(n, sizeof(float));
+    g->res = calloc(n, sizeof(reward_result));
+    g->seeds = calloc(n, sizeof(uint64_t));
+    g->order = calloc(n, sizeof(int));
+    if (keep_old) g->old_logp = calloc(nt, sizeof(float));
+    if (keep_ref) g->ref_logp = calloc(nt, sizeof(float));
+    return g->tokens && g->len && g->terminated && g->text && g->reward && g->adv && g->res && g->seeds &&
+                   g->order && (!keep_old || g->old_logp) && (!keep_ref || g->ref_logp) ? 0 : -1;
 }
 
-/* Fills tokens (B, T) = prompt ++ completion ++ pad and mask (B, T) = 1 on completion tokens, for
- * completions [first, first + B) of the batch. Returns T. */
-static int build_micro_batch(const policy *p, const int *prompt, int P, const step_batch *sb, int first, int B,
-                             int *tokens, float *mask) {
-    int T = P;
-    for (int b = 0; b < B; b++) if (P + sb->len[first + b] > T) T = P + sb->len[first + b];
-    for (int b = 0; b < B; b++) {
-        int L = sb->len[first + b];
-        const int *c = sb->tokens + (size_t)(first + b) * sb->max_new;
-        for (int t = 0; t < T; t++) {
-            int id = t < P ? prompt[t] : t < P + L ? c[t - P] : p->pad_id;
-            tokens[(size_t)b * T + t] = id;
-            mask[(size_t)b * T + t] = (t >= P && t < P + L) ? 1.0f : 0.0f;
+/* generation.bin: what a resumed run needs of a generation still in use (texts, rewards and metrics
+ * were logged when it was made). Layout: magic, version, n, max_new, number, has_old, has_ref (int32),
+ * num_items (double), tokens, len, terminated, order (int32), adv, old_logp?, ref_logp? (float32). */
+static const char GEN_MAGIC[8] = {'G', '2', '0', '4', '8', 'G', 'E', 'N'};
+
+static int gen_save(const generation *g, const char *path, char *err, size_t errlen) {
+    const size_t nt = (size_t)g->n * g->max_new;
+    int32_t head[6] = {1, g->n, g->max_new, g->number, g->old_logp != NULL, g->ref_logp != NULL};
+    size_t size = 8 + sizeof head + sizeof(double) + sizeof(int32_t) * (nt + 3 * (size_t)g->n) +
+                  sizeof(float) * ((size_t)g->n + (g->old_logp ? nt : 0) + (g->ref_logp ? nt : 0));
+    char *buf = malloc(size), *p = buf;
+    if (!buf) { snprintf(err, errlen, "%s: out of memory", path); return -1; }
+#define PUT(src, bytes) do { memcpy(p, src, bytes); p += (bytes); } while (0)
+    PUT(GEN_MAGIC, 8);
+    PUT(head, sizeof head);
+    PUT(&g->num_items, sizeof(double));
+    PUT(g->tokens, sizeof(int32_t) * nt);
+    PUT(g->len, sizeof(int32_t) * g->n);
+    PUT(g->terminated, sizeof(int32_t) * g->n);
+    PUT(g->order, sizeof(int32_t) * g->n);
+    PUT(g->adv, sizeof(float) * g->n);
+    if (g->old_logp) PUT(g->old_logp, sizeof(float) * nt);
+    if (g->ref_logp) PUT(g->ref_logp, sizeof(float) * nt);
+#undef PUT
+    if ((size_t)(p - buf) != size) TRAIN_ABORT("gen_save: wrote %zu of %zu bytes", (size_t)(p - buf), size);
+    int rc = write_file_atomic(path, buf, size, err, errlen);
+    free(buf);
+    return rc;
+}
+
+/* Loads into g, which gen_alloc has shaped for this run (n, max_new, which log-probs are kept). */
+static int gen_load(generation *g, const char *path, char *err, size_t errlen) {
+    FILE *f = fopen(path, "rb");
+    if (!f) { snprintf(err, errlen, "%.600s: cannot open", path); return -1; }
+    char magic[8];
+    int32_t head[6];
+    const size_t nt = (size_t)g->n * g->max_new;
+    int ok = fread(magic, 1, 8, f) == 8 && !memcmp(magic, GEN_MAGIC, 8) && fread(head, sizeof head, 1, f) == 1;
+    if (!ok || head[0] != 1) {
+        snprintf(err, errlen, "%.600s: not a grpo2048 generation file (bad header)", path);
+        fclose(f);
+        return -1;
+    }
+    if (head[1] != g->n || head[2] != g->max_new || head[4] != (g->old_logp != NULL) || head[5] != (g->ref_logp != NULL)) {
+        snprintf(err, errlen, "%.600s: holds %d completions of up to %d tokens (old log-probs %d, reference %d); this run "
+                 "needs %d of up to %d (%d, %d)", path, head[1], head[2], head[4], head[5], g->n, g->max_new,
+                 g->old_logp != NULL, g->ref_logp != NULL);
+        fclose(f);
+        return -1;
+    }
+    g->number = head[3];
+    ok = fread(&g->num_items, sizeof(double), 1, f) == 1 && fread(g->tokens, sizeof(int32_t), nt, f) == nt &&
+         fread(g->len, sizeof(int32_t), g->n, f) == (size_t)g->n &&
+         fread(g->terminated, sizeof(int32_t), g->n, f) == (size_t)g->n &&
+         fread(g->order, sizeof(int32_t), g->n, f) == (size_t)g->n && fread(g->adv, sizeof(float), g->n, f) == (size_t)g->n &&
+         (!g->old_logp || fread(g->old_logp, sizeof(float), nt, f) == nt) &&
+         (!g->ref_logp || fread(g->ref_logp, sizeof(float), nt, f) == nt);
+    int extra = fgetc(f) != EOF;
+    fclose(f);
+    if (!ok || extra) {
+        snprintf(err, errlen, "%.600s: %s", path, ok ? "longer than its header says (damaged)" : "truncated");
+        return -1;
+    }
+    for (int i = 0; i < g->n; i++) {
+        if (g->len[i] < 0 || g->len[i] > g->max_new || g->order[i] < 0 || g->order[i] >= g->n) {
+            snprintf(err, errlen, "%.600s: damaged (completion %d: length %d, order %d)", path, i, g->len[i], g->order[i]);
+            return -1;
         }
     }
-    return T;
+    return 0;
 }
+
+/* ------------------------------------------------------------------------------------------------ */
+/* The run                                                                                           */
+
+typedef struct {
+    grpo_config *c;
+    policy pol;
+    llama_model ref;          /* the reference model when beta > 0 */
+    int have_ref;
+    reward_pool *pool;
+    metrics_db *db;
+    adamw_state opt;
+    unsigned char *decay;
+    int *prompt, P;
+    int G, B, A, S, mu, N, groups, max_new, generate_every, keep_old;
+    grpo_loss_params lp;
+    grpo_scale scale;
+    generation gen;
+    double num_tokens;        /* prompt + completion tokens generated so far (TRL num_tokens) */
+    /* (B, P + max_new) scratch of one micro-batch */
+    int *tokens;
+    float *mask, *logp, *old_logp, *ref_logp, *entropy, *emask, *dlogp;
+    float *adv;               /* (B,) the micro-batch's advantages */
+    double *func_values;      /* (N,) */
+    char *config_yaml;
+    char err[1024];
+} run;
+
+/* Step accumulators: generation metrics are averaged over the step's generations (as TRL averages
+ * what was logged since the last log), loss metrics over its micro-batches. */
+typedef struct {
+    int ngen, micro;
+    gen_metrics g;             /* sums over generations */
+    double loss, entropy, kl, clip_low, clip_high, clip_region, clip_low_min, clip_high_max;
+    double train_tokens;
+} step_acc;
 
 static double mean_of(const double *x, int n) { double s = 0; for (int i = 0; i < n; i++) s += x[i]; return n ? s / n : 0; }
 static double std_of(const double *x, int n) {
@@ -90,45 +250,428 @@ static double std_of(const double *x, int n) {
     return sqrt(s / (n - 1));
 }
 
-static int save_final(const char *out_dir, const policy *p, const grpo_config *c, char *err, size_t errlen) {
-    if (llama_save(&p->model, out_dir, 0, err, errlen) != 0) return -1;
-    static const char *const tok_files[] = {"tokenizer.json", "tokenizer_config.json"};
-    char src[4096], dst[4096];
-    for (int i = 0; i < 2; i++) {
-        snprintf(src, sizeof src, "%s/%s", c->model_name_or_path, tok_files[i]);
-        snprintf(dst, sizeof dst, "%s/%s", out_dir, tok_files[i]);
-        if (access(src, R_OK) == 0 && copy_file_atomic(src, dst, err, errlen) != 0) return -1;
+/* Fills tokens (B, T) = prompt ++ completion ++ pad and mask (B, T) = 1 on completion tokens for
+ * completions idx[0..B) of g (0 for a truncated completion with mask_truncated_completions), and the
+ * kept old / reference log-probabilities in the same layout. Returns T. */
+static int build_micro_batch(run *r, const generation *g, const int *idx) {
+    const int P = r->P, B = r->B;
+    int T = P;
+    for (int b = 0; b < B; b++) if (P + g->len[idx[b]] > T) T = P + g->len[idx[b]];
+    for (int b = 0; b < B; b++) {
+        const int i = idx[b], L = g->len[i];
+        const int *c = g->tokens + (size_t)i * g->max_new;
+        const float m = r->c->mask_truncated_completions && !g->terminated[i] ? 0.0f : 1.0f;
+        for (int t = 0; t < T; t++) {
+            const size_t k = (size_t)b * T + t;
+            const int in_completion = t >= P && t < P + L;
+            r->tokens[k] = t < P ? r->prompt[t] : in_completion ? c[t - P] : r->pol.pad_id;
+            r->mask[k] = in_completion ? m : 0.0f;
+            if (g->old_logp) r->old_logp[k] = in_completion ? g->old_logp[(size_t)i * g->max_new + t - P] : 0.0f;
+            if (g->ref_logp) r->ref_logp[k] = in_completion ? g->ref_logp[(size_t)i * g->max_new + t - P] : 0.0f;
+        }
+    }
+    return T;
+}
+
+/* Forward passes over each micro-batch of g, keeping log p of the generated tokens in dst (n, max_new). */
+static int keep_logprobs(run *r, generation *g, llama_model *m, float *dst) {
+    const int P = r->P;
+    for (int s = 0; s < r->S; s++) {
+        const int *idx = g->order + (size_t)s * r->B;
+        int T = build_micro_batch(r, g, idx);
+        if (llama_forward_logprobs(m, r->tokens, r->B, T, r->logp, NULL) != 0) {
+            snprintf(r->err, sizeof r->err, "forward pass: %s", m->err);
+            return -1;
+        }
+        for (int b = 0; b < r->B; b++)
+            for (int t = 0; t < g->len[idx[b]]; t++)
+                dst[(size_t)idx[b] * g->max_new + t] = r->logp[(size_t)b * T + P + t];
     }
     return 0;
 }
 
+/* Fisher-Yates with the game RNG (integer-only, repeatable everywhere): TRL shuffles each generation
+ * (shuffle_sequence_dict) before splitting it, so that a micro-batch mixes groups. */
+static void shuffle(int *order, int n, uint64_t seed) {
+    game_rng rng = {seed};
+    for (int i = 0; i < n; i++) order[i] = i;
+    for (int i = n - 1; i > 0; i--) {
+        int j = (int)(game_rng_next(&rng) % (uint64_t)(i + 1));
+        int t = order[i]; order[i] = order[j]; order[j] = t;
+    }
+}
+
+/* Generation `number`: sample, score, advantages, shuffle, kept log-probabilities, metrics, and the
+ * completions rows of step `step` (indices offset by the step's earlier generations). */
+static int make_generation(run *r, int number, int step, step_acc *acc) {
+    const grpo_config *c = r->c;
+    generation *g = &r->gen;
+    gen_metrics *m = &g->m;
+    memset(m, 0, sizeof *m);
+    const double t0 = now_seconds();
+    llama_sampling sampling = {(float)c->temperature, c->top_k, (float)c->top_p};
+    for (int k = 0; k < r->groups; k++) {
+        uint64_t seed = game_seed_mix((uint64_t)c->seed, (uint64_t)number, (uint64_t)k);
+        if (llama_generate(&r->pol.model, r->prompt, r->P, r->G, r->max_new, &sampling, seed,
+                           g->tokens + (size_t)k * r->G * r->max_new, g->len + (size_t)k * r->G, r->err,
+                           sizeof r->err) != 0)
+            return -1;
+    }
+    g->number = number;
+    m->generation_time = now_seconds() - t0;
+    g->num_items = 0;
+    for (int i = 0; i < g->n; i++) {
+        const int *row = g->tokens + (size_t)i * r->max_new;
+        const int L = g->len[i];
+        g->terminated[i] = L > 0 && policy_is_stop(&r->pol, row[L - 1]);
+        free(g->text[i]);
+        g->text[i] = policy_decode(&r->pol, row, L);
+        if (!g->text[i]) { snprintf(r->err, sizeof r->err, "out of memory"); return -1; }
+        g->num_items += L;
+        /* every completion of group k plays the same games */
+        g->seeds[i] = game_seed_mix((uint64_t)c->seed ^ 0x2048u, (uint64_t)number, (uint64_t)(i / r->G));
+    }
+
+    const double t1 = now_seconds();
+    if (!c->rewards.parallel) fprintf(stderr, "\n--- generation %d (step %d): rewards, one completion at a time ---\n", number, step);
+    if (reward_pool_score(r->pool, g->n, (const char *const *)g->text, g->seeds, g->res,
+                          c->rewards.parallel ? NULL : stderr, r->err, sizeof r->err) != 0) {
+        char e[sizeof r->err];
+        snprintf(e, sizeof e, "%s", r->err);
+        snprintf(r->err, sizeof r->err, "rewards: %.1000s", e);
+        return -1;
+    }
+    m->reward_time = now_seconds() - t1;
+    for (int i = 0; i < g->n; i++) g->reward[i] = g->res[i].reward;
+    grpo_advantages(g->reward, g->n, r->G, r->scale, g->adv, &m->reward_std, &m->frac_zero_std);
+    shuffle(g->order, g->n, game_seed_mix((uint64_t)c->seed ^ 0x5EEDu, (uint64_t)number, 0));
+    if (g->old_logp && keep_logprobs(r, g, &r->pol.model, g->old_logp) != 0) return -1;
+    if (g->ref_logp && keep_logprobs(r, g, &r->ref, g->ref_logp) != 0) return -1;
+
+    /* metrics of this generation (TRL's _generate_and_score_completions) */
+    m->reward = mean_of(g->reward, g->n);
+    for (int f = 0; f < RF_COUNT; f++) {
+        for (int i = 0; i < g->n; i++) r->func_values[i] = g->res[i].rewards[f];
+        m->func_mean[f] = mean_of(r->func_values, g->n);
+        m->func_std[f] = std_of(r->func_values, g->n);
+    }
+    m->min_len = 1e300;
+    m->min_term = 1e300;
+    int n_term = 0;
+    for (int i = 0; i < g->n; i++) {
+        const double L = g->len[i];
+        m->timeouts += g->res[i].timeouts;
+        m->stuck += g->res[i].stuck;
+        m->wins += g->res[i].wins;
+        m->mean_len += L;
+        if (L < m->min_len) m->min_len = L;
+        if (L > m->max_len) m->max_len = L;
+        if (g->terminated[i]) {
+            n_term++;
+            m->mean_term += L;
+            if (L < m->min_term) m->min_term = L;
+            if (L > m->max_term) m->max_term = L;
+        }
+    }
+    m->tokens = m->mean_len + (double)r->P * g->n;
+    m->mean_len /= g->n;
+    if (n_term) m->mean_term /= n_term;
+    else m->mean_term = m->min_term = m->max_term = 0;   /* TRL: zeros when no completion terminated */
+    m->clipped_ratio = 1.0 - (double)n_term / g->n;
+    r->num_tokens += m->tokens;
+
+    for (int i = 0; i < g->n; i++) {
+        metrics_completion mc = {acc->ngen * g->n + i, acc->ngen * r->groups + i / r->G, g->text[i], g->res[i].reward,
+                                 {g->res[i].rewards[0], g->res[i].rewards[1], g->res[i].rewards[2], g->res[i].rewards[3]},
+                                 reward_outcome_name(g->res[i].outcome), g->res[i].max_tile, g->res[i].score,
+                                 g->res[i].moves, g->res[i].seconds, g->res[i].error};
+        if (metrics_add_completion(r->db, &mc) != 0) {
+            snprintf(r->err, sizeof r->err, "metrics: %s", metrics_error(r->db));
+            return -1;
+        }
+    }
+    /* accumulate into the step */
+    gen_metrics *s = &acc->g;
+    s->reward += m->reward;
+    s->reward_std += m->reward_std;
+    s->frac_zero_std += m->frac_zero_std;
+    for (int f = 0; f < RF_COUNT; f++) { s->func_mean[f] += m->func_mean[f]; s->func_std[f] += m->func_std[f]; }
+    s->mean_len += m->mean_len; s->min_len += m->min_len; s->max_len += m->max_len;
+    s->mean_term += m->mean_term; s->min_term += m->min_term; s->max_term += m->max_term;
+    s->clipped_ratio += m->clipped_ratio;
+    s->generation_time += m->generation_time;
+    s->reward_time += m->reward_time;
+    s->tokens += m->tokens;
+    s->timeouts += m->timeouts; s->stuck += m->stuck; s->wins += m->wins;
+    acc->ngen++;
+    return 0;
+}
+
+/* One micro-step on micro-batch `slice` of the current generation: forward, loss, backward. */
+static int micro_step(run *r, int slice, step_acc *acc) {
+    const generation *g = &r->gen;
+    const int *idx = g->order + (size_t)slice * r->B;
+    const int T = build_micro_batch(r, g, idx);
+    const int n = r->B * T;
+    if (llama_forward_logprobs(&r->pol.model, r->tokens, r->B, T, r->logp, r->entropy) != 0) {
+        snprintf(r->err, sizeof r->err, "forward pass: %s", r->pol.model.err);
+        return -1;
+    }
+    /* on-policy: old_logp = logp, detached (TRL, when the generation does not outlive the step) */
+    if (!g->old_logp) memcpy(r->old_logp, r->logp, sizeof(float) * (size_t)n);
+    float *adv = r->adv;
+    for (int b = 0; b < r->B; b++) adv[b] = g->adv[idx[b]];
+    const int masked = r->c->top_entropy_quantile < 1.0;
+    if (masked) grpo_entropy_mask(r->entropy, r->mask, n, 1.0 - r->c->top_entropy_quantile, r->emask);
+    r->lp.num_items_in_batch = g->num_items;
+    grpo_loss_stats st;
+    acc->loss += grpo_loss(&r->lp, r->B, T, r->logp, r->old_logp, r->have_ref ? r->ref_logp : NULL, adv, r->mask,
+                           masked ? r->emask : NULL, r->dlogp, &st);
+    acc->entropy += grpo_masked_mean(r->entropy, r->mask, n);
+    acc->kl += st.kl;
+    acc->clip_low += st.clip_low;
+    acc->clip_high += st.clip_high;
+    acc->clip_region += st.clip_region;
+    if (acc->micro == 0 || st.clip_low < acc->clip_low_min) acc->clip_low_min = st.clip_low;
+    if (acc->micro == 0 || st.clip_high > acc->clip_high_max) acc->clip_high_max = st.clip_high;
+    for (int b = 0; b < r->B; b++) acc->train_tokens += r->P + g->len[idx[b]];
+    acc->micro++;
+    llama_backward_logprobs(&r->pol.model, r->dlogp);
+    return 0;
+}
+
+/* TRL's SyncRefModelCallback: ref ← (1 − α)·ref + α·policy, parameter by parameter. */
+static void sync_reference(run *r) {
+    const float a = (float)r->c->ref_model_mixup_alpha;
+    float *ref = r->ref.params;
+    const float *pol = r->pol.model.params;
+    for (size_t i = 0; i < r->ref.num_params; i++) ref[i] = ref[i] * (1.0f - a) + pol[i] * a;
+}
+
+/* Evaluation: one greedy completion (eval_temperature 0) or num_generations sampled with a fixed seed,
+ * each playing eval_games jobs on fixed game seeds (the same at every evaluation); eval/... metrics. */
+static int evaluate(run *r) {
+    const grpo_config *c = r->c;
+    const double t0 = now_seconds();
+    const int n = c->eval_temperature > 0 ? r->G : 1, jobs = n * c->eval_games;
+    int *tokens = malloc(sizeof(int) * (size_t)n * r->max_new), *len = calloc(n, sizeof(int));
+    char **text = calloc(n, sizeof(char *));
+    const char **job_text = calloc(jobs, sizeof(char *));
+    uint64_t *seeds = calloc(jobs, sizeof(uint64_t));
+    reward_result *res = calloc(jobs, sizeof(reward_result));
+    double *vals = calloc(jobs, sizeof(double));
+    int rc = -1;
+    if (!tokens || !len || !text || !job_text || !seeds || !res || !vals) {
+        snprintf(r->err, sizeof r->err, "evaluation: out of memory");
+        goto done;
+    }
+    llama_sampling s = {(float)c->eval_temperature, c->top_k, (float)c->top_p};
+    if (llama_generate(&r->pol.model, r->prompt, r->P, n, r->max_new, &s,
+                       game_seed_mix((uint64_t)c->seed ^ 0xE7A1u, 0, 0), tokens, len, r->err, sizeof r->err) != 0)
+        goto done;
+    double mean_len = 0, clipped = 0;
+    for (int i = 0; i < n; i++) {
+        const int *row = tokens + (size_t)i * r->max_new;
+        text[i] = policy_decode(&r->pol, row, len[i]);
+        if (!text[i]) { snprintf(r->err, sizeof r->err, "evaluation: out of memory"); goto done; }
+        mean_len += len[i];
+        clipped += !(len[i] > 0 && policy_is_stop(&r->pol, row[len[i] - 1]));
+    }
+    for (int j = 0; j < jobs; j++) {
+        job_text[j] = text[j / c->eval_games];
+        seeds[j] = game_seed_mix((uint64_t)c->seed ^ 0xE7A12048u, (uint64_t)(j % c->eval_games), 0);
+    }
+    if (reward_pool_score(r->pool, jobs, job_text, seeds, res, NULL, r->err, sizeof r->err) != 0) goto done;
+    double games = 0, wins = 0, timeouts = 0, tile = 0, score = 0;
+    for (int j = 0; j < jobs; j++) {
+        vals[j] = res[j].reward;
+        games += res[j].games;
+        wins += res[j].wins;
+        timeouts += res[j].timeouts;
+        tile += res[j].max_tile;
+        score += res[j].score;
+    }
+    metrics_db *db = r->db;
+    int bad = metrics_add(db, "eval/reward", mean_of(vals, jobs)) | metrics_add(db, "eval/reward_std", std_of(vals, jobs));
+    for (int f = 0; f < RF_COUNT; f++) {
+        for (int j = 0; j < jobs; j++) vals[j] = res[j].rewards[f];
+        char name[96];
+        snprintf(name, sizeof name, "eval/rewards/%s/mean", reward_func_name(f));
+        bad |= metrics_add(db, name, mean_of(vals, jobs));
+    }
+    bad |= metrics_add(db, "eval/games", games) | metrics_add(db, "eval/wins", wins) |
+           metrics_add(db, "eval/win_rate", games > 0 ? wins / games : 0) | metrics_add(db, "eval/max_tile", tile / jobs) |
+           metrics_add(db, "eval/score", score / jobs) | metrics_add(db, "eval/timeouts", timeouts) |
+           metrics_add(db, "eval/completions/mean_length", mean_len / n) |
+           metrics_add(db, "eval/completions/clipped_ratio", clipped / n) |
+           metrics_add(db, "eval/time", now_seconds() - t0);
+    if (bad) { snprintf(r->err, sizeof r->err, "metrics: %s", metrics_error(db)); goto done; }
+    rc = 0;
+done:
+    if (text) for (int i = 0; i < n; i++) free(text[i]);
+    free(tokens); free(len); free(text); free(job_text); free(seeds); free(res); free(vals);
+    return rc;
+}
+
+/* The step's metrics rows (TRL's names; ours documented in docs/metrics.md). */
+static int log_step(run *r, const step_acc *a, double grad_norm, double lr, double step_time, double train_time) {
+    metrics_db *db = r->db;
+    int bad = 0;
+    if (a->ngen > 0) {
+        const double k = a->ngen;
+        const gen_metrics *g = &a->g;
+        bad |= metrics_add(db, "reward", g->reward / k) | metrics_add(db, "reward_std", g->reward_std / k) |
+               metrics_add(db, "frac_reward_zero_std", g->frac_zero_std / k);
+        for (int f = 0; f < RF_COUNT; f++) {
+            char name[96];
+            snprintf(name, sizeof name, "rewards/%s/mean", reward_func_name(f));
+            bad |= metrics_add(db, name, g->func_mean[f] / k);
+            snprintf(name, sizeof name, "rewards/%s/std", reward_func_name(f));
+            bad |= metrics_add(db, name, g->func_std[f] / k);
+        }
+        bad |= metrics_add(db, "completions/mean_length", g->mean_len / k) |
+               metrics_add(db, "completions/min_length", g->min_len / k) |
+               metrics_add(db, "completions/max_length", g->max_len / k) |
+               metrics_add(db, "completions/mean_terminated_length", g->mean_term / k) |
+               metrics_add(db, "completions/min_terminated_length", g->min_term / k) |
+               metrics_add(db, "completions/max_terminated_length", g->max_term / k) |
+               metrics_add(db, "completions/clipped_ratio", g->clipped_ratio / k) |
+               metrics_add(db, "generation_time", g->generation_time) | metrics_add(db, "reward_time", g->reward_time) |
+               metrics_add(db, "timeouts", g->timeouts) | metrics_add(db, "stuck", g->stuck) |
+               metrics_add(db, "wins", g->wins);
+    }
+    const double mb = a->micro > 0 ? a->micro : 1;
+    bad |= metrics_add(db, "num_tokens", r->num_tokens) | metrics_add(db, "loss", a->loss) |
+           metrics_add(db, "grad_norm", grad_norm) | metrics_add(db, "learning_rate", lr) |
+           metrics_add(db, "entropy", a->entropy / mb) |
+           metrics_add(db, "clip_ratio/low_mean", a->clip_low / mb) | metrics_add(db, "clip_ratio/low_min", a->clip_low_min) |
+           metrics_add(db, "clip_ratio/high_mean", a->clip_high / mb) |
+           metrics_add(db, "clip_ratio/high_max", a->clip_high_max) |
+           metrics_add(db, "clip_ratio/region_mean", a->clip_region / mb) | metrics_add(db, "step_time", step_time) |
+           metrics_add(db, "train_time", train_time) |
+           metrics_add(db, "tokens_per_second", step_time > 0 ? a->train_tokens / step_time : 0);
+    if (r->have_ref) bad |= metrics_add(db, "kl", a->kl / mb);
+    return bad ? -1 : 0;
+}
+
+/* Checkpoint extras: the generation still in use after this step, and the synced reference model. */
+typedef struct {
+    run *r;
+    int with_gen, with_ref;
+} save_ctx;
+
+static int save_extra(const char *tmp, void *ctx, char *err, size_t errlen) {
+    save_ctx *s = ctx;
+    char path[4096];
+    if (s->with_gen) {
+        snprintf(path, sizeof path, "%s/generation.bin", tmp);
+        if (gen_save(&s->r->gen, path, err, errlen) != 0) return -1;
+    }
+    if (s->with_ref) {
+        snprintf(path, sizeof path, "%s/ref_model", tmp);
+        if (llama_save(&s->r->ref, path, 0, err, errlen) != 0) return -1;
+    }
+    return 0;
+}
+
+static int save_checkpoint(run *r, int step) {
+    const grpo_config *c = r->c;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/checkpoint-%d", c->output_dir, step);
+    /* the generation is needed after this step unless the next micro-step starts a new one */
+    save_ctx sc = {r, ((long long)step * r->A) % r->generate_every != 0, r->have_ref && c->sync_ref_model};
+    checkpoint_info info = {"grpo", step, metrics_run_id(r->db), r->num_tokens, sc.with_gen, sc.with_ref,
+                            r->config_yaml, c};
+    if (checkpoint_save(path, &r->pol.model, &r->opt, c->model_name_or_path, &info, save_extra, &sc, r->err,
+                        sizeof r->err) != 0)
+        return -1;
+    int deleted = checkpoint_rotate(c->output_dir, c->save_total_limit, step);
+    (void)deleted;
+    return 0;
+}
+
+static int save_final(run *r) {
+    const grpo_config *c = r->c;
+    if (llama_save(&r->pol.model, c->output_dir, 0, r->err, sizeof r->err) != 0) return -1;
+    static const char *const tok_files[] = {"tokenizer.json", "tokenizer_config.json"};
+    char src[4096], dst[4096];
+    for (int i = 0; i < 2; i++) {
+        snprintf(src, sizeof src, "%s/%s", c->model_name_or_path, tok_files[i]);
+        snprintf(dst, sizeof dst, "%s/%s", c->output_dir, tok_files[i]);
+        if (access(src, R_OK) == 0 && copy_file_atomic(src, dst, r->err, sizeof r->err) != 0) return -1;
+    }
+    return 0;
+}
+
+/* Same folder? (realpath of both; a missing one differs) */
+static int same_dir(const char *a, const char *b) {
+    char ra[PATH_MAX], rb[PATH_MAX];
+    return realpath(a, ra) && realpath(b, rb) && !strcmp(ra, rb);
+}
+
+/* The resume checkpoint, checked before anything heavy starts: its state, that its model is the
+ * architecture of model_name_or_path, and that the config is compatible. Returns 0, -1 on error. */
+static int check_resume(grpo_config *c, char *dir, size_t dirlen, checkpoint_state *st, char *err, size_t errlen) {
+    if (!strcmp(c->resume_from_checkpoint, "latest")) {
+        if (checkpoint_find_latest(c->output_dir, dir, dirlen, err, errlen) != 0) return -1;
+    } else {
+        snprintf(dir, dirlen, "%s", c->resume_from_checkpoint);
+    }
+    if (checkpoint_read_state(dir, st, err, errlen) != 0) return -1;
+    if (strcmp(st->kind, "grpo") != 0) {
+        snprintf(err, errlen, "checkpoint %s was written by `grpo2048 %s`; train --resume needs a grpo checkpoint "
+                 "(to start GRPO from it, set model_name_or_path=%s instead)", dir, st->kind, dir);
+        return -1;
+    }
+    if (checkpoint_check_architecture(dir, c->model_name_or_path, err, errlen) != 0) return -1;
+    char changed[4096];
+    if (checkpoint_check_config(st, c, resume_must_match, resume_ignore, changed, sizeof changed, err, errlen) != 0) {
+        char e[2048];
+        snprintf(e, sizeof e, "%s", err);
+        snprintf(err, errlen, "checkpoint %.200s: %.800s", dir, e);
+        return -1;
+    }
+    if (st->global_step >= c->max_steps) {
+        snprintf(err, errlen, "checkpoint %s is at step %d and max_steps is %d: nothing left to train (raise "
+                 "max_steps to continue)", dir, st->global_step, c->max_steps);
+        return -1;
+    }
+    if (changed[0]) fprintf(stderr, "grpo2048 train: resuming with changed keys: %s\n", changed);
+    return 0;
+}
+
 int cmd_train(int argc, char **argv) {
-    char err[1024] = "";
     grpo_config c;
-    int rc = policy_parse_args(argc, argv, "train", &c, err, sizeof err);
-    if (rc == 1) return 0;
-    if (rc != 0) { fprintf(stderr, "grpo2048 train: %s\n", err); return 2; }
+    char perr[1024] = "";
+    int prc = policy_parse_args(argc, argv, "train", &c, perr, sizeof perr);
+    if (prc == 1) return 0;
+    if (prc != 0) { fprintf(stderr, "grpo2048 train: %s\n", perr); return 2; }
 
     /* Everything the run holds, released in one place (cleanup:) on every path. */
     int exit_code = 1;
-    reward_pool *pool = NULL;
-    policy pol, ref;
-    memset(&pol, 0, sizeof pol);
-    memset(&ref, 0, sizeof ref);
-    int have_ref = 0;
-    int *prompt = NULL;
-    unsigned char *decay = NULL;
-    adamw_state opt;
-    memset(&opt, 0, sizeof opt);
-    char *config_yaml = NULL;
-    metrics_db *db = NULL;
-    step_batch sb;
-    memset(&sb, 0, sizeof sb);
-    int *tokens = NULL;
-    float *mask = NULL, *logp = NULL, *old_logp = NULL, *ref_logp = NULL, *entropy = NULL, *dlogp = NULL;
-    double *func_values = NULL;
+    run r;
+    memset(&r, 0, sizeof r);
+    r.c = &c;
+    checkpoint_state cs;
+    memset(&cs, 0, sizeof cs);
+    char resume_dir[4096] = "";
+    const int resuming = c.resume_from_checkpoint[0] != '\0';
     const char *status = "failed";
     char path[4096];
+    int start_step = 0, step = 0, last_saved = -1;
+    progress pb;
+    int progress_started = 0;
+
+    if (resuming && check_resume(&c, resume_dir, sizeof resume_dir, &cs, r.err, sizeof r.err) != 0) {
+        fprintf(stderr, "grpo2048 train: resume: %s\n", r.err);
+        exit_code = 2;
+        goto cleanup;
+    }
+    if (!strcmp(c.device, "cuda")) {
+        fprintf(stderr, "grpo2048 train: device: cuda requested, but this build has no CUDA backend\n");
+        exit_code = 2;
+        goto cleanup;
+    }
 
     /* 1. The reward pool first: its workers must fork before any thread exists. */
     reward_config rcfg;
@@ -142,7 +685,7 @@ int cmd_train(int argc, char **argv) {
     rcfg.probability_fours = c.rewards.probability_fours;
     rcfg.max_stuck_moves = c.rewards.max_stuck_moves;
     rcfg.memory_limit = (size_t)c.rewards.memory_limit_mb << 20;
-    for (int f = 0; f < RF_COUNT; f++) rcfg.weights[f] = c.rewards.weights[f];
+    config_reward_weights(&c, rcfg.weights);
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     if (rcfg.workers == 0) rcfg.workers = (int)(cores > 0 ? cores : 1);
     else if (rcfg.workers > 4 * cores) {
@@ -151,278 +694,280 @@ int cmd_train(int argc, char **argv) {
         rcfg.workers = (int)(4 * cores);
     }
     if (!rcfg.parallel) rcfg.workers = 1;
-    pool = reward_pool_create(&rcfg, err, sizeof err);
-    if (!pool) { fprintf(stderr, "grpo2048 train: reward pool: %s\n", err); goto cleanup; }
+    r.pool = reward_pool_create(&rcfg, r.err, sizeof r.err);
+    if (!r.pool) { fprintf(stderr, "grpo2048 train: reward pool: %s\n", r.err); goto cleanup; }
 
-    /* 2. The policy, the prompt, the optimizer. */
-    if (!strcmp(c.device, "cuda")) {
-        fprintf(stderr, "grpo2048 train: device: cuda requested, but this build has no CUDA backend\n");
-        exit_code = 2;
-        goto cleanup;
-    }
-    if (policy_load(&pol, &c, 0, err, sizeof err) != 0) {
-        fprintf(stderr, "grpo2048 train: %s\n", err);
-        goto cleanup;
-    }
-    if (c.beta > 0) {
-        if (policy_load(&ref, &c, 0, err, sizeof err) != 0) {
-            fprintf(stderr, "grpo2048 train: reference model: %s\n", err);
+    /* 2. The policy (from the checkpoint when resuming), the reference model, the prompt. */
+    {
+        char *model_dir = c.model_name_or_path;
+        if (resuming) c.model_name_or_path = resume_dir;   /* weights and tokenizer from the checkpoint */
+        int lrc = policy_load(&r.pol, &c, 0, r.err, sizeof r.err);
+        c.model_name_or_path = model_dir;
+        if (lrc != 0) {
+            fprintf(stderr, "grpo2048 train: %s%s\n", resuming ? "resume: " : "", r.err);
+            exit_code = resuming ? 2 : 1;
             goto cleanup;
         }
-        have_ref = 1;
     }
-    int P = 0;
-    prompt = policy_encode_prompt(&pol, c.system_prompt, c.prompt, &P, err, sizeof err);
-    if (!prompt) { fprintf(stderr, "grpo2048 train: prompt: %s\n", err); goto cleanup; }
-    if (P > c.max_prompt_length) {
-        fprintf(stderr, "grpo2048 train: the prompt is %d tokens, more than max_prompt_length=%d\n", P, c.max_prompt_length);
+    if (c.beta > 0) {
+        const char *ref_dir = c.model_name_or_path;
+        if (resuming && cs.has_ref_model) {
+            snprintf(path, sizeof path, "%s/ref_model", resume_dir);
+            ref_dir = path;
+        }
+        if (llama_load(&r.ref, ref_dir, r.err, sizeof r.err) != 0) {
+            fprintf(stderr, "grpo2048 train: reference model: %s\n", r.err);
+            goto cleanup;
+        }
+        r.have_ref = 1;
+    }
+    r.prompt = policy_encode_prompt(&r.pol, c.system_prompt, c.prompt, &r.P, r.err, sizeof r.err);
+    if (!r.prompt) { fprintf(stderr, "grpo2048 train: prompt: %s\n", r.err); goto cleanup; }
+    if (r.P > c.max_prompt_length) {
+        fprintf(stderr, "grpo2048 train: the prompt is %d tokens, more than max_prompt_length=%d\n", r.P,
+                c.max_prompt_length);
         exit_code = 2;
         goto cleanup;
     }
-    if (P + c.max_completion_length > pol.model.cfg.max_position_embeddings) {
+    if (r.P + c.max_completion_length > r.pol.model.cfg.max_position_embeddings) {
         fprintf(stderr, "grpo2048 train: prompt (%d tokens) + max_completion_length (%d) exceeds the model's "
-                "max_position_embeddings (%d)\n", P, c.max_completion_length, pol.model.cfg.max_position_embeddings);
+                "max_position_embeddings (%d)\n", r.P, c.max_completion_length, r.pol.model.cfg.max_position_embeddings);
         exit_code = 2;
         goto cleanup;
     }
-    const size_t nparams = pol.model.num_params;
-    decay = malloc(nparams);
-    if (adamw_init(&opt, nparams) != 0 || !decay) { fprintf(stderr, "grpo2048 train: out of memory\n"); goto cleanup; }
-    for (int i = 0; i < pol.model.num_tensors; i++) {
-        const llama_tensor *t = &pol.model.tensors[i];
-        memset(decay + (t->data - pol.model.params), t->decay ? 1 : 0, t->numel);
+
+    /* 3. Layout, optimizer, buffers. */
+    r.G = c.num_generations;
+    r.B = c.per_device_train_batch_size;
+    r.A = c.gradient_accumulation_steps;
+    config_generation_layout(&c, &r.S, &r.N);
+    r.mu = c.num_iterations;
+    r.groups = r.N / r.G;
+    r.max_new = c.max_completion_length;
+    r.generate_every = r.S * r.mu;
+    r.keep_old = r.A % r.generate_every != 0;   /* TRL: gradient_accumulation_steps % generate_every != 0 */
+    r.scale = (grpo_scale)grpo_scale_from_name(c.scale_rewards);
+    r.lp = (grpo_loss_params){(grpo_loss_type)grpo_loss_type_from_name(c.loss_type),
+                              (grpo_is_level)grpo_is_level_from_name(c.importance_sampling_level), (float)c.epsilon,
+                              (float)c.epsilon_high, c.delta_set ? (float)c.delta : 0.0f, (float)c.beta, r.max_new, r.A,
+                              0.0};
+    const size_t nparams = r.pol.model.num_params;
+    r.decay = malloc(nparams);
+    if (adamw_init(&r.opt, nparams) != 0 || !r.decay) { fprintf(stderr, "grpo2048 train: out of memory\n"); goto cleanup; }
+    for (int i = 0; i < r.pol.model.num_tensors; i++) {
+        const llama_tensor *t = &r.pol.model.tensors[i];
+        memset(r.decay + (t->data - r.pol.model.params), t->decay ? 1 : 0, t->numel);
     }
     adamw_hparams hp = {(float)c.learning_rate, (float)c.adam_beta1, (float)c.adam_beta2, (float)c.adam_epsilon,
                         (float)c.weight_decay};
     lr_schedule sched = (lr_schedule)lr_schedule_from_name(c.lr_scheduler_type);
-
-    if (make_dirs(c.output_dir, err, sizeof err) != 0) { fprintf(stderr, "grpo2048 train: %s\n", err); goto cleanup; }
-    snprintf(path, sizeof path, "%s/metrics.sqlite", c.output_dir);
-    config_yaml = config_to_yaml(&c);
-    db = metrics_open(path, "grpo", config_yaml, err, sizeof err);
-    if (!db) { fprintf(stderr, "grpo2048 train: %s\n", err); goto cleanup; }
-
-    const int G = c.num_generations;
-    const int MB = c.per_device_train_batch_size;
-    const int N = MB * c.gradient_accumulation_steps;
-    const int groups = N / G;
-    const int max_new = c.max_completion_length;
-    fprintf(stderr, "grpo2048 train: device cpu | model %s: %zu parameters, %d layers, hidden %d, vocab %d | "
-            "prompt %d tokens | %d completions/step (%d groups of %d) | rewards: %s, %d worker%s, %.2f s/game | "
-            "output %s\n", c.model_name_or_path, nparams, pol.model.cfg.num_hidden_layers, pol.model.cfg.hidden_size,
-            pol.model.cfg.vocab_size, P, N, groups, G, rcfg.parallel ? "parallel" : "sequential", rcfg.workers,
-            rcfg.workers == 1 ? "" : "s", rcfg.timeout, c.output_dir);
-
-    int maxT = P + max_new;
-    tokens = malloc(sizeof(int) * (size_t)MB * maxT);
-    mask = malloc(sizeof(float) * (size_t)MB * maxT);
-    logp = malloc(sizeof(float) * (size_t)MB * maxT);
-    old_logp = malloc(sizeof(float) * (size_t)MB * maxT);
-    ref_logp = have_ref ? malloc(sizeof(float) * (size_t)MB * maxT) : NULL;
-    entropy = malloc(sizeof(float) * (size_t)MB * maxT);
-    dlogp = malloc(sizeof(float) * (size_t)MB * maxT);
-    func_values = malloc(sizeof(double) * (size_t)N);
-    if (!func_values || batch_alloc(&sb, N, max_new) != 0 || !tokens || !mask || !logp || !old_logp || !entropy || !dlogp ||
-        (have_ref && !ref_logp)) {
+    const size_t mt = (size_t)r.B * (r.P + r.max_new);
+    r.tokens = malloc(sizeof(int) * mt);
+    r.mask = malloc(sizeof(float) * mt);
+    r.logp = malloc(sizeof(float) * mt);
+    r.old_logp = malloc(sizeof(float) * mt);
+    r.ref_logp = malloc(sizeof(float) * mt);
+    r.entropy = malloc(sizeof(float) * mt);
+    r.emask = malloc(sizeof(float) * mt);
+    r.dlogp = malloc(sizeof(float) * mt);
+    r.func_values = malloc(sizeof(double) * (size_t)r.N);
+    r.adv = malloc(sizeof(float) * (size_t)r.B);
+    if (gen_alloc(&r.gen, r.N, r.max_new, r.keep_old, r.have_ref) != 0 || !r.tokens || !r.mask || !r.logp ||
+        !r.old_logp || !r.ref_logp || !r.entropy || !r.emask || !r.dlogp || !r.func_values || !r.adv) {
         fprintf(stderr, "grpo2048 train: out of memory\n");
         goto cleanup;
     }
 
+    /* 4. The rest of the resumed state. */
+    if (resuming) {
+        snprintf(path, sizeof path, "%s/optimizer.bin", resume_dir);
+        if (adamw_load(&r.opt, path, r.err, sizeof r.err) != 0) {
+            fprintf(stderr, "grpo2048 train: resume: %s\n", r.err);
+            exit_code = 2;
+            goto cleanup;
+        }
+        start_step = cs.global_step;
+        r.num_tokens = cs.num_input_tokens_seen;
+        const int need_gen = ((long long)start_step * r.A) % r.generate_every != 0;
+        if (need_gen != cs.has_generation) {
+            fprintf(stderr, "grpo2048 train: resume: checkpoint %s %s a buffered generation, but this layout %s one "
+                    "at step %d\n", resume_dir, cs.has_generation ? "holds" : "lacks", need_gen ? "needs" : "does not use",
+                    start_step);
+            exit_code = 2;
+            goto cleanup;
+        }
+        if (need_gen) {
+            snprintf(path, sizeof path, "%s/generation.bin", resume_dir);
+            if (gen_load(&r.gen, path, r.err, sizeof r.err) != 0) {
+                fprintf(stderr, "grpo2048 train: resume: %s\n", r.err);
+                exit_code = 2;
+                goto cleanup;
+            }
+        }
+    }
+
+    /* 5. The metrics file: a new run, or the resumed run's own row trimmed to the checkpoint's step. */
+    if (make_dirs(c.output_dir, r.err, sizeof r.err) != 0) { fprintf(stderr, "grpo2048 train: %s\n", r.err); goto cleanup; }
+    snprintf(path, sizeof path, "%s/metrics.sqlite", c.output_dir);
+    r.config_yaml = config_to_yaml(&c);
+    if (!r.config_yaml) { fprintf(stderr, "grpo2048 train: out of memory\n"); goto cleanup; }
+    if (resuming) {
+        int missing = 0;
+        r.db = metrics_resume(path, cs.run_id, start_step, r.config_yaml, &missing, r.err, sizeof r.err);
+        if (!r.db && missing) {
+            fprintf(stderr, "grpo2048 train: note: %s; logging to a new run (steps 1..%d are not in it)\n", r.err,
+                    start_step);
+            r.db = metrics_open(path, "grpo", r.config_yaml, r.err, sizeof r.err);
+        }
+        /* checkpoints after the resumed one belong to the abandoned continuation: they would be rewritten
+         * (identically on the CPU) and must not outrank the new ones for `latest` or save_total_limit */
+        char parent[4096];
+        snprintf(parent, sizeof parent, "%s/..", resume_dir);
+        if (r.db && same_dir(parent, c.output_dir)) {
+            int n = checkpoint_list(c.output_dir, NULL, 0);
+            int *steps = n ? malloc(sizeof(int) * (size_t)n) : NULL;
+            if (steps) {
+                n = checkpoint_list(c.output_dir, steps, n);
+                for (int i = 0; i < n; i++) {
+                    if (steps[i] <= start_step) continue;
+                    snprintf(path, sizeof path, "%s/checkpoint-%d", c.output_dir, steps[i]);
+                    fprintf(stderr, "grpo2048 train: removing %s (after the resumed step %d)\n", path, start_step);
+                    remove_tree(path);
+                }
+                free(steps);
+            }
+        }
+    } else {
+        int n = checkpoint_list(c.output_dir, NULL, 0);
+        if (n > 0)
+            fprintf(stderr, "grpo2048 train: note: %s already holds %d checkpoint%s of an earlier run; this new run "
+                    "replaces them as it reaches their steps (use --resume to continue that run instead)\n",
+                    c.output_dir, n, n == 1 ? "" : "s");
+        r.db = metrics_open(path, "grpo", r.config_yaml, r.err, sizeof r.err);
+    }
+    if (!r.db) { fprintf(stderr, "grpo2048 train: %s\n", r.err); goto cleanup; }
+
+    fprintf(stderr, "grpo2048 train: device cpu | model %s: %zu parameters, %d layers, hidden %d, vocab %d | "
+            "prompt %d tokens | %d completions per generation (%d groups of %d), %d micro-batches of %d per step%s | "
+            "rewards: %s, %d worker%s, %.2f s/game | output %s\n", c.model_name_or_path, nparams,
+            r.pol.model.cfg.num_hidden_layers, r.pol.model.cfg.hidden_size, r.pol.model.cfg.vocab_size, r.P, r.N,
+            r.groups, r.G, r.A, r.B, r.mu > 1 ? ", each generation used num_iterations times" : "",
+            rcfg.parallel ? "parallel" : "sequential", rcfg.workers, rcfg.workers == 1 ? "" : "s", rcfg.timeout,
+            c.output_dir);
+    if (resuming)
+        fprintf(stderr, "grpo2048 train: resuming run %d from %s at step %d\n", metrics_run_id(r.db), resume_dir,
+                start_step);
+
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_stop_signal;
+    sa.sa_flags = SA_RESETHAND;   /* a second signal takes the default action: stop at once */
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
 
-    progress pb;
+    /* 6. The loop. */
     progress_start(&pb, "train", c.max_steps, stderr);
+    progress_started = 1;
     pb.log_every = c.logging_steps;
+    pb.done = pb.initial = start_step;
     status = "completed";
-    double num_tokens_total = 0;
-    llama_sampling sampling = {(float)c.temperature, c.top_k, (float)c.top_p};
-    int step;
-    for (step = 1; step <= c.max_steps; step++) {
-        if (stop_requested) { status = "interrupted"; step--; break; }
-        double t_step = now_seconds();
-
-        /* Generate: one call per group; the group shares the prefilled prompt. */
-        for (int g = 0; g < groups; g++) {
-            uint64_t seed = game_seed_mix((uint64_t)c.seed, (uint64_t)step, (uint64_t)g);
-            if (llama_generate(&pol.model, prompt, P, G, max_new, &sampling, seed,
-                               sb.tokens + (size_t)g * G * max_new, sb.len + (size_t)g * G, err, sizeof err) != 0) {
-                fprintf(stderr, "\ngrpo2048 train: generation: %s\n", err);
-                status = "failed";
-                goto done;
+    step = start_step;
+    for (int s = start_step + 1; s <= c.max_steps; s++) {
+        if (stop_signal) { status = "interrupted"; break; }
+        const double t_step = now_seconds();
+        step_acc acc;
+        memset(&acc, 0, sizeof acc);
+        if (metrics_begin_step(r.db, s) != 0) goto metrics_failed;
+        double t_train_total = 0;
+        llama_zero_grad(&r.pol.model);
+        for (int a = 0; a < r.A; a++) {
+            const long long micro = (long long)(s - 1) * r.A + a;
+            if (micro % r.generate_every == 0) {
+                if (make_generation(&r, (int)(micro / r.generate_every) + 1, s, &acc) != 0) goto step_failed;
+            } else if (r.gen.number != (int)(micro / r.generate_every) + 1) {
+                TRAIN_ABORT("micro-step %lld needs generation %lld, the buffer holds %d", micro,
+                            micro / r.generate_every + 1, r.gen.number);
             }
+            const double t0 = now_seconds();
+            if (micro_step(&r, (int)(micro % r.S), &acc) != 0) goto step_failed;
+            t_train_total += now_seconds() - t0;
         }
-        double generation_time = now_seconds() - t_step;
-        double comp_tokens = 0;
-        for (int i = 0; i < N; i++) {
-            const int *row = sb.tokens + (size_t)i * max_new;
-            int L = sb.len[i];
-            sb.terminated[i] = L > 0 && policy_is_stop(&pol, row[L - 1]);
-            free(sb.text[i]);
-            sb.text[i] = policy_decode(&pol, row, L);
-            if (!sb.text[i]) { fprintf(stderr, "\ngrpo2048 train: out of memory\n"); status = "failed"; goto done; }
-            comp_tokens += L;
-            /* every completion of group g plays the same games */
-            sb.seeds[i] = game_seed_mix((uint64_t)c.seed ^ 0x2048u, (uint64_t)step, (uint64_t)(i / G));
-        }
-
-        /* Reward. */
-        double t_reward = now_seconds();
-        if (!c.rewards.parallel) fprintf(stderr, "\n--- step %d: rewards, one completion at a time ---\n", step);
-        if (reward_pool_score(pool, N, (const char *const *)sb.text, sb.seeds, sb.res,
-                              c.rewards.parallel ? NULL : stderr, err, sizeof err) != 0) {
-            fprintf(stderr, "\ngrpo2048 train: rewards: %s\n", err);
-            status = "failed";
-            goto done;
-        }
-        double reward_time = now_seconds() - t_reward;
-        for (int i = 0; i < N; i++) sb.reward[i] = sb.res[i].reward;
-        double reward_std_mean, frac_zero_std;
-        grpo_advantages(sb.reward, N, G, (grpo_scale)grpo_scale_from_name(c.scale_rewards), sb.adv,
-                        &reward_std_mean, &frac_zero_std);
-
-        /* Update: micro-batches of MB completions, gradients accumulated over the step. */
-        double t_train = now_seconds();
-        llama_zero_grad(&pol.model);
-        grpo_loss_params lp = {(grpo_loss_type)grpo_loss_type_from_name(c.loss_type), (float)c.epsilon,
-                               (float)c.epsilon_high, (float)c.beta, max_new, c.gradient_accumulation_steps, comp_tokens};
-        double loss = 0, kl_sum = 0, ent_sum = 0, clip_low = 0, clip_high = 0;
-        for (int mb = 0; mb < c.gradient_accumulation_steps; mb++) {
-            int first = mb * MB;
-            int T = build_micro_batch(&pol, prompt, P, &sb, first, MB, tokens, mask);
-            if (have_ref) llama_forward_logprobs(&ref.model, tokens, MB, T, ref_logp, NULL);
-            llama_forward_logprobs(&pol.model, tokens, MB, T, logp, entropy);
-            /* num_iterations = 1: the sampling policy is the current one, so old_logp = logp, detached. */
-            memcpy(old_logp, logp, sizeof(float) * (size_t)MB * T);
-            grpo_loss_stats st;
-            loss += grpo_loss(&lp, MB, T, logp, old_logp, ref_logp, sb.adv + first, mask, dlogp, &st);
-            kl_sum += st.kl_sum;
-            clip_low += st.clip_low;
-            clip_high += st.clip_high;
-            for (size_t k = 0; k < (size_t)MB * T; k++) ent_sum += mask[k] * entropy[k];
-            llama_backward_logprobs(&pol.model, dlogp);
-        }
-        double grad_norm = clip_grad_norm(pol.model.grads, nparams, c.max_grad_norm);
-        double lr = lr_at(sched, c.learning_rate, step - 1, c.max_steps, c.warmup_ratio);
+        const double t0 = now_seconds();
+        const double grad_norm = clip_grad_norm(r.pol.model.grads, nparams, c.max_grad_norm);
+        const double lr = lr_at(sched, c.learning_rate, s - 1, c.max_steps, c.warmup_ratio);
         hp.lr = (float)lr;
-        adamw_step(&opt, &hp, pol.model.params, pol.model.grads, decay);
-        double train_time = now_seconds() - t_train;
-        double step_time = now_seconds() - t_step;
-
-        /* Metrics: one transaction. */
-        double step_tokens = comp_tokens + (double)P * N;
-        num_tokens_total += step_tokens;
-        int timeouts = 0, stuck = 0, wins = 0, clipped = 0;
-        double min_len = 1e9, max_len = 0, term_sum = 0, term_min = 1e9, term_max = 0;
-        int n_term = 0;
-        for (int i = 0; i < N; i++) {
-            timeouts += sb.res[i].timeouts;
-            stuck += sb.res[i].stuck;
-            wins += sb.res[i].wins;
-            clipped += !sb.terminated[i];
-            if (sb.len[i] < min_len) min_len = sb.len[i];
-            if (sb.len[i] > max_len) max_len = sb.len[i];
-            if (sb.terminated[i]) {
-                n_term++;
-                term_sum += sb.len[i];
-                if (sb.len[i] < term_min) term_min = sb.len[i];
-                if (sb.len[i] > term_max) term_max = sb.len[i];
-            }
-        }
-        double mean_reward = mean_of(sb.reward, N);
-        if (metrics_begin_step(db, step) != 0) goto metrics_failed;
-        metrics_add(db, "reward", mean_reward);
-        metrics_add(db, "reward_std", reward_std_mean);
-        metrics_add(db, "frac_reward_zero_std", frac_zero_std);
-        for (int f = 0; f < RF_COUNT; f++) {
-            for (int i = 0; i < N; i++) func_values[i] = sb.res[i].rewards[f];
-            char name[96];
-            snprintf(name, sizeof name, "rewards/%s/mean", reward_func_name(f));
-            metrics_add(db, name, mean_of(func_values, N));
-            snprintf(name, sizeof name, "rewards/%s/std", reward_func_name(f));
-            metrics_add(db, name, std_of(func_values, N));
-        }
-        metrics_add(db, "completions/mean_length", comp_tokens / N);
-        metrics_add(db, "completions/min_length", min_len);
-        metrics_add(db, "completions/max_length", max_len);
-        metrics_add(db, "completions/mean_terminated_length", n_term ? term_sum / n_term : 0);
-        metrics_add(db, "completions/min_terminated_length", n_term ? term_min : 0);
-        metrics_add(db, "completions/max_terminated_length", n_term ? term_max : 0);
-        metrics_add(db, "completions/clipped_ratio", (double)clipped / N);
-        metrics_add(db, "num_tokens", num_tokens_total);
-        metrics_add(db, "loss", loss);
-        metrics_add(db, "grad_norm", grad_norm);
-        metrics_add(db, "learning_rate", lr);
-        metrics_add(db, "entropy", comp_tokens > 0 ? ent_sum / comp_tokens : 0);
-        if (c.beta > 0) metrics_add(db, "kl", comp_tokens > 0 ? kl_sum / comp_tokens : 0);
-        metrics_add(db, "clip_ratio/low_mean", comp_tokens > 0 ? clip_low / comp_tokens : 0);
-        metrics_add(db, "clip_ratio/high_mean", comp_tokens > 0 ? clip_high / comp_tokens : 0);
-        metrics_add(db, "clip_ratio/region_mean", comp_tokens > 0 ? (clip_low + clip_high) / comp_tokens : 0);
-        metrics_add(db, "step_time", step_time);
-        metrics_add(db, "generation_time", generation_time);
-        metrics_add(db, "reward_time", reward_time);
-        metrics_add(db, "train_time", train_time);
-        metrics_add(db, "tokens_per_second", step_tokens / step_time);
-        metrics_add(db, "timeouts", timeouts);
-        metrics_add(db, "stuck", stuck);
-        metrics_add(db, "wins", wins);
-        for (int i = 0; i < N; i++) {
-            metrics_completion mc = {i, i / G, sb.text[i], sb.res[i].reward,
-                                     {sb.res[i].rewards[0], sb.res[i].rewards[1], sb.res[i].rewards[2], sb.res[i].rewards[3]},
-                                     reward_outcome_name(sb.res[i].outcome), sb.res[i].max_tile, sb.res[i].score,
-                                     sb.res[i].moves, sb.res[i].seconds, sb.res[i].error};
-            if (metrics_add_completion(db, &mc) != 0) goto metrics_failed;
-        }
-        if (metrics_commit_step(db) != 0) goto metrics_failed;
+        adamw_step(&r.opt, &hp, r.pol.model.params, r.pol.model.grads, r.decay);
+        if (r.have_ref && c.sync_ref_model && s % c.ref_model_sync_steps == 0) sync_reference(&r);
+        t_train_total += now_seconds() - t0;
+        if (c.eval_steps > 0 && s % c.eval_steps == 0 && evaluate(&r) != 0) goto step_failed;
+        const double step_time = now_seconds() - t_step;
+        if (log_step(&r, &acc, grad_norm, lr, step_time, t_train_total) != 0 || metrics_commit_step(r.db) != 0)
+            goto metrics_failed;
+        step = s;
 
         char postfix[256];
-        snprintf(postfix, sizeof postfix, "reward=%.3f, loss=%.4f, len=%.0f, gen=%.1fs, rew=%.1fs, train=%.1fs",
-                 mean_reward, loss, comp_tokens / N, generation_time, reward_time, train_time);
-        progress_update(&pb, step, postfix);
+        if (acc.ngen > 0)
+            snprintf(postfix, sizeof postfix, "reward=%.3f, loss=%.4f, len=%.0f, gen=%.1fs, rew=%.1fs, train=%.1fs",
+                     acc.g.reward / acc.ngen, acc.loss, acc.g.mean_len / acc.ngen, acc.g.generation_time,
+                     acc.g.reward_time, t_train_total);
+        else
+            snprintf(postfix, sizeof postfix, "loss=%.4f, train=%.1fs (reusing generation %d)", acc.loss, t_train_total,
+                     r.gen.number);
+        progress_update(&pb, s, postfix);
 
-        if (c.save_steps > 0 && step % c.save_steps == 0 && step < c.max_steps) {
-            snprintf(path, sizeof path, "%s/checkpoint-%d", c.output_dir, step);
-            if (checkpoint_save(path, &pol.model, &opt, c.model_name_or_path, step, config_yaml, err, sizeof err) != 0) {
-                fprintf(stderr, "\ngrpo2048 train: checkpoint: %s\n", err);
+        if (c.save_steps > 0 && s % c.save_steps == 0 && s < c.max_steps) {
+            if (save_checkpoint(&r, s) != 0) {
+                progress_clear(&pb);
+                fprintf(stderr, "grpo2048 train: checkpoint: %s\n", r.err);
                 status = "failed";
-                goto done;
+                break;
             }
+            last_saved = s;
         }
         continue;
-    metrics_failed:
-        fprintf(stderr, "\ngrpo2048 train: metrics: %s\n", metrics_error(db));
+    step_failed:
+        progress_clear(&pb);
+        fprintf(stderr, "grpo2048 train: step %d: %s\n", s, r.err);
         status = "failed";
-        goto done;
+        break;
+    metrics_failed:
+        progress_clear(&pb);
+        fprintf(stderr, "grpo2048 train: metrics: %s\n", metrics_error(r.db));
+        status = "failed";
+        break;
     }
-    if (step > c.max_steps) step = c.max_steps;
-done:
     progress_finish(&pb);
-    if (strcmp(status, "failed") != 0 && step > 0) {
-        snprintf(path, sizeof path, "%s/checkpoint-%d", c.output_dir, step);
-        if (checkpoint_save(path, &pol.model, &opt, c.model_name_or_path, step, config_yaml, err, sizeof err) != 0 ||
-            save_final(c.output_dir, &pol, &c, err, sizeof err) != 0) {
-            fprintf(stderr, "grpo2048 train: saving: %s\n", err);
+    progress_started = 0;
+    if (stop_signal && !strcmp(status, "completed") && step < c.max_steps) status = "interrupted";
+    if (strcmp(status, "failed") != 0 && step > start_step && step != last_saved) {
+        if (save_checkpoint(&r, step) != 0 || (!strcmp(status, "completed") && save_final(&r) != 0)) {
+            fprintf(stderr, "grpo2048 train: saving: %s\n", r.err);
             status = "failed";
-        } else {
-            fprintf(stderr, "grpo2048 train: %s after %d steps; model saved to %s (checkpoint %s)\n", status, step,
-                    c.output_dir, path);
         }
     }
-    metrics_finish(db, status);
-    db = NULL;
-    exit_code = !strcmp(status, "completed") ? 0 : !strcmp(status, "interrupted") ? 130 : 1;
+    if (!strcmp(status, "completed"))
+        fprintf(stderr, "grpo2048 train: completed %d steps; model saved to %s (checkpoint %s/checkpoint-%d)\n", step,
+                c.output_dir, c.output_dir, step);
+    else if (!strcmp(status, "interrupted"))
+        fprintf(stderr, "grpo2048 train: interrupted after step %d%s; continue with --resume\n", step,
+                step > start_step ? " (checkpoint saved)" : "");
+    if (metrics_finish(r.db, status) != 0) {
+        fprintf(stderr, "grpo2048 train: metrics: %s\n", metrics_error(NULL));
+        status = "failed";
+    }
+    r.db = NULL;
+    exit_code = !strcmp(status, "completed") ? 0 : !strcmp(status, "interrupted") ? 128 + (int)stop_signal : 1;
 cleanup:
-    if (db) metrics_finish(db, "failed");
-    reward_pool_destroy(pool);
-    batch_free(&sb);
-    free(tokens); free(mask); free(logp); free(old_logp); free(ref_logp); free(entropy); free(dlogp); free(func_values);
-    free(decay); free(prompt); free(config_yaml);
-    adamw_free(&opt);
-    if (have_ref) policy_free(&ref);
-    policy_free(&pol);
+    if (progress_started) progress_finish(&pb);
+    if (r.db) metrics_finish(r.db, "failed");
+    reward_pool_destroy(r.pool);
+    gen_free(&r.gen);
+    free(r.tokens); free(r.mask); free(r.logp); free(r.old_logp); free(r.ref_logp); free(r.entropy); free(r.emask);
+    free(r.dlogp); free(r.adv); free(r.func_values); free(r.decay); free(r.prompt); free(r.config_yaml);
+    adamw_free(&r.opt);
+    if (r.have_ref) llama_free(&r.ref);
+    policy_free(&r.pol);
+    checkpoint_state_free(&cs);
     config_free(&c);
     return exit_code;
 }

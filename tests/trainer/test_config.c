@@ -5,8 +5,9 @@
  * them; error messages (file:line, key, expectation, "did you mean") for unknown keys, nested unknown
  * keys, each type's wrong values, out-of-range values, YAML syntax errors, a non-mapping top level,
  * duplicate keys and a second document; --set overrides, valid and invalid; the reward-weight map;
- * epsilon_high following epsilon; config_validate's cross-key checks; that config_to_yaml loads back to
- * the same values; the help text; and that docs/config.md is what config_write_markdown writes
+ * epsilon_high following epsilon; config_validate's cross-key checks; TRL's algorithm options (nullable
+ * numbers, the reward_weights list, the generation layout) and config_format_value; that config_to_yaml
+ * loads back to the same values; the help text; and that docs/config.md is what config_write_markdown writes
  * (GRPO2048_UPDATE_DOCS=1 rewrites it instead).
  */
 #include <stdio.h>
@@ -70,6 +71,27 @@ static void test_defaults(void) {
     CHECK(!c.epsilon_high_set);
     CHECK(!strcmp(c.loss_type, "dapo"));
     CHECK(!strcmp(c.scale_rewards, "group"));
+    /* TRL's GRPOConfig defaults of the algorithm options */
+    CHECK(!c.delta_set);
+    CHECK(!strcmp(c.importance_sampling_level, "token"));
+    CHECK_EQ_INT(c.num_iterations, 1);
+    CHECK(!c.steps_per_generation_set && !c.generation_batch_size_set);
+    CHECK(!c.mask_truncated_completions);
+    CHECK_NEAR(c.top_entropy_quantile, 1.0, 0);
+    CHECK(!c.reward_weights_set);
+    CHECK_NEAR(c.repetition_penalty, 1.0, 0);
+    CHECK(!c.min_p_set);
+    CHECK(!c.sync_ref_model);
+    CHECK_NEAR(c.ref_model_mixup_alpha, 0.6, 0);
+    CHECK_EQ_INT(c.ref_model_sync_steps, 512);
+    CHECK_EQ_INT(c.eval_steps, 0);
+    CHECK_EQ_INT(c.eval_games, 8);
+    CHECK_NEAR(c.eval_temperature, 0.0, 0);
+    CHECK(!strcmp(c.resume_from_checkpoint, ""));
+    int S, GB;
+    config_generation_layout(&c, &S, &GB);
+    CHECK_EQ_INT(S, 1);
+    CHECK_EQ_INT(GB, 8);
     CHECK_EQ_INT(c.max_steps, 100);
     CHECK_NEAR(c.num_train_epochs, 1.0, 0);
     CHECK_NEAR(c.warmup_ratio, 0.0, 0);
@@ -379,6 +401,118 @@ static void test_weights_and_epsilon(void) {
     config_free(&c);
 }
 
+/* The options added for TRL parity: nullable numbers, the reward_weights list, the generation layout,
+ * and their cross-key checks; config_format_value and the key list. */
+static void test_trl_options(void) {
+    grpo_config c;
+    char err[512], buf[256];
+    config_defaults(&c);
+    CHECK_EQ_INT(config_set(&c, "delta=1.5", err, sizeof err), 0);
+    CHECK(c.delta_set);
+    CHECK_NEAR(c.delta, 1.5, 0);
+    CHECK_EQ_INT(config_format_value(&c, "delta", buf, sizeof buf), 0);
+    CHECK(!strcmp(buf, "1.5"));
+    CHECK_EQ_INT(config_set(&c, "delta=null", err, sizeof err), 0);
+    CHECK(!c.delta_set);
+    CHECK_EQ_INT(config_format_value(&c, "delta", buf, sizeof buf), 0);
+    CHECK(!strcmp(buf, "null"));
+    CHECK_EQ_INT(config_validate(&c, "train", err, sizeof err), 0);   /* an unset nullable is not range-checked */
+    CHECK_EQ_INT(config_set(&c, "delta=1", err, sizeof err), -1);
+    CHECK_MSG(strstr(err, "key 'delta': expected a number > 1 or null, got '1'") != NULL, "%s", err);
+    CHECK_EQ_INT(config_set(&c, "steps_per_generation=4", err, sizeof err), 0);
+    CHECK(c.steps_per_generation_set);
+    CHECK_EQ_INT(config_set(&c, "steps_per_generation=0", err, sizeof err), -1);
+    CHECK_MSG(strstr(err, "key 'steps_per_generation': expected an integer in 1..1048576 or null") != NULL, "%s", err);
+    int S, GB;
+    config_generation_layout(&c, &S, &GB);
+    CHECK_EQ_INT(S, 4);
+    CHECK_EQ_INT(GB, 32);
+    CHECK_EQ_INT(config_validate(&c, "train", err, sizeof err), 0);
+    CHECK_EQ_INT(config_set(&c, "generation_batch_size=16", err, sizeof err), 0);
+    CHECK_EQ_INT(config_validate(&c, "train", err, sizeof err), -1);
+    CHECK_MSG(strstr(err, "'steps_per_generation' (4) and 'generation_batch_size' (16): give one of them") != NULL, "%s", err);
+    CHECK_EQ_INT(config_set(&c, "steps_per_generation=null", err, sizeof err), 0);
+    config_generation_layout(&c, &S, &GB);
+    CHECK_EQ_INT(S, 2);
+    CHECK_EQ_INT(GB, 16);
+    CHECK_EQ_INT(config_validate(&c, "train", err, sizeof err), 0);
+    CHECK_EQ_INT(config_set(&c, "generation_batch_size=12", err, sizeof err), 0);
+    CHECK_EQ_INT(config_validate(&c, "train", err, sizeof err), -1);
+    CHECK_MSG(strstr(err, "'generation_batch_size': 12 is not a multiple of per_device_train_batch_size = 8") != NULL, "%s", err);
+    CHECK_EQ_INT(config_set(&c, "generation_batch_size=24", err, sizeof err), 0);   /* 24 % 8 == 0, 24 % 8 gens */
+    CHECK_EQ_INT(config_set(&c, "num_generations=16", err, sizeof err), 0);
+    CHECK_EQ_INT(config_validate(&c, "train", err, sizeof err), -1);
+    CHECK_MSG(strstr(err, "key 'num_generations': 16 must divide generation_batch_size = 24") != NULL, "%s", err);
+    config_free(&c);
+
+    /* reward_weights: a list of four numbers that replaces rewards.functions */
+    config_defaults(&c);
+    CHECK_EQ_INT(config_set(&c, "reward_weights=[1, 0, 2.5, 0.5]", err, sizeof err), 0);
+    CHECK(c.reward_weights_set);
+    double w[CONFIG_NUM_REWARDS];
+    config_reward_weights(&c, w);
+    CHECK_NEAR(w[0], 1, 0);
+    CHECK_NEAR(w[1], 0, 0);
+    CHECK_NEAR(w[2], 2.5, 0);
+    CHECK_NEAR(w[3], 0.5, 0);
+    CHECK_NEAR(c.rewards.weights[2], 1.0, 0);   /* rewards.functions itself is unchanged */
+    CHECK_EQ_INT(config_format_value(&c, "reward_weights", buf, sizeof buf), 0);
+    CHECK(!strcmp(buf, "[1.0, 0.0, 2.5, 0.5]"));
+    CHECK_EQ_INT(config_format_value(&c, "rewards.functions", buf, sizeof buf), 0);
+    CHECK(!strcmp(buf, "{function_works: 1.0, no_cheating: 1.0, strategy_succeeds: 1.0, game_progress: 1.0}"));
+    CHECK_EQ_INT(config_set(&c, "reward_weights=[1, 2]", err, sizeof err), -1);
+    CHECK_MSG(strstr(err, "key 'reward_weights': expected a list of 4 numbers") != NULL && strstr(err, "got a list of 2"),
+              "%s", err);
+    CHECK_EQ_INT(config_set(&c, "reward_weights=[1, 2, x, 3]", err, sizeof err), -1);
+    CHECK_MSG(strstr(err, "key 'reward_weights': element 3: expected a number, got 'x'") != NULL, "%s", err);
+    CHECK_EQ_INT(config_set(&c, "reward_weights=3", err, sizeof err), -1);
+    CHECK_EQ_INT(config_set(&c, "reward_weights=[0, 0, 0, 0]", err, sizeof err), 0);
+    CHECK_EQ_INT(config_validate(&c, "train", err, sizeof err), -1);
+    CHECK_MSG(strstr(err, "key 'reward_weights': every reward weight is 0") != NULL, "%s", err);
+    CHECK_EQ_INT(config_set(&c, "reward_weights=null", err, sizeof err), 0);
+    config_reward_weights(&c, w);
+    CHECK_NEAR(w[2], 1.0, 0);
+    CHECK_EQ_INT(config_validate(&c, "train", err, sizeof err), 0);
+    config_free(&c);
+    CHECK_EQ_INT(load_text(&c, "rw.yaml", "reward_weights:\n  - 2\n  - 1\n  - 1\n  - 0\n", err, sizeof err), 0);
+    config_reward_weights(&c, w);
+    CHECK_NEAR(w[0], 2, 0);
+    config_free(&c);
+
+    /* checks across keys */
+    config_defaults(&c);
+    CHECK_EQ_INT(config_set(&c, "sync_ref_model=true", err, sizeof err), 0);
+    CHECK_EQ_INT(config_validate(&c, "train", err, sizeof err), -1);
+    CHECK_MSG(strstr(err, "key 'sync_ref_model': true needs beta > 0") != NULL, "%s", err);
+    CHECK_EQ_INT(config_set(&c, "beta=0.04", err, sizeof err), 0);
+    CHECK_EQ_INT(config_validate(&c, "train", err, sizeof err), 0);
+    CHECK_EQ_INT(config_set(&c, "repetition_penalty=1.1", err, sizeof err), 0);
+    CHECK_EQ_INT(config_validate(&c, "train", err, sizeof err), -1);
+    CHECK_MSG(strstr(err, "key 'repetition_penalty'") != NULL && strstr(err, "only 1.0"), "%s", err);
+    CHECK_EQ_INT(config_set(&c, "repetition_penalty=1.0", err, sizeof err), 0);
+    CHECK_EQ_INT(config_set(&c, "min_p=0.05", err, sizeof err), 0);
+    CHECK_EQ_INT(config_validate(&c, "train", err, sizeof err), -1);
+    CHECK_MSG(strstr(err, "key 'min_p'") != NULL && strstr(err, "only null"), "%s", err);
+    CHECK_EQ_INT(config_set(&c, "min_p=null", err, sizeof err), 0);
+    CHECK_EQ_INT(config_set(&c, "importance_sampling_level=sequence", err, sizeof err), 0);
+    CHECK_EQ_INT(config_set(&c, "importance_sampling_level=seq", err, sizeof err), -1);
+    CHECK_EQ_INT(config_set(&c, "top_entropy_quantile=1.5", err, sizeof err), -1);
+    CHECK_EQ_INT(config_set(&c, "num_iterations=0", err, sizeof err), -1);
+    CHECK_EQ_INT(config_validate(&c, "train", err, sizeof err), 0);
+    CHECK_EQ_INT(config_format_value(&c, "importance_sampling_level", buf, sizeof buf), 0);
+    CHECK(!strcmp(buf, "sequence"));
+    CHECK_EQ_INT(config_format_value(&c, "no_such_key", buf, sizeof buf), -1);
+    CHECK_EQ_INT(config_set(&c, "system_prompt=\"two\\nlines\"", err, sizeof err), 0);
+    CHECK_EQ_INT(config_format_value(&c, "system_prompt", buf, sizeof buf), 0);
+    CHECK_MSG(!strcmp(buf, "two\\nlines"), "%s", buf);
+    /* every listed key formats */
+    int n = config_num_keys();
+    CHECK(n > 60);
+    for (int i = 0; i < n; i++) CHECK_EQ_INT(config_format_value(&c, config_key_name(i), buf, sizeof buf), 0);
+    CHECK(!strcmp(config_key_name(0), "model_name_or_path"));
+    config_free(&c);
+}
+
 static void test_validate(void) {
     grpo_config c;
     char err[512];
@@ -419,6 +553,8 @@ static void test_roundtrip(void) {
         "prompt=\"multi\\nline\\n  indented\\n\\nblank above, trailing spaces  \"",
         "epsilon=0.15", "rewards.functions={game_progress: 0.1, no_cheating: 1e-3}", "rewards.timeout=0.25",
         "rewards.target=65536", "max_grad_norm=0", "warmup_ratio=0.1", "chat_template=llama3",
+        "delta=1.75", "generation_batch_size=24", "reward_weights=[0.25, 1, 2, -1]", "num_iterations=3",
+        "importance_sampling_level=sequence", "top_entropy_quantile=0.2", "resume_from_checkpoint=latest",
     };
     for (size_t i = 0; i < sizeof sets / sizeof sets[0]; i++)
         CHECK_MSG(config_set(&a, sets[i], err, sizeof err) == 0, "%s", err);
@@ -444,6 +580,12 @@ static void test_roundtrip(void) {
         CHECK(!strcmp(a.device, b.device) && !strcmp(a.loss_type, b.loss_type) && !strcmp(a.chat_template, b.chat_template));
         CHECK(a.rewards.timeout == b.rewards.timeout && a.rewards.target == b.rewards.target);
         CHECK(!memcmp(a.rewards.weights, b.rewards.weights, sizeof a.rewards.weights));
+        CHECK(a.delta == b.delta && a.delta_set == b.delta_set && a.min_p_set == b.min_p_set);
+        CHECK(a.generation_batch_size == b.generation_batch_size && a.generation_batch_size_set == b.generation_batch_size_set);
+        CHECK(a.steps_per_generation_set == b.steps_per_generation_set && a.num_iterations == b.num_iterations);
+        CHECK(a.reward_weights_set == b.reward_weights_set && !memcmp(a.reward_weights, b.reward_weights, sizeof a.reward_weights));
+        CHECK(!strcmp(a.resume_from_checkpoint, b.resume_from_checkpoint));
+        CHECK(a.top_entropy_quantile == b.top_entropy_quantile);
         /* and the dump of the reloaded config is identical */
         char *y2 = config_to_yaml(&b);
         CHECK(y2 && !strcmp(y, y2));
@@ -531,6 +673,7 @@ int main(void) {
     test_set();
     test_weights_and_epsilon();
     test_validate();
+    test_trl_options();
     test_roundtrip();
     test_help_and_docs();
     for (int i = 0; i < npaths; i++) unlink(paths[i]);

@@ -7,7 +7,9 @@
  * `completions` — and invisible to another connection before the commit; that a step with a failed
  * insert, and an explicitly rolled-back step, leave no rows; that finishing sets the status; that
  * reopening appends a run; and that newer schema versions, foreign databases and non-databases are
- * refused with a message. Progress: the tqdm line and the plain line for known inputs, and which
+ * refused with a message; that metrics_resume continues a run's own row (later steps deleted, status
+ * 'running', the resume counted) and reports a missing run; that a version-1 file is upgraded in
+ * place; that docs/metrics.md documents every column of `steps`. Progress: the tqdm line and the plain line for known inputs, and which
  * plain lines a run prints for a given log_every.
  */
 #include <math.h>
@@ -184,6 +186,89 @@ static void test_metrics(void) {
     sqlite3_close(r);
 }
 
+/* A resumed run continues its own row: steps after the checkpoint are deleted, the status is
+ * 'running' again, the resume is counted; a missing run is reported as missing. */
+static void test_resume(void) {
+    char path[256], err[1024], buf[512];
+    path_in_tmp(path, sizeof path, "resume.sqlite");
+    metrics_db *db = metrics_open(path, "grpo", "first config", err, sizeof err);
+    CHECK_MSG(db != NULL, "%s", err);
+    if (!db) return;
+    for (int s = 1; s <= 5; s++) {
+        CHECK_EQ_INT(metrics_begin_step(db, s), 0);
+        CHECK_EQ_INT(metrics_add(db, "reward", s), 0);
+        add_completion(db, 0, "success", NULL);
+        CHECK_EQ_INT(metrics_commit_step(db), 0);
+    }
+    CHECK_EQ_INT(metrics_finish(db, "interrupted"), 0);
+    db = metrics_open(path, "sft", NULL, err, sizeof err);   /* another run in the same file is untouched */
+    CHECK(db != NULL);
+    if (db) {
+        CHECK_EQ_INT(metrics_begin_step(db, 4), 0);
+        CHECK_EQ_INT(metrics_add(db, "loss", 1), 0);
+        CHECK_EQ_INT(metrics_commit_step(db), 0);
+        metrics_finish(db, "completed");
+    }
+    int missing = -1;
+    db = metrics_resume(path, 1, 3, "resumed config", &missing, err, sizeof err);
+    CHECK_MSG(db != NULL, "%s", err);
+    CHECK_EQ_INT(missing, 0);
+    if (!db) return;
+    CHECK_EQ_INT(metrics_run_id(db), 1);
+    sqlite3 *r = reader(path);
+    CHECK_EQ_INT(q_int(r, "SELECT count(*) FROM steps WHERE run_id = 1"), 3);
+    CHECK_EQ_INT(q_int(r, "SELECT max(step) FROM completions WHERE run_id = 1"), 3);
+    CHECK_EQ_INT(q_int(r, "SELECT count(*) FROM steps WHERE run_id = 2 AND step = 4"), 1);
+    CHECK(!strcmp(q_text(r, "SELECT status || ' ' || resumed || ' ' || config FROM runs WHERE run_id = 1", buf, sizeof buf),
+                  "running 1 resumed config"));
+    CHECK_EQ_INT(q_int(r, "SELECT count(*) FROM runs WHERE run_id = 1 AND ended IS NULL AND pid > 0 AND host <> ''"), 1);
+    CHECK_EQ_INT(metrics_begin_step(db, 4), 0);   /* step 4 again: no duplicate-key failure */
+    CHECK_EQ_INT(metrics_add(db, "reward", 40), 0);
+    CHECK_EQ_INT(metrics_commit_step(db), 0);
+    CHECK_EQ_INT(metrics_finish(db, "completed"), 0);
+    CHECK_NEAR(q_double(r, "SELECT reward FROM steps WHERE run_id = 1 AND step = 4"), 40, 0);
+    CHECK_EQ_INT(q_int(r, "SELECT count(*) FROM steps WHERE run_id = 1"), 4);
+    /* a run that is not in the file, and an sft run (resume is for grpo runs) */
+    CHECK(metrics_resume(path, 9, 1, NULL, &missing, err, sizeof err) == NULL);
+    CHECK_EQ_INT(missing, 1);
+    CHECK_MSG(strstr(err, "has no grpo run 9") != NULL, "%s", err);
+    CHECK(metrics_resume(path, 2, 1, NULL, &missing, err, sizeof err) == NULL);
+    CHECK_EQ_INT(missing, 1);
+    sqlite3_close(r);
+}
+
+/* A version-1 file (no pid, host, resumed columns) is upgraded in place, keeping its rows. */
+static void test_upgrade_v1(void) {
+    char path[256], err[1024];
+    path_in_tmp(path, sizeof path, "v1.sqlite");
+    sqlite3 *w;
+    CHECK(sqlite3_open(path, &w) == SQLITE_OK);
+    CHECK(sqlite3_exec(w,
+                       "CREATE TABLE runs (run_id INTEGER PRIMARY KEY, kind TEXT NOT NULL, config TEXT NOT NULL, "
+                       "started TEXT NOT NULL, ended TEXT, status TEXT NOT NULL);"
+                       "CREATE TABLE metrics (run_id INTEGER NOT NULL, step INTEGER NOT NULL, name TEXT NOT NULL, "
+                       "value REAL, PRIMARY KEY (run_id, step, name)) WITHOUT ROWID;"
+                       "CREATE TABLE completions (run_id INTEGER NOT NULL, step INTEGER NOT NULL, idx INTEGER NOT NULL, "
+                       "prompt_idx INTEGER NOT NULL, text TEXT, reward REAL, function_works REAL, no_cheating REAL, "
+                       "strategy_succeeds REAL, game_progress REAL, outcome TEXT, max_tile INTEGER, score REAL, "
+                       "moves INTEGER, seconds REAL, error TEXT);"
+                       "INSERT INTO runs VALUES (1, 'grpo', 'old', '2025-01-01T00:00:00Z', NULL, 'completed');"
+                       "INSERT INTO metrics VALUES (1, 1, 'reward', 1.5);"
+                       "PRAGMA user_version = 1;", NULL, NULL, NULL) == SQLITE_OK);
+    sqlite3_close(w);
+    metrics_db *db = metrics_open(path, "grpo", "new", err, sizeof err);
+    CHECK_MSG(db != NULL, "%s", err);
+    if (!db) return;
+    CHECK_EQ_INT(metrics_run_id(db), 2);
+    metrics_finish(db, "completed");
+    sqlite3 *r = reader(path);
+    CHECK_EQ_INT(q_int(r, "PRAGMA user_version"), METRICS_SCHEMA_VERSION);
+    CHECK_EQ_INT(q_int(r, "SELECT resumed FROM runs WHERE run_id = 1"), 0);
+    CHECK_EQ_INT(q_int(r, "SELECT count(*) FROM runs WHERE run_id = 2 AND pid IS NOT NULL"), 1);
+    CHECK_NEAR(q_double(r, "SELECT reward FROM steps WHERE run_id = 1 AND step = 1"), 1.5, 0);
+    sqlite3_close(r);
+}
+
 static void test_refusals(void) {
     char path[256], err[1024] = "";
     /* a newer schema version */
@@ -196,8 +281,10 @@ static void test_refusals(void) {
     CHECK(sqlite3_exec(w, "PRAGMA user_version = 99", NULL, NULL, NULL) == SQLITE_OK);
     sqlite3_close(w);
     CHECK(metrics_open(path, "grpo", "", err, sizeof err) == NULL);
-    CHECK_MSG(strstr(err, "newer.sqlite: metrics schema version 99 is newer than this grpo2048 supports (1)") != NULL,
-              "%s", err);
+    char want[160];
+    snprintf(want, sizeof want, "newer.sqlite: metrics schema version 99 is newer than this grpo2048 supports (%d)",
+             METRICS_SCHEMA_VERSION);
+    CHECK_MSG(strstr(err, want) != NULL, "%s", err);
 
     /* somebody else's database */
     path_in_tmp(path, sizeof path, "foreign.sqlite");
@@ -226,25 +313,25 @@ static void test_refusals(void) {
 
 static void test_progress_format(void) {
     char buf[512];
-    progress_format_bar(buf, sizeof buf, "train", 42, 100, 63.0, "reward=3.21", 0);
+    progress_format_bar(buf, sizeof buf, "train", 42, 0, 100, 63.0, "reward=3.21", 0);
     CHECK_MSG(!strcmp(buf, "train:  42%|████▏     | 42/100 [01:03<01:27,  1.50s/it, reward=3.21]"), "%s", buf);
-    progress_format_bar(buf, sizeof buf, "train", 0, 100, 0.5, NULL, 0);
+    progress_format_bar(buf, sizeof buf, "train", 0, 0, 100, 0.5, NULL, 0);
     CHECK_MSG(!strcmp(buf, "train:   0%|          | 0/100 [00:00<?, ?it/s]"), "%s", buf);
-    progress_format_bar(buf, sizeof buf, "sft", 50, 100, 10.0, "loss=0.1", 0);
+    progress_format_bar(buf, sizeof buf, "sft", 50, 0, 100, 10.0, "loss=0.1", 0);
     CHECK_MSG(!strcmp(buf, "sft:  50%|█████     | 50/100 [00:10<00:10,  5.00it/s, loss=0.1]"), "%s", buf);
-    progress_format_bar(buf, sizeof buf, "train", 100, 100, 3725.0, "", 0);
+    progress_format_bar(buf, sizeof buf, "train", 100, 0, 100, 3725.0, "", 0);
     CHECK_MSG(!strcmp(buf, "train: 100%|██████████| 100/100 [1:02:05<00:00, 37.25s/it]"), "%s", buf);
-    progress_format_bar(buf, sizeof buf, "train", 7, 8, 7.0, NULL, 0);   /* 87.5%: 8.75 cells → 8 full + ▋ */
+    progress_format_bar(buf, sizeof buf, "train", 7, 0, 8, 7.0, NULL, 0);   /* 87.5%: 8.75 cells → 8 full + ▋ */
     CHECK_MSG(!strcmp(buf, "train:  88%|████████▊ | 7/8 [00:07<00:01,  1.00it/s]"), "%s", buf);
-    progress_format_bar(buf, sizeof buf, "train", 3, 0, 6.0, NULL, 0);
+    progress_format_bar(buf, sizeof buf, "train", 3, 0, 0, 6.0, NULL, 0);
     CHECK_MSG(!strcmp(buf, "train: 3it [00:06,  2.00s/it]"), "%s", buf);
-    int cols = progress_format_bar(buf, sizeof buf, "train", 42, 100, 63.0, "reward=3.21 loss=0.5", 20);
+    int cols = progress_format_bar(buf, sizeof buf, "train", 42, 0, 100, 63.0, "reward=3.21 loss=0.5", 20);
     CHECK_EQ_INT(cols, 20);
     CHECK_MSG(!strcmp(buf, "train:  42%|████▏   "), "%s", buf);
 
-    progress_format_line(buf, sizeof buf, 42, 100, 63.06, "reward=3.21 loss=0.5");
+    progress_format_line(buf, sizeof buf, 42, 0, 100, 63.06, "reward=3.21 loss=0.5");
     CHECK_MSG(!strcmp(buf, "step 42/100 | elapsed 63.1s | 1.50 s/it | reward=3.21 loss=0.5"), "%s", buf);
-    progress_format_line(buf, sizeof buf, 10, 100, 2.0, NULL);
+    progress_format_line(buf, sizeof buf, 10, 0, 100, 2.0, NULL);
     CHECK_MSG(!strcmp(buf, "step 10/100 | elapsed 2.0s | 5.00 it/s"), "%s", buf);
 }
 
@@ -318,15 +405,39 @@ static void test_progress_output(void) {
     fclose(f);
 }
 
+/* docs/metrics.md documents every column of the `steps` view. */
+static void test_docs(void) {
+    const char *src = getenv("GRPO2048_SOURCE_DIR");
+    char path[1024];
+    snprintf(path, sizeof path, "%s/docs/metrics.md", src && src[0] ? src : ".");
+    FILE *f = fopen(path, "rb");
+    CHECK_MSG(f != NULL, "%s is missing", path);
+    if (!f) return;
+    static char doc[1 << 17];
+    size_t n = fread(doc, 1, sizeof doc - 1, f);
+    doc[n] = '\0';
+    fclose(f);
+    for (int i = 0; i < metrics_num_names; i++) {
+        char cell[128];
+        snprintf(cell, sizeof cell, "`%s`", metrics_names[i]);
+        CHECK_MSG(strstr(doc, cell) != NULL, "docs/metrics.md does not document %s", metrics_names[i]);
+    }
+}
+
 int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/grpo2048_metrics_XXXXXX");
     if (!mkdtemp(tmpdir)) { perror("mkdtemp"); return 1; }
     test_metrics();
+    test_resume();
+    test_upgrade_v1();
     test_refusals();
     test_progress_format();
     test_progress_output();
+    test_docs();
     const char *files[] = {"metrics.sqlite", "metrics.sqlite-wal", "metrics.sqlite-shm", "newer.sqlite",
-                           "newer.sqlite-wal", "newer.sqlite-shm", "foreign.sqlite", "text.sqlite"};
+                           "newer.sqlite-wal", "newer.sqlite-shm", "foreign.sqlite", "text.sqlite",
+                           "resume.sqlite", "resume.sqlite-wal", "resume.sqlite-shm", "v1.sqlite", "v1.sqlite-wal",
+                           "v1.sqlite-shm"};
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         char p[256];
         path_in_tmp(p, sizeof p, files[i]);

@@ -76,7 +76,10 @@ static void test_train(const char *tmp) {
                                         "rewards/strategy_succeeds/mean", "rewards/game_progress/mean",
                                         "completions/mean_length", "completions/clipped_ratio", "loss", "grad_norm",
                                         "learning_rate", "entropy", "step_time", "generation_time", "reward_time",
-                                        "train_time", "tokens_per_second", "timeouts"};
+                                        "train_time", "tokens_per_second", "timeouts", "clip_ratio/low_mean",
+                                        "clip_ratio/low_min", "clip_ratio/high_mean", "clip_ratio/high_max",
+                                        "clip_ratio/region_mean", "num_tokens", "frac_reward_zero_std",
+                                        "completions/max_terminated_length", "stuck", "wins"};
     for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
         char sql[256];
         snprintf(sql, sizeof sql, "select count(*) from metrics where name = '%s'", names[i]);
