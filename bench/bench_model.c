@@ -89,7 +89,7 @@ int main(int argc, char **argv) {
     double mat_params = 0.0;
     for (int i = 0; i < m.num_tensors; i++) if (m.tensors[i].ndim == 2) mat_params += (double)m.tensors[i].numel;
     int Gs[3] = {1, 8, 16};
-    llama_sampling s = {1.0f, 0, 1.0f};
+    llama_sampling s = {.temperature = 1.0f, .top_k = 0, .top_p = 1.0f};
     for (int gi = 0; gi < 3; gi++) {
         int G = Gs[gi];
         int *out = malloc(sizeof(int) * G * NEW), *len = malloc(sizeof(int) * G);

@@ -217,14 +217,27 @@ int llama_forward_logits(llama_model *m, const int *tokens, int B, int T, float 
  * (aborts with file:line otherwise). Rows whose dlogp is 0 cost nothing in the LM head. */
 void llama_backward_logprobs(llama_model *m, const float *dlogp);
 
-typedef struct { float temperature; int top_k; float top_p; } llama_sampling; /* temperature 0 = greedy; top_k 0 = off; top_p 1 = off */
+/* Sampling settings. Zero-initialized fields mean "off" for everything after top_p, so positional
+ * initializers {temperature, top_k, top_p} keep working. */
+typedef struct {
+    float temperature;        /* 0 = greedy */
+    int top_k;                /* 0 = off */
+    float top_p;              /* 1 = off */
+    float min_p;              /* 0 = off: keep tokens whose probability >= min_p x the top token's */
+    float repetition_penalty; /* 0 or 1 = off: logits of tokens already in the row (prompt included)
+                                 are divided by it when positive, multiplied when negative */
+    const int *stop_ids;      /* NULL = cfg.eos_token_ids; else these num_stop ids end a row */
+    int num_stop;
+} llama_sampling;
 
 /* Batched generation with a KV cache. prompt: (P,) is prefilled once and its keys/values copied to G
- * rows; rows decode in lockstep; a row stops at any eos id (cfg.eos_token_ids) or after max_new
- * tokens; finished rows are dropped from the work.
- * Sampling per row: logits / temperature, then top-k (keeps every token tied with the k-th largest,
- * as HF's TopKLogitsWarper), then top-p (the smallest set, by descending probability, whose mass is
- * >= top_p; at least one token), then a multinomial draw. temperature 0: argmax (lowest id on ties).
+ * rows; rows decode in lockstep; a row stops at a stop id (below) or after max_new tokens; finished rows are dropped from the work.
+ * Sampling per row, in transformers' order: the repetition penalty on the raw logits (HF's
+ * RepetitionPenaltyLogitsProcessor), then logits / temperature, top-k (keeps every token tied with the
+ * k-th largest, as HF's TopKLogitsWarper), top-p (the smallest set, by descending probability, whose
+ * mass is >= top_p; at least one token), min-p (MinPLogitsWarper: drops tokens below min_p x the top
+ * probability), then a multinomial draw. temperature 0: argmax of the penalized logits (lowest id on
+ * ties). A row stops at any of s->stop_ids (or cfg.eos_token_ids when NULL).
  * Row g draws from its own xoshiro256** stream seeded from (seed, g), so its tokens do not depend on
  * G or the thread count, up to float rounding: row results are bitwise independent of G while at
  * most 4 rows are active (one sgemv per row); batched sgemm over more rows, or another thread

@@ -189,6 +189,7 @@ static int cmp_prob_desc(const void *a, const void *b, void *ctx) {
 
 /* Draws a token from logits z (V) as documented in llama.h. prob (V) and order (V) are scratch. */
 static int sample_token(const float *z, int V, const llama_sampling *s, llama_rng *rng, float *prob, int *order) {
+    const float min_p = s->min_p > 0.0f ? s->min_p : 0.0f;
     int best = 0;
     for (int v = 1; v < V; v++) if (z[v] > z[best]) best = v;
     if (s->temperature == 0.0f) return best;
@@ -213,12 +214,21 @@ static int sample_token(const float *z, int V, const llama_sampling *s, llama_rn
             cum += prob[order[keep++]];
             if (cum >= need) break;
         }
+        /* min-p after top-p: prob is relative to the top token's (exp(0) = 1), sorted descending */
+        while (keep > 1 && prob[order[keep - 1]] < min_p) cum -= prob[order[--keep]];
         double u = llama_rng_uniform(rng) * cum, acc = 0.0;
         for (int i = 0; i < keep; i++) {
             acc += prob[order[i]];
             if (u < acc) return order[i];
         }
         return order[keep - 1];
+    }
+    if (min_p > 0.0f) {
+        total = 0.0;
+        for (int v = 0; v < V; v++) {
+            if (prob[v] < min_p) prob[v] = 0.0f;
+            total += prob[v];
+        }
     }
     double u = llama_rng_uniform(rng) * total, acc = 0.0;
     int last = best;
@@ -240,9 +250,19 @@ static float token_logp(const float *z, int V, int tok) {
     return z[tok] - mx - (float)log(sum);
 }
 
-static int is_eos(const llama_config *c, int tok) {
+static int is_stop(const llama_config *c, const llama_sampling *s, int tok) {
+    if (s->stop_ids) {
+        for (int i = 0; i < s->num_stop; i++) if (s->stop_ids[i] == tok) return 1;
+        return 0;
+    }
     for (int i = 0; i < c->num_eos; i++) if (c->eos_token_ids[i] == tok) return 1;
     return 0;
+}
+
+/* HF's RepetitionPenaltyLogitsProcessor on one row: z (V) in, zp (V) out; seen (V) marks the tokens
+ * of the prompt and of the row's completion so far. */
+static void apply_repetition_penalty(const float *z, float *zp, const unsigned char *seen, int V, float rp) {
+    for (int v = 0; v < V; v++) zp[v] = seen[v] ? (z[v] > 0.0f ? z[v] / rp : z[v] * rp) : z[v];
 }
 
 /* ------------------------------------------------------------------------------------------------
@@ -267,11 +287,14 @@ int llama_generate_ex(llama_model *m, const int *prompt, int P, int G, int max_n
         return -1;
     }
     if (!(s->temperature >= 0.0f) || !isfinite(s->temperature) || s->top_k < 0 ||
-        !(s->top_p > 0.0f && s->top_p <= 1.0f)) {
-        snprintf(err, errlen, "llama_generate: sampling needs temperature >= 0, top_k >= 0, 0 < top_p <= 1 "
-                 "(got %g, %d, %g)", (double)s->temperature, s->top_k, (double)s->top_p);
+        !(s->top_p > 0.0f && s->top_p <= 1.0f) || !(s->min_p >= 0.0f && s->min_p <= 1.0f) ||
+        !(s->repetition_penalty >= 0.0f && isfinite(s->repetition_penalty)) || (s->stop_ids && s->num_stop < 0)) {
+        snprintf(err, errlen, "llama_generate: sampling needs temperature >= 0, top_k >= 0, 0 < top_p <= 1, "
+                 "0 <= min_p <= 1, repetition_penalty >= 0 (got %g, %d, %g, %g, %g)", (double)s->temperature,
+                 s->top_k, (double)s->top_p, (double)s->min_p, (double)s->repetition_penalty);
         return -1;
     }
+    const int penalize = s->repetition_penalty > 0.0f && s->repetition_penalty != 1.0f;
     for (int i = 0; i < P; i++)
         if (prompt[i] < 0 || prompt[i] >= c->vocab_size) {
             snprintf(err, errlen, "llama_generate: prompt[%d]=%d is not in [0, vocab_size %d)", i, prompt[i], c->vocab_size);
@@ -297,6 +320,20 @@ int llama_generate_ex(llama_model *m, const int *prompt, int P, int G, int max_n
         active[g] = g;
         llama_rng_seed(&rng[g], seed, (uint64_t)g);
     }
+    /* repetition penalty: per row, the tokens seen so far (G, V) and a penalized copy of the logits */
+    unsigned char *seen = NULL;
+    float *zpen = NULL;
+    if (penalize) {
+        seen = calloc((size_t)G * V, 1);
+        zpen = malloc((size_t)G * V * sizeof(float));
+        if (!seen || !zpen) {
+            free(seen); free(zpen); gen_free(&gb); free(active); free(feed); free(rng);
+            snprintf(err, errlen, "llama_generate: out of memory (repetition penalty, G=%d, V=%d)", G, V);
+            return -1;
+        }
+        for (int g = 0; g < G; g++)
+            for (int i = 0; i < P; i++) seen[(size_t)g * V + prompt[i]] = 1;
+    }
 
     /* prefill once into cache row 0, copy to the other rows */
     int row0 = 0;
@@ -317,20 +354,27 @@ int llama_generate_ex(llama_model *m, const int *prompt, int P, int G, int max_n
         #pragma omp parallel for schedule(dynamic, 1) if ((size_t)nactive * V >= LLAMA_OMP_MIN_WORK)
         for (int r = 0; r < nactive; r++) {
             int g = active[r];
-            const float *z = gb.logits + (size_t)(step == 0 ? 0 : r) * V;
+            const float *zraw = gb.logits + (size_t)(step == 0 ? 0 : r) * V, *z = zraw;
+            if (penalize) {
+                apply_repetition_penalty(z, zpen + (size_t)g * V, seen + (size_t)g * V, V, s->repetition_penalty);
+                z = zpen + (size_t)g * V;
+            }
             int tok = sample_token(z, V, s, &rng[g], gb.prob + (size_t)g * V, gb.order + (size_t)g * V);
+            if (penalize) seen[(size_t)g * V + tok] = 1;
             out[(size_t)g * max_new + step] = tok;
             out_len[g] = step + 1;
-            if (out_logp) out_logp[(size_t)g * max_new + step] = token_logp(z, V, tok);
+            if (out_logp) out_logp[(size_t)g * max_new + step] = token_logp(zraw, V, tok);
         }
         int kept = 0;
         for (int r = 0; r < nactive; r++) {
             int g = active[r];
-            if (!is_eos(c, out[(size_t)g * max_new + step]) && step + 1 < max_new) active[kept++] = g;
+            if (!is_stop(c, s, out[(size_t)g * max_new + step]) && step + 1 < max_new) active[kept++] = g;
         }
         nactive = kept;
     }
     gen_free(&gb);
+    free(seen);
+    free(zpen);
     free(active);
     free(feed);
     free(rng);

@@ -149,11 +149,9 @@ static const key_def keys[] = {
     KINT("top_k", top_k, "0", 0, INT_MAX, F_MIN | F_MAX, USE_TRAIN,
          "Sample only from the top_k most likely tokens; 0 = off."),
     KFLOAT("repetition_penalty", repetition_penalty, "1.0", 0, 0, F_MIN | F_MIN_EXCL, USE_TRAIN,
-           "Sampling: penalize tokens already in the prompt or completion (HF's repetition penalty); 1 = off. "
-           "This build's sampler (model/llama_generate) has no repetition penalty, so only 1 is accepted."),
+           "Sampling: penalize tokens already in the prompt or completion (HF's repetition penalty); 1 = off."),
     KNFLOAT("min_p", min_p, min_p_set, 0, 1, F_MIN | F_MAX, USE_TRAIN, "off",
-            "Sampling: drop tokens less likely than min_p times the most likely one; null = off. This build's "
-            "sampler (model/llama_generate) has no min-p, so only null is accepted."),
+            "Sampling: drop tokens less likely than min_p times the most likely one; null = off."),
     KFLOAT("epsilon", epsilon, "0.2", 0, 1, F_MIN | F_MAX | F_MAX_EXCL, USE_TRAIN,
            "Clip range: the probability ratio is clipped below at 1 - epsilon (and above at 1 + epsilon_high)."),
     {"epsilon_high", T_FLOAT, OFF(epsilon_high), "null", 0, 0, F_MIN | F_NULLABLE, NULL, USE_TRAIN,
@@ -1180,16 +1178,6 @@ int config_validate(const grpo_config *c, const char *command, char *err, size_t
         if (c->sync_ref_model && c->beta == 0) {
             snprintf(err, errlen, "key 'sync_ref_model': true needs beta > 0 (with beta = 0 there is no reference "
                                   "model to synchronize)");
-            return -1;
-        }
-        if (c->repetition_penalty != 1.0) {
-            snprintf(err, errlen, "key 'repetition_penalty': this build's sampler (model/llama_generate) has no "
-                                  "repetition penalty; only 1.0 (off) is supported");
-            return -1;
-        }
-        if (c->min_p_set) {
-            snprintf(err, errlen, "key 'min_p': this build's sampler (model/llama_generate) has no min-p "
-                                  "filtering; only null (off) is supported");
             return -1;
         }
     }

@@ -91,7 +91,8 @@ int cmd_generate(int argc, char **argv) {
     if (P + max_new > p.model.cfg.max_position_embeddings) max_new = p.model.cfg.max_position_embeddings - P;
     if (max_new < 1) { fprintf(stderr, "grpo2048 generate: the prompt (%d tokens) fills the context\n", P); return 1; }
     int *out = malloc(sizeof(int) * max_new), len = 0;
-    llama_sampling s = {(float)temperature, top_k, (float)top_p};
+    llama_sampling s = {.temperature = (float)temperature, .top_k = top_k, .top_p = (float)top_p,
+                        .stop_ids = p.stop_ids, .num_stop = p.num_stop};
     if (llama_generate(&p.model, prompt, P, 1, max_new, &s, seed, out, &len, err, sizeof err) != 0) {
         fprintf(stderr, "grpo2048 generate: %s\n", err);
         return 1;

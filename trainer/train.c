@@ -309,7 +309,10 @@ static int make_generation(run *r, int number, int step, step_acc *acc) {
     gen_metrics *m = &g->m;
     memset(m, 0, sizeof *m);
     const double t0 = now_seconds();
-    llama_sampling sampling = {(float)c->temperature, c->top_k, (float)c->top_p};
+    llama_sampling sampling = {.temperature = (float)c->temperature, .top_k = c->top_k, .top_p = (float)c->top_p,
+                               .min_p = c->min_p_set ? (float)c->min_p : 0.0f,
+                               .repetition_penalty = (float)c->repetition_penalty,
+                               .stop_ids = r->pol.stop_ids, .num_stop = r->pol.num_stop};
     for (int k = 0; k < r->groups; k++) {
         uint64_t seed = game_seed_mix((uint64_t)c->seed, (uint64_t)number, (uint64_t)k);
         if (llama_generate(&r->pol.model, r->prompt, r->P, r->G, r->max_new, &sampling, seed,
@@ -465,7 +468,9 @@ static int evaluate(run *r) {
         snprintf(r->err, sizeof r->err, "evaluation: out of memory");
         goto done;
     }
-    llama_sampling s = {(float)c->eval_temperature, c->top_k, (float)c->top_p};
+    llama_sampling s = {.temperature = (float)c->eval_temperature, .top_k = c->top_k, .top_p = (float)c->top_p,
+                        .min_p = c->min_p_set ? (float)c->min_p : 0.0f, .repetition_penalty = (float)c->repetition_penalty,
+                        .stop_ids = r->pol.stop_ids, .num_stop = r->pol.num_stop};
     if (llama_generate(&r->pol.model, r->prompt, r->P, n, r->max_new, &s,
                        game_seed_mix((uint64_t)c->seed ^ 0xE7A1u, 0, 0), tokens, len, r->err, sizeof r->err) != 0)
         goto done;

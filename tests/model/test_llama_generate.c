@@ -61,7 +61,7 @@ static void check_greedy_matches_forward(const char *label, llama_config cfg, ui
     float *glogp = malloc(sizeof(float) * NEW), *flogp = malloc(sizeof(float) * NEW);
     char err[256];
     random_tokens(prompt, P, cfg.vocab_size, seed);
-    llama_sampling greedy = {0.0f, 0, 1.0f};
+    llama_sampling greedy = {.temperature = 0.0f, .top_k = 0, .top_p = 1.0f};
     CHECK(llama_generate_ex(&m, prompt, P, 1, NEW, &greedy, 0, out, &len, glogp, err, sizeof err) == 0);
     CHECK_EQ_INT(len, NEW);
     forward_logp(&m, prompt, P, out, len, flogp);
@@ -100,7 +100,7 @@ static void check_sampled_rows(void) {
     int prompt[P] = {1, 3, 5, 7}, out[G * NEW], len[G];
     float glogp[G * NEW], flogp[NEW];
     char err[256];
-    llama_sampling s = {1.0f, 0, 1.0f};
+    llama_sampling s = {.temperature = 1.0f, .top_k = 0, .top_p = 1.0f};
     CHECK(llama_generate_ex(&m, prompt, P, G, NEW, &s, 42, out, len, glogp, err, sizeof err) == 0);
     double worst = 0.0;
     int min_len = NEW, max_len = 0, eos_rows = 0;
@@ -136,7 +136,7 @@ static void check_sampled_rows(void) {
     CHECK_MSG(memcmp(out, out2, sizeof out) != 0, "a different seed gave identical samples");
 
     /* top_k = 1 is greedy at any temperature */
-    llama_sampling greedy = {0.0f, 0, 1.0f}, k1 = {0.7f, 1, 1.0f};
+    llama_sampling greedy = {.temperature = 0.0f, .top_k = 0, .top_p = 1.0f}, k1 = {.temperature = 0.7f, .top_k = 1, .top_p = 1.0f};
     CHECK(llama_generate(&m, prompt, P, 3, NEW, &greedy, 5, out2, len2, err, sizeof err) == 0);
     CHECK(llama_generate(&m, prompt, P, 3, NEW, &k1, 6, out4, len4, err, sizeof err) == 0);
     CHECK(memcmp(out2, out4, sizeof(int) * 3 * NEW) == 0);
@@ -148,22 +148,31 @@ static void check_sampled_rows(void) {
     int bad_prompt[2] = {3, 11};
     CHECK(llama_generate(&m, bad_prompt, 2, 1, 4, &s, 1, out2, len2, err, sizeof err) == -1);
     CHECK(strstr(err, "prompt[1]") != NULL);
-    llama_sampling bad_p = {1.0f, 0, 0.0f};
+    llama_sampling bad_p = {.temperature = 1.0f, .top_k = 0, .top_p = 0.0f};
     CHECK(llama_generate(&m, prompt, P, 1, 4, &bad_p, 1, out2, len2, err, sizeof err) == -1);
     CHECK(llama_generate(&m, prompt, 0, 1, 4, &s, 1, out2, len2, err, sizeof err) == -1);
     llama_free(&m);
 }
 
 /* First-token frequencies over many rows against the filtered, tempered model distribution. */
-static void check_distribution(llama_model *m, const int *prompt, int P, const double *p, llama_sampling s) {
+/* z: (V) the next-token logits after prompt. */
+static void check_distribution(llama_model *m, const int *prompt, int P, const double *z, llama_sampling s) {
     enum { G = 6000 };
     int V = m->cfg.vocab_size;
     int *out = malloc(sizeof(int) * G), *len = malloc(sizeof(int) * G);
     char err[256];
     CHECK(llama_generate(m, prompt, P, G, 1, &s, 2024, out, len, err, sizeof err) == 0);
-    /* expected: p^(1/temp), top-k, normalize, top-p, normalize */
-    double q[64], total = 0.0;
-    for (int v = 0; v < V; v++) { q[v] = pow(p[v], 1.0 / s.temperature); total += q[v]; }
+    /* expected (transformers' order): repetition penalty on the prompt's tokens, softmax(z / temp),
+     * top-k, normalize, top-p, normalize, min-p, normalize */
+    double q[64], zp[64], total = 0.0, zmax = -INFINITY;
+    for (int v = 0; v < V; v++) {
+        int seen = 0;
+        for (int i = 0; i < P; i++) seen |= prompt[i] == v;
+        double rp = s.repetition_penalty > 0 ? s.repetition_penalty : 1.0;
+        zp[v] = seen ? (z[v] > 0 ? z[v] / rp : z[v] * rp) : z[v];
+        zmax = fmax(zmax, zp[v]);
+    }
+    for (int v = 0; v < V; v++) { q[v] = exp((zp[v] - zmax) / s.temperature); total += q[v]; }
     for (int v = 0; v < V; v++) q[v] /= total;
     if (s.top_k > 0) {
         for (int v = 0; v < V; v++) {
@@ -187,6 +196,12 @@ static void check_distribution(llama_model *m, const int *prompt, int P, const d
         }
         for (int v = 0; v < V; v++) q[v] = kept[v] ? q[v] / cum : 0.0;
     }
+    if (s.min_p > 0.0f) {
+        double top = 0.0, kept = 0.0;
+        for (int v = 0; v < V; v++) top = fmax(top, q[v]);
+        for (int v = 0; v < V; v++) { if (q[v] < s.min_p * top) q[v] = 0.0; kept += q[v]; }
+        for (int v = 0; v < V; v++) q[v] /= kept;
+    }
     int count[64] = {0};
     for (int g = 0; g < G; g++) { CHECK_EQ_INT(len[g], 1); count[out[g]]++; }
     double worst = 0.0;
@@ -195,8 +210,8 @@ static void check_distribution(llama_model *m, const int *prompt, int P, const d
         worst = fmax(worst, fabs(f - q[v]) / se);
         if (q[v] == 0.0) CHECK_MSG(count[v] == 0, "token %d was filtered out but sampled %d times", v, count[v]);
     }
-    printf("sampling temp %.2f top_k %d top_p %.2f: max |freq - p| / stderr = %.2f\n", (double)s.temperature,
-           s.top_k, (double)s.top_p, worst);
+    printf("sampling temp %.2f top_k %d top_p %.2f min_p %.2f repetition_penalty %.2f: max |freq - p| / stderr = %.2f\n",
+           (double)s.temperature, s.top_k, (double)s.top_p, (double)s.min_p, (double)s.repetition_penalty, worst);
     CHECK(worst < 4.5);
     free(out);
     free(len);
@@ -209,13 +224,21 @@ static void check_sampling(void) {
     CHECK(llama_init_random(&m, &cfg, 11, 0.02f) == 0);
     randomize_params(&m, 11, 0.3f);
     int prompt[3] = {2, 4, 6};
-    double p[64];
-    next_token_probs(&m, prompt, 3, p);
-    check_distribution(&m, prompt, 3, p, (llama_sampling){1.0f, 0, 1.0f});
-    check_distribution(&m, prompt, 3, p, (llama_sampling){0.6f, 0, 1.0f});
-    check_distribution(&m, prompt, 3, p, (llama_sampling){1.0f, 3, 1.0f});
-    check_distribution(&m, prompt, 3, p, (llama_sampling){1.3f, 0, 0.5f});
-    check_distribution(&m, prompt, 3, p, (llama_sampling){0.8f, 5, 0.7f});
+    double z[64];
+    float *logits = malloc(sizeof(float) * 3 * (size_t)cfg.vocab_size);
+    CHECK(llama_forward_logits(&m, prompt, 1, 3, logits) == 0);
+    for (int v = 0; v < cfg.vocab_size; v++) z[v] = logits[2 * (size_t)cfg.vocab_size + v];
+    free(logits);
+    check_distribution(&m, prompt, 3, z, (llama_sampling){.temperature = 1.0f, .top_k = 0, .top_p = 1.0f});
+    check_distribution(&m, prompt, 3, z, (llama_sampling){.temperature = 0.6f, .top_k = 0, .top_p = 1.0f});
+    check_distribution(&m, prompt, 3, z, (llama_sampling){.temperature = 1.0f, .top_k = 3, .top_p = 1.0f});
+    check_distribution(&m, prompt, 3, z, (llama_sampling){.temperature = 1.3f, .top_k = 0, .top_p = 0.5f});
+    check_distribution(&m, prompt, 3, z, (llama_sampling){.temperature = 0.8f, .top_k = 5, .top_p = 0.7f});
+    check_distribution(&m, prompt, 3, z, (llama_sampling){.temperature = 1.0f, .top_k = 0, .top_p = 1.0f, .min_p = 0.3f});
+    check_distribution(&m, prompt, 3, z, (llama_sampling){.temperature = 0.9f, .top_k = 0, .top_p = 0.8f, .min_p = 0.2f});
+    check_distribution(&m, prompt, 3, z, (llama_sampling){.temperature = 1.0f, .top_k = 0, .top_p = 1.0f, .repetition_penalty = 3.0f});
+    check_distribution(&m, prompt, 3, z, (llama_sampling){.temperature = 0.7f, .top_k = 4, .top_p = 0.9f, .min_p = 0.05f,
+                                                          .repetition_penalty = 0.5f});
     llama_free(&m);
 }
 

@@ -207,7 +207,7 @@ static void check_fixture(const char *name, const char *arch) {
         int NG = flatten(cJSON_GetObjectItem(exp, "greedy"), greedy_d, CAP);
         int prompt[CAP], out[CAP], len = 0;
         for (int i = 0; i < P; i++) prompt[i] = (int)prompt_d[i];
-        llama_sampling greedy = {0.0f, 0, 1.0f};
+        llama_sampling greedy = {.temperature = 0.0f, .top_k = 0, .top_p = 1.0f};
         CHECK(P > 0 && NG > 0);
         CHECK(llama_generate(&m, prompt, P, 1, NG, &greedy, 0, out, &len, err, sizeof err) == 0);
         int same = len == NG;

@@ -46,7 +46,7 @@ int main(void) {
     int len[16];
     char err[256];
     int threads[4] = {1, 2, 3, 2};
-    llama_sampling greedy = {0.0f, 0, 1.0f};
+    llama_sampling greedy = {.temperature = 0.0f, .top_k = 0, .top_p = 1.0f};
     for (int k = 0; k < 4; k++) {
         omp_set_num_threads(threads[k]);
         lp[k] = malloc(sizeof(float) * B * T);
