@@ -26,7 +26,8 @@
 
 static void play_usage(FILE *f) {
     fprintf(f,
-            "usage: grpo2048 play --strategy FILE.py [--games N] [--seed S] [--size N] [--target T] [--timeout SEC]\n\n"
+            "usage: grpo2048 play --strategy FILE.py [--games N] [--seed S] [--size N] [--target T] [--timeout SEC]\n"
+            "                     [--memory MIB] [--max-stuck-moves N]\n\n"
             "Plays a 2048 strategy (raw Python defining `def strategy(board):`, or a model completion with a\n"
             "```python fenced block) in the reward sandbox and prints one JSON line per game.\n\n"
             "  --strategy FILE  the strategy file (required)\n"
@@ -35,6 +36,9 @@ static void play_usage(FILE *f) {
             "  --size N         board side, 2..8 (default 4)\n"
             "  --target T       winning tile, a power of two 4..2^30 (default 2048)\n"
             "  --timeout SEC    wall-clock seconds per game, (0, 3600] (default 1.0)\n"
+            "  --memory MIB     memory a game may add to the sandboxed process, 16..1048576 MiB (default 512)\n"
+            "  --max-stuck-moves N  end a game as stuck after N moves in a row that change nothing, 1..10^9\n"
+            "                   (default 1000)\n"
             "  --help           this text\n",
             REWARD_MAX_GAMES);
 }
@@ -84,6 +88,7 @@ static cJSON *json_u64(uint64_t v) {
 int cmd_play(int argc, char **argv) {
     const char *path = NULL;
     uint64_t games = 1, seed = 0, size = 4, target = 2048;
+    uint64_t memory_mib = 512, max_stuck = 1000;
     double timeout = 1.0;
     int i = 0;
     if (argc > 0 && argv[0] && argv[0][0] != '-') i = 1;   /* argv[0] is the command name */
@@ -125,6 +130,17 @@ int cmd_play(int argc, char **argv) {
                         val ? val : "(missing)");
                 return 2;
             }
+        } else if (!strcmp(name, "--memory")) {
+            if (parse_u64(val, 16, 1u << 20, &memory_mib)) {
+                fprintf(stderr, "grpo2048 play: --memory %s: expected MiB from 16 to 1048576\n", val ? val : "(missing)");
+                return 2;
+            }
+        } else if (!strcmp(name, "--max-stuck-moves")) {
+            if (parse_u64(val, 1, 1000000000, &max_stuck)) {
+                fprintf(stderr, "grpo2048 play: --max-stuck-moves %s: expected an integer from 1 to 1000000000\n",
+                        val ? val : "(missing)");
+                return 2;
+            }
         } else if (!strcmp(name, "--timeout")) {
             char *end = NULL;
             timeout = val ? strtod(val, &end) : 0.0;
@@ -163,6 +179,8 @@ int cmd_play(int argc, char **argv) {
     cfg.board_size = (int)size;
     cfg.target = (uint32_t)target;
     cfg.timeout = timeout;
+    cfg.memory_limit = (size_t)memory_mib << 20;
+    cfg.max_stuck_moves = (int)max_stuck;
     reward_game *out = calloc(games, sizeof *out);
     reward_pool *pool = out ? reward_pool_create(&cfg, err, sizeof err) : NULL;
     if (!pool) {

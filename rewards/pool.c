@@ -38,6 +38,7 @@ typedef struct {
     int job;                 /* completion index in flight, -1 when idle */
     uint32_t job_id;
     double deadline;         /* trainer-side deadline of the job in flight (monotonic seconds) */
+    double sent;             /* when the job in flight was sent (monotonic seconds) */
 } worker_slot;
 
 struct reward_pool {
@@ -50,6 +51,7 @@ struct reward_pool {
     uint32_t next_job_id;
     int broken;
     char broken_msg[RW_ERROR_LEN];
+    reward_pool_stats stats;
 };
 
 /* One completion made ready for the pool. */
@@ -61,15 +63,29 @@ typedef struct {
 
 #define P_FAIL(...) do { if (err && errlen) snprintf(err, errlen, __VA_ARGS__); return -1; } while (0)
 
+int reward_pool_workers(const reward_config *cfg, char *note, size_t notelen) {
+    if (!cfg) RW_ABORT("reward_pool_workers: cfg is NULL");
+    if (note && notelen) note[0] = '\0';
+    if (!cfg->parallel) return 1;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    if (cpus < 1) cpus = 1;
+    if (cpus > 256) cpus = 256;
+    if (cfg->workers <= 0) return (int)cpus;
+    if (cfg->workers > REWARD_MAX_WORKERS_PER_CPU * cpus) {
+        if (note && notelen)
+            snprintf(note, notelen, "rewards.workers=%d is more than %dx the %ld online CPUs; using %ld", cfg->workers,
+                     REWARD_MAX_WORKERS_PER_CPU, cpus, REWARD_MAX_WORKERS_PER_CPU * cpus);
+        return (int)(REWARD_MAX_WORKERS_PER_CPU * cpus);
+    }
+    return cfg->workers;
+}
+
 reward_pool *reward_pool_create(const reward_config *cfg, char *err, size_t errlen) {
     if (!cfg) RW_ABORT("reward_pool_create: cfg is NULL");
     if (reward_config_validate(cfg, err, errlen) != 0) return NULL;
-    int n = cfg->workers;
-    if (!cfg->parallel) n = 1;
-    else if (n == 0) {
-        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-        n = cpus > 0 ? (int)(cpus > 1024 ? 1024 : cpus) : 1;
-    }
+    char note[160];
+    int n = reward_pool_workers(cfg, note, sizeof note);
+    if (note[0]) fprintf(stderr, "reward pool: %s\n", note);
     reward_pool *p = calloc(1, sizeof *p);
     int *fds = calloc((size_t)n, sizeof *fds), *pids = calloc((size_t)n, sizeof *pids);
     if (p) {
@@ -88,7 +104,7 @@ reward_pool *reward_pool_create(const reward_config *cfg, char *err, size_t errl
         free(p->w); free(p->games); free(p); free(fds); free(pids);
         return NULL;
     }
-    for (int i = 0; i < n; i++) p->w[i] = (worker_slot){fds[i], pids[i], -1, 0, 0.0};
+    for (int i = 0; i < n; i++) p->w[i] = (worker_slot){fds[i], pids[i], -1, 0, 0.0, 0.0};
     free(fds);
     free(pids);
     return p;
@@ -103,6 +119,16 @@ void reward_pool_destroy(reward_pool *p) {
     free(p->w);
     free(p->games);
     free(p);
+}
+
+void reward_pool_get_stats(const reward_pool *p, reward_pool_stats *out) {
+    if (!p || !out) RW_ABORT("reward_pool_get_stats: NULL argument");
+    *out = p->stats;
+}
+
+void reward_pool_reset_stats(reward_pool *p) {
+    if (!p) RW_ABORT("reward_pool_reset_stats: NULL pool");
+    memset(&p->stats, 0, sizeof p->stats);
 }
 
 int reward_pool_worker_pids(const reward_pool *p, int *pids, int max) {
@@ -139,7 +165,8 @@ static int dispatch(reward_pool *p, worker_slot *w, int i, const prepared *job, 
             rw_write_all(w->fd, job->src, job->len, 1) == 0) {
             w->job = i;
             w->job_id = h.job_id;
-            w->deadline = rw_now() + REWARD_CHECK_ALLOWANCE +
+            w->sent = rw_now();
+            w->deadline = w->sent + REWARD_CHECK_ALLOWANCE +
                           p->cfg.games_per_strategy * (p->cfg.timeout + REWARD_KILL_GRACE) + WORKER_SLACK;
             return 0;
         }
@@ -164,6 +191,17 @@ static int collect(reward_pool *p, worker_slot *w, rw_result_header *h) {
     if (h->check != RW_CHECK_OK && h->check != OUTCOME_SYNTAX_ERROR && h->check != OUTCOME_BUILD_FAILED &&
         h->check != OUTCOME_BANNED_IMPORT)
         return -3;
+    reward_pool_stats *s = &p->stats;
+    s->jobs++;
+    s->children += h->timing.children;
+    s->cached_checks += h->timing.cached != 0;
+    s->minor_faults += h->timing.minflt;
+    s->fork_seconds += h->timing.fork;
+    s->sandbox_seconds += h->timing.sandbox;
+    s->check_seconds += h->timing.check;
+    s->play_seconds += h->timing.play;
+    s->finish_seconds += h->timing.finish;
+    s->job_seconds += rw_now() - w->sent;
     return h->check;
 }
 
@@ -219,7 +257,7 @@ static int pool_run(reward_pool *p, int n, const prepared *jobs, const uint64_t 
                     memset(&games_out[g], 0, sizeof games_out[g]);
                     games_out[g].outcome = OUTCOME_NO_FUNCTION;
                     games_out[g].seed = game_seed_mix(seeds[next], (uint64_t)g, 0);
-                    snprintf(games_out[g].error, sizeof games_out[g].error, "%s", jobs[next].msg);
+                    snprintf(games_out[g].error, sizeof games_out[g].error, "%.*s", REWARD_GAME_ERROR_LEN - 1, jobs[next].msg);
                 }
                 if (seq_log) log_result(seq_log, next, n, &jobs[next], &out[next], NULL, G);
                 next++;
@@ -282,7 +320,7 @@ static int pool_run(reward_pool *p, int n, const prepared *jobs, const uint64_t 
                     memset(&games_out[g], 0, sizeof games_out[g]);
                     games_out[g].seed = seed;
                     games_out[g].outcome = (reward_outcome)check;
-                    snprintf(games_out[g].error, sizeof games_out[g].error, "%s", h.error);
+                    snprintf(games_out[g].error, sizeof games_out[g].error, "%.*s", REWARD_GAME_ERROR_LEN - 1, h.error);
                 }
             }
             if (seq_log) log_result(seq_log, i, n, &jobs[i], &out[i], p->games, G);

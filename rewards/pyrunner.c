@@ -1,6 +1,7 @@
 /*
- * rewards/pyrunner.c: the Python side of the reward pool — starting CPython once in the zygote, and, in
- * each sandboxed job child, checking a strategy's source, building the function and playing the games.
+ * rewards/pyrunner.c: the Python side of the reward pool — starting CPython once in the zygote; in each
+ * worker's checker, checking and compiling sources; in each sandboxed job child, building the function
+ * and playing the games.
  *
  * Zygote (pyrunner_init): CPython is started isolated from the environment (no PYTHONPATH, no user
  * site, no site module), with hash randomisation off (hash seed 0, so set iteration order — and thus
@@ -9,29 +10,38 @@
  * python3-embed), never a python3 found on PATH. It pre-imports the allowed standard-library modules
  * (inside the sandbox no file can be opened, so these are the only modules a strategy can import, plus
  * CPython's built-in ones), sets sys.stdin/stdout/stderr to None (print() becomes a no-op: the child
- * has no fds to print to), compiles the checker below, warms the game's N=4 tables and freezes the heap
- * (gc.freeze) so forked children share it copy-on-write.
+ * has no fds to print to), compiles the checker below, runs a sample strategy through the whole
+ * per-job path a few times (warm_up: lazily bound symbols resolved, bytecode specialised, type caches
+ * and the game's N=4 tables filled, so children inherit them instead of copying pages to fill them)
+ * and freezes the heap (gc.freeze) so forked processes share it copy-on-write.
  *
- * Child (pyrunner_run), after sandbox_enter:
- *   1. check (Python, CHECKER_SOURCE): UTF-8, ast.parse + compile (syntax_error); an AST walk over every
- *      import (`import x`, `from x import y`, `__import__("x")`, `importlib.import_module("x")`) whose
- *      root module is not in sys.stdlib_module_names, relative imports included (banned_import); exactly
- *      one top-level statement, a plain `def strategy(board)` with one positional parameter, no
- *      defaults, no decorators (build_failed);
+ * The check (Python, CHECKER_SOURCE): UTF-8, ast.parse + compile (syntax_error); an AST walk over every
+ * import (`import x`, `from x import y`, `__import__("x")`, `importlib.import_module("x")`) whose root
+ * module is not in sys.stdlib_module_names, relative imports included (banned_import); exactly one
+ * top-level statement, a plain `def strategy(board)` with one positional parameter, no defaults, no
+ * decorators (build_failed). It runs in the worker's checker (pyrunner_checker_main: a long-lived
+ * sandboxed process that answers the verdict and the marshalled code object), or, when no checker could
+ * answer, in the job child itself.
+ *
+ * Job child (pyrunner_run), after sandbox_enter:
+ *   1. the code: unmarshalled from the checker's bytes (or the check above, run here);
  *   2. build: exec in a fresh dict namespace with the normal builtins; an exception is build_failed;
  *   3. one RW_REC_CHECK record, then per game: random.seed(game seed); until the game ends, call
  *      strategy(board) with a fresh list of lists of ints; the result must be a one-character str in
  *      WASDwasd (else invalid_move); the move is played with game_move. The game ends as stuck after
  *      max_stuck_moves consecutive moves that changed nothing, as timeout once it has run longer than
  *      cfg->timeout (checked after each move; the worker kills a strategy that never returns), as
- *      exception / memory (MemoryError) when the call raises. One RW_REC_GAME record per game.
+ *      exception / memory (MemoryError) when the call raises. One RW_REC_GAME record per game, then the
+ *      pipe is closed.
  * The game itself is C (game2048): the strategy only ever sees copies of the board.
  */
 #include <Python.h>
+#include <marshal.h>
 
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "game2048/game.h"
@@ -49,7 +59,7 @@ static const char *const preload_modules[] = {
 };
 
 static const char CHECKER_SOURCE[] =
-    "import ast as _ast, builtins as _builtins, sys as _sys\n"
+    "import ast as _ast, builtins as _builtins, marshal as _marshal, sys as _sys\n"
     "_STDLIB = frozenset(_sys.stdlib_module_names)\n"
     "\n"
     "def _imports(tree):\n"
@@ -91,6 +101,11 @@ static const char CHECKER_SOURCE[] =
     "        return 2, 'strategy must not be decorated', None\n"
     "    return 0, '', code\n"
     "\n"
+    "def check_marshal(src):\n"
+    "    \"\"\"check(), with the code object marshalled (for the worker's checker process).\"\"\"\n"
+    "    kind, msg, code = check(src)\n"
+    "    return kind, msg, _marshal.dumps(code) if code is not None else b''\n"
+    "\n"
     "def build(code):\n"
     "    ns = {'__builtins__': _builtins, '__name__': '__strategy__'}\n"
     "    exec(code, ns)\n"
@@ -102,6 +117,7 @@ static const char CHECKER_SOURCE[] =
 /* Set in the zygote, inherited by every child through fork. */
 static PyObject *check_fn;        /* checker.check */
 static PyObject *build_fn;        /* checker.build */
+static PyObject *check_marshal_fn;/* checker.check_marshal: for the worker's checker process */
 static PyObject *random_seed_fn;  /* random.seed, bound before any strategy could replace it */
 
 #define PY_FAIL(...) do { if (err && errlen) snprintf(err, errlen, __VA_ARGS__); return -1; } while (0)
@@ -129,6 +145,8 @@ static int take_exception(char *buf, size_t n, const char *prefix) {
     Py_XDECREF(tb);
     return is_memory;
 }
+
+static int warm_up(char *err, size_t errlen);
 
 int pyrunner_init(char *err, size_t errlen) {
     PyConfig config;
@@ -172,9 +190,11 @@ int pyrunner_init(char *err, size_t errlen) {
     Py_DECREF(r);
     check_fn = PyDict_GetItemString(globals, "check");
     build_fn = PyDict_GetItemString(globals, "build");
-    if (!check_fn || !build_fn) PY_FAIL("the strategy checker lacks check/build");
+    check_marshal_fn = PyDict_GetItemString(globals, "check_marshal");
+    if (!check_fn || !build_fn || !check_marshal_fn) PY_FAIL("the strategy checker lacks check/build/check_marshal");
     Py_INCREF(check_fn);
     Py_INCREF(build_fn);
+    Py_INCREF(check_marshal_fn);
     /* globals stays referenced by the functions; it is never freed (the zygote's lifetime). */
 
     PyObject *random = PyImport_ImportModule("random");
@@ -182,12 +202,10 @@ int pyrunner_init(char *err, size_t errlen) {
     Py_XDECREF(random);
     if (!random_seed_fn) PY_FAIL("random.seed not found");
 
-    /* Build the game's N=4 row tables once here, so children inherit them instead of rebuilding. */
-    game2048 g;
-    if (game_init(&g, 4, 2048, 0.1, 1) == 0) {
-        static const char moves[] = "WASD";
-        for (int i = 0; i < 8; i++) game_move(&g, moves[i % 4]);
-    }
+    /* Run the whole per-job path a few times on a sample strategy (this also builds the game's N=4 row
+     * tables), so that every child inherits it warm: lazily bound symbols resolved, the interpreter's
+     * specialised bytecode and type caches filled. */
+    if (warm_up(err, errlen) != 0) return -1;
 
     PyObject *gc = PyImport_ImportModule("gc");
     PyObject *fr = gc ? PyObject_CallMethod(gc, "collect", NULL) : NULL;
@@ -199,22 +217,35 @@ int pyrunner_init(char *err, size_t errlen) {
     return 0;
 }
 
+/* The child's minor page faults so far (getrusage is allowed by the filter); 0 when unavailable. */
+static int64_t minor_faults(void) {
+    struct rusage ru;
+    return getrusage(RUSAGE_SELF, &ru) == 0 ? (int64_t)ru.ru_minflt : 0;
+}
+
 /* Writes one record; a failed write means the worker is gone (or the strategy broke the pipe): exit. */
-static void send_record(int fd, uint64_t token, uint32_t kind, int32_t value, const reward_game *g) {
-    rw_child_record rec;
-    memset(&rec, 0, sizeof rec);
+static void send_record(int fd, uint64_t token, const rw_child_record *r) {
+    rw_child_record rec = *r;
     rec.token = token;
-    rec.kind = kind;
-    rec.value = value;
-    if (g) rec.game = *g;
+    rec.minflt = minor_faults();
+    rec.t_sent = rw_now();
     if (rw_write_all(fd, &rec, sizeof rec, 0) != 0) _exit(3);
 }
 
-static void send_check(int fd, uint64_t token, int32_t check, const char *msg) {
-    reward_game g;
-    memset(&g, 0, sizeof g);
-    snprintf(g.error, sizeof g.error, "%s", msg);
-    send_record(fd, token, RW_REC_CHECK, check, &g);
+/* The CHECK record: check is RW_CHECK_OK or the failed check's outcome, verdict the checker's
+ * RW_VERDICT_*, msg the message; carries the child's start-up timestamps for the pool's statistics. */
+static void send_check(int fd, uint64_t token, const rw_child_job *job, int32_t check, int32_t verdict,
+                       const char *msg) {
+    rw_child_record rec;
+    memset(&rec, 0, sizeof rec);
+    rec.kind = RW_REC_CHECK;
+    rec.value = check;
+    rec.verdict = verdict;
+    rec.t_start = job->t_start;
+    rec.t_sandboxed = job->t_sandboxed;
+    rec.t_checked = rw_now();
+    snprintf(rec.game.error, sizeof rec.game.error, "%s", msg);
+    send_record(fd, token, &rec);
 }
 
 /* A fresh list-of-lists copy of the board: (N, N) Python ints. NULL on MemoryError. */
@@ -244,12 +275,16 @@ static char parse_move(PyObject *r, char *msg, size_t n) {
     }
     if (PyUnicode_CheckExact(r) || PyLong_CheckExact(r) || PyFloat_CheckExact(r) || PyBool_Check(r) ||
         r == Py_None) {
-        PyObject *s = PyObject_Repr(r);
+        /* A long string is shown by its first characters only (no repr of megabytes). */
+        int cut = PyUnicode_CheckExact(r) && PyUnicode_GET_LENGTH(r) > 64;
+        PyObject *v = cut ? PyUnicode_Substring(r, 0, 64) : (Py_INCREF(r), r);
+        PyObject *s = v ? PyObject_Repr(v) : NULL;
         const char *t = s ? PyUnicode_AsUTF8(s) : NULL;
-        if (t) snprintf(msg, n, "invalid move: strategy returned %.60s%s", t, strlen(t) > 60 ? "..." : "");
+        if (t) snprintf(msg, n, "invalid move: strategy returned %.60s%s", t, cut || strlen(t) > 60 ? "..." : "");
         else snprintf(msg, n, "invalid move: strategy returned a %s", Py_TYPE(r)->tp_name);
         PyErr_Clear();
         Py_XDECREF(s);
+        Py_XDECREF(v);
     } else {
         snprintf(msg, n, "invalid move: strategy returned a %.60s, expected one of \"W\", \"A\", \"S\", \"D\"",
                  Py_TYPE(r)->tp_name);
@@ -313,40 +348,195 @@ static void play_game(const reward_config *cfg, PyObject *fn, uint64_t seed, rew
     out->seconds = rw_now() - t0;
 }
 
-void pyrunner_run(const rw_child_job *job, int fd, uint64_t token) {
-    char msg[REWARD_GAME_ERROR_LEN];
-    PyObject *src = PyUnicode_DecodeUTF8(job->source, (Py_ssize_t)job->source_len, "strict");
-    if (!src) {
-        PyErr_Clear();
-        send_check(fd, token, OUTCOME_SYNTAX_ERROR, "syntax error: the source is not valid UTF-8");
-        return;
-    }
-    PyObject *res = PyObject_CallOneArg(check_fn, src);
-    Py_DECREF(src);
-    if (!res) {
-        take_exception(msg, sizeof msg, "check failed: ");
-        send_check(fd, token, OUTCOME_BUILD_FAILED, msg);
-        return;
-    }
-    long kind = PyLong_AsLong(PyTuple_GET_ITEM(res, 0));
-    const char *text = PyUnicode_AsUTF8(PyTuple_GET_ITEM(res, 1));
-    if (kind != 0) {
-        int32_t check = kind == 1 ? OUTCOME_SYNTAX_ERROR : kind == 3 ? OUTCOME_BANNED_IMPORT : OUTCOME_BUILD_FAILED;
-        send_check(fd, token, check, text ? text : "check failed");
+/* A typical strategy for warm_up: loops, comprehensions, closures, slicing, builtins. */
+static const char WARM_SOURCE[] =
+    "def strategy(board):\n"
+    "    n = len(board)\n"
+    "    def slide(row):\n"
+    "        tiles = [v for v in row if v]\n"
+    "        out, i = [], 0\n"
+    "        while i < len(tiles):\n"
+    "            if i + 1 < len(tiles) and tiles[i] == tiles[i + 1]:\n"
+    "                out.append(tiles[i] * 2)\n"
+    "                i += 2\n"
+    "            else:\n"
+    "                out.append(tiles[i])\n"
+    "                i += 1\n"
+    "        return out + [0] * (n - len(out))\n"
+    "    cols = [[board[r][c] for r in range(n)] for c in range(n)]\n"
+    "    for move in ('S', 'A', 'D', 'W'):\n"
+    "        if move == 'A' and any(slide(r) != r for r in board):\n"
+    "            return move\n"
+    "        if move == 'D' and any(slide(r[::-1])[::-1] != r for r in board):\n"
+    "            return move\n"
+    "        if move == 'S' and any(slide(c[::-1])[::-1] != c for c in cols):\n"
+    "            return move\n"
+    "        if move == 'W' and any(slide(c) != c for c in cols):\n"
+    "            return move\n"
+    "    return max('WASD', key=lambda m: sum(map(sum, board)) % (ord(m) % 7 + 1))\n";
+
+/* Checks, marshals, unmarshals, builds and plays WARM_SOURCE a few times (in the zygote, before
+ * gc.freeze). Returns 0, or -1 + err when the sample does not pass (a broken CPython). */
+static int warm_up(char *err, size_t errlen) {
+    reward_config cfg;
+    reward_config_defaults(&cfg);
+    cfg.target = 128;
+    cfg.timeout = 5.0;
+    for (int round = 0; round < 3; round++) {
+        PyObject *src = PyUnicode_FromString(WARM_SOURCE);
+        PyObject *res = src ? PyObject_CallOneArg(check_marshal_fn, src) : NULL;
+        Py_XDECREF(src);
+        if (!res || PyLong_AsLong(PyTuple_GET_ITEM(res, 0)) != RW_VERDICT_OK) {
+            char msg[200] = "";
+            if (PyErr_Occurred()) take_exception(msg, sizeof msg, "");
+            Py_XDECREF(res);
+            PY_FAIL("the warm-up strategy does not pass the checker: %s", msg);
+        }
+        PyObject *bytes = PyTuple_GET_ITEM(res, 2);
+        PyObject *code = PyMarshal_ReadObjectFromString(PyBytes_AS_STRING(bytes), PyBytes_GET_SIZE(bytes));
         Py_DECREF(res);
-        return;
+        PyObject *fn = code ? PyObject_CallOneArg(build_fn, code) : NULL;
+        Py_XDECREF(code);
+        if (!fn) {
+            char msg[200];
+            take_exception(msg, sizeof msg, "");
+            PY_FAIL("the warm-up strategy does not build: %s", msg);
+        }
+        reward_game game;
+        play_game(&cfg, fn, (uint64_t)round, &game);
+        Py_DECREF(fn);
+        if (game.outcome != OUTCOME_SUCCESS && game.outcome != OUTCOME_FAILED)
+            PY_FAIL("the warm-up game ended %s: %s", reward_outcome_name(game.outcome), game.error);
     }
-    PyObject *fn = PyObject_CallOneArg(build_fn, PyTuple_GET_ITEM(res, 2));
-    Py_DECREF(res);
+    return 0;
+}
+
+/* Checks and builds job's source: returns the strategy function, or NULL after sending the failed CHECK
+ * record. */
+static PyObject *check_and_build(const rw_child_job *job, int fd, uint64_t token, int32_t *verdict) {
+    char msg[REWARD_GAME_ERROR_LEN];
+    PyObject *code;
+    *verdict = RW_VERDICT_NONE;
+    if (job->code) {
+        /* The worker's checker passed this source and compiled it: the same code object, unmarshalled
+         * (a fraction of the page faults of parsing and compiling here). */
+        code = PyMarshal_ReadObjectFromString(job->code, (Py_ssize_t)job->code_len);
+        if (code && !PyCode_Check(code)) {
+            Py_DECREF(code);
+            code = NULL;
+            PyErr_SetString(PyExc_TypeError, "the checker's code is not a code object");
+        }
+        if (!code) {
+            take_exception(msg, sizeof msg, "build failed: ");
+            send_check(fd, token, job, OUTCOME_BUILD_FAILED, RW_VERDICT_NONE, msg);
+            return NULL;
+        }
+        *verdict = RW_VERDICT_OK;
+    } else {
+        PyObject *src = PyUnicode_DecodeUTF8(job->source, (Py_ssize_t)job->source_len, "strict");
+        if (!src) {
+            PyErr_Clear();
+            send_check(fd, token, job, OUTCOME_SYNTAX_ERROR, RW_VERDICT_SYNTAX,
+                       "syntax error: the source is not valid UTF-8");
+            return NULL;
+        }
+        PyObject *res = PyObject_CallOneArg(check_fn, src);
+        Py_DECREF(src);
+        if (!res) {
+            take_exception(msg, sizeof msg, "check failed: ");
+            send_check(fd, token, job, OUTCOME_BUILD_FAILED, RW_VERDICT_NONE, msg);
+            return NULL;
+        }
+        long kind = PyLong_AsLong(PyTuple_GET_ITEM(res, 0));
+        const char *text = PyUnicode_AsUTF8(PyTuple_GET_ITEM(res, 1));
+        if (kind != RW_VERDICT_OK) {
+            int32_t check = kind == RW_VERDICT_SYNTAX   ? OUTCOME_SYNTAX_ERROR
+                            : kind == RW_VERDICT_BANNED ? OUTCOME_BANNED_IMPORT
+                                                        : OUTCOME_BUILD_FAILED;
+            send_check(fd, token, job, check, text ? (int32_t)kind : RW_VERDICT_NONE, text ? text : "check failed");
+            Py_DECREF(res);
+            return NULL;
+        }
+        *verdict = RW_VERDICT_OK;
+        code = PyTuple_GET_ITEM(res, 2);
+        Py_INCREF(code);
+        Py_DECREF(res);
+    }
+    PyObject *fn = PyObject_CallOneArg(build_fn, code);
+    Py_DECREF(code);
     if (!fn) {
         take_exception(msg, sizeof msg, "build failed: ");
-        send_check(fd, token, OUTCOME_BUILD_FAILED, msg);
-        return;
+        send_check(fd, token, job, OUTCOME_BUILD_FAILED, *verdict, msg);
+        return NULL;
     }
-    send_check(fd, token, RW_CHECK_OK, "");
-    for (int g = job->first_game; g < job->cfg->games_per_strategy; g++) {
-        reward_game game;
-        play_game(job->cfg, fn, game_seed_mix(job->seed, (uint64_t)g, 0), &game);
-        send_record(fd, token, RW_REC_GAME, g, &game);
+    return fn;
+}
+
+void pyrunner_run(const rw_child_job *job, int fd, uint64_t token) {
+    int32_t verdict;
+    PyObject *fn = check_and_build(job, fd, token, &verdict);
+    if (fn) {
+        send_check(fd, token, job, RW_CHECK_OK, verdict, "");
+        for (int g = job->first_game; g < job->cfg->games_per_strategy; g++) {
+            rw_child_record rec;
+            memset(&rec, 0, sizeof rec);
+            rec.kind = RW_REC_GAME;
+            rec.value = g;
+            play_game(job->cfg, fn, game_seed_mix(job->seed, (uint64_t)g, 0), &rec.game);
+            send_record(fd, token, &rec);
+        }
+    }
+    /* Everything is reported: closing the pipe wakes the worker now, before this process's teardown
+     * (no strategy code runs past this point). */
+    close(fd);
+}
+
+void pyrunner_checker_main(int in_fd, int out_fd, uint64_t token) {
+    static char src[REWARD_MAX_SOURCE];
+    for (;;) {
+        rw_check_request rq;
+        if (rw_read_all(in_fd, &rq, sizeof rq) != 1 || rq.magic != RW_CHECK_MAGIC || rq.len > REWARD_MAX_SOURCE ||
+            rw_read_all(in_fd, src, rq.len) != 1)
+            _exit(0);   /* EOF (the worker is done with us) or a broken request */
+        double t0 = rw_now();
+        rw_check_response rs;
+        memset(&rs, 0, sizeof rs);
+        rs.token = token;
+        rs.verdict = RW_VERDICT_NONE;
+        const char *bytes = NULL;
+        PyObject *res = NULL;
+        PyObject *s = PyUnicode_DecodeUTF8(src, (Py_ssize_t)rq.len, "strict");
+        if (!s) {
+            PyErr_Clear();
+            rs.verdict = RW_VERDICT_SYNTAX;
+            snprintf(rs.msg, sizeof rs.msg, "syntax error: the source is not valid UTF-8");
+        } else {
+            res = PyObject_CallOneArg(check_marshal_fn, s);
+            Py_DECREF(s);
+            if (!res) {
+                take_exception(rs.msg, REWARD_GAME_ERROR_LEN, "check failed: ");
+            } else {
+                long kind = PyLong_AsLong(PyTuple_GET_ITEM(res, 0));
+                const char *text = PyUnicode_AsUTF8(PyTuple_GET_ITEM(res, 1));
+                PyObject *code = PyTuple_GET_ITEM(res, 2);
+                if (!text || kind < RW_VERDICT_OK || kind > RW_VERDICT_BANNED) {
+                    PyErr_Clear();
+                    snprintf(rs.msg, REWARD_GAME_ERROR_LEN, "check failed: bad checker result");
+                } else if (kind == RW_VERDICT_OK && (size_t)PyBytes_GET_SIZE(code) > RW_MAX_CODE) {
+                    snprintf(rs.msg, REWARD_GAME_ERROR_LEN, "the compiled code is larger than %u bytes", RW_MAX_CODE);
+                } else {
+                    rs.verdict = (int32_t)kind;
+                    snprintf(rs.msg, REWARD_GAME_ERROR_LEN, "%s", text);
+                    if (kind == RW_VERDICT_OK) {
+                        bytes = PyBytes_AS_STRING(code);
+                        rs.code_len = (uint32_t)PyBytes_GET_SIZE(code);
+                    }
+                }
+            }
+        }
+        rs.seconds = rw_now() - t0;
+        if (rw_write_all(out_fd, &rs, sizeof rs, 0) != 0 || (rs.code_len && rw_write_all(out_fd, bytes, rs.code_len, 0) != 0))
+            _exit(3);
+        Py_XDECREF(res);
     }
 }

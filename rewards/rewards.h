@@ -9,16 +9,22 @@
  * Processes (see /work/shared/DESIGN.md, "Processes, and why the pool is forked first"):
  *
  *   trainer ──(pool.c)──> zygote (zygote.c): forked by reward_pool_create before any thread exists;
- *                          embeds CPython once, pre-imports the allowed modules, gc.freeze().
+ *                          embeds CPython once, pre-imports the allowed modules, warms the per-job
+ *                          path on a sample strategy, gc.freeze().
  *                            └── N workers (worker.c): forked from the zygote (so they share its
  *                                Python heap copy-on-write; a dead worker is replaced by another fork
  *                                of the zygote, never of the multi-threaded trainer).
+ *                                  ├── a checker: a long-lived sandboxed child that parses, checks and
+ *                                  │   compiles sources (never runs them); its verdicts and code are
+ *                                  │   cached by the worker per source.
  *                                  └── one child per job: sandbox.c confines it (process group,
- *                                      parent-death signal, fds closed, rlimits, no_new_privs,
- *                                      seccomp), pyrunner.c checks the source and plays the games.
+ *                                      parent-death signal, fds closed, rlimits, no capabilities,
+ *                                      no_new_privs, seccomp), pyrunner.c builds the function from the
+ *                                      checker's code and plays the games.
  *
  * Every process up the chain holds PR_SET_PDEATHSIG(SIGKILL), so a dying trainer takes the zygote,
  * the workers and their children along. The worker, not the child, enforces wall-clock limits.
+ * docs/sandbox.md describes the layers, the hostile-strategy suite and the benchmark.
  *
  * The reward functions (values of the public Unsloth 2048 GRPO notebook, plus game_progress):
  *   function_works     +1 valid; −2 no function (extraction failed) or syntax error; −0.5 compiles but
@@ -55,17 +61,23 @@ int reward_func_from_name(const char *name);
 #define REWARD_MAX_GAMES 1024
 /* Largest strategy source in bytes (after extraction); a longer one is scored as no_function. */
 #define REWARD_MAX_SOURCE (256 * 1024)
-/* Seconds a job may spend before its first game: fork, sandbox, syntax/import/structure checks and
- * exec of the definition. A child that has not reported its checks by then is killed (timeout). */
+/* Seconds for a job's checks: the worker's checker gets this long for its verdict on the source
+ * (syntax, structure, imports), and the job's child this long from its fork to its check record (sandbox,
+ * loading the code, exec of the definition). Either overrun ends the job as a timeout. */
 #define REWARD_CHECK_ALLOWANCE 0.5
 /* Seconds past a game's timeout before the worker kills the child: lets a strategy that is slow but
  * still returning moves be stopped by the child's own per-move clock check (the game ends "timeout"
  * and the next game still runs in the same child). */
 #define REWARD_KILL_GRACE 0.05
 
+/* Most worker processes per online CPU: reward_pool_create clamps rewards.workers to this many times the
+ * CPUs (more would only time-share the cores, and cost a CPython heap each), saying so on stderr. */
+#define REWARD_MAX_WORKERS_PER_CPU 4
+
 typedef struct {
     int parallel;            /* 1: jobs on `workers` workers concurrently; 0: one job at a time, printing each */
-    int workers;             /* worker processes; 0 = number of online CPUs (1 when parallel == 0) */
+    int workers;             /* worker processes; 0 = number of online CPUs (1 when parallel == 0); at most
+                                REWARD_MAX_WORKERS_PER_CPU per online CPU are started (see reward_pool_workers) */
     double timeout;          /* wall-clock seconds per game (default 1.0) */
     int games_per_strategy;  /* default 1, at most REWARD_MAX_GAMES */
     int board_size;          /* default 4 */
@@ -142,7 +154,14 @@ int reward_extract_strategy(const char *completion, char *out, size_t outlen);
 
 typedef struct reward_pool reward_pool;
 
-/* Forks the zygote and its workers. Call before creating any thread, from the main thread (the
+/* The number of workers reward_pool_create starts for cfg: 1 when cfg->parallel == 0; the online CPUs
+ * when cfg->workers == 0; cfg->workers clamped to REWARD_MAX_WORKERS_PER_CPU × the online CPUs, in which
+ * case note (notelen bytes, may be NULL) says so ("rewards.workers=64 is more than 4x the 2 online CPUs;
+ * using 8"); note is "" otherwise. cfg is not validated here. */
+int reward_pool_workers(const reward_config *cfg, char *note, size_t notelen);
+
+/* Forks the zygote and its workers (as many as reward_pool_workers says; a clamp is reported on stderr
+ * as "reward pool: <note>"). Call before creating any thread, from the main thread (the
  * zygote's parent-death signal fires when the creating thread exits). Blocks until every worker is
  * ready (CPython initialised in the zygote: tens of milliseconds). NULL + err on failure (invalid
  * config naming the field, fork/socket failure, CPython failing to start). */
@@ -172,11 +191,35 @@ int reward_pool_play(reward_pool *p, const char *source, uint64_t seed, reward_g
  * returns how many workers there are. */
 int reward_pool_worker_pids(const reward_pool *p, int *pids, int max);
 
+/* Where the pool's time went, summed over the jobs its workers completed since reward_pool_create or
+ * the last reward_pool_reset_stats (jobs whose worker died are not included). All times in seconds.
+ * Per-job sandbox overhead = (job_seconds - play_seconds) / jobs. */
+typedef struct {
+    long jobs;               /* results read from workers */
+    long children;           /* sandboxed child processes forked for them (≥ 1 per job that was not
+                                answered from a worker's check cache; more when a game was killed) */
+    long cached_checks;      /* jobs whose source checks came from a worker's cache */
+    long minor_faults;       /* page faults of the children (nearly all copy-on-write copies) */
+    double fork_seconds;     /* worker's fork() call → the child running */
+    double sandbox_seconds;  /* child: process group, fds, rlimits, capabilities, seccomp filter */
+    double check_seconds;    /* child: source checks and building the function */
+    double play_seconds;     /* child: the games (strategy calls and moves) */
+    double finish_seconds;   /* worker: the child's last record → the child reaped */
+    double job_seconds;      /* trainer: job sent → result read */
+} reward_pool_stats;
+
+/* Copies the pool's statistics into *out. */
+void reward_pool_get_stats(const reward_pool *p, reward_pool_stats *out);
+
+/* Zeroes the pool's statistics. */
+void reward_pool_reset_stats(reward_pool *p);
+
 /* Kills and reaps the zygote and all workers (and, through them, any job still running). NULL is a
  * no-op. */
 void reward_pool_destroy(reward_pool *p);
 
-/* `grpo2048 play --strategy FILE.py [--games N] [--seed S] [--size N] [--target T] [--timeout SEC]`:
+/* `grpo2048 play --strategy FILE.py [--games N] [--seed S] [--size N] [--target T] [--timeout SEC]
+ *  [--memory MIB] [--max-stuck-moves N]`:
  * argv[0] is the command name ("play"). Plays the strategy (raw Python, or a completion with a fenced
  * block) through the same sandbox and prints one JSON line per game to stdout. Returns 0 (also when the
  * strategy fails), 2 on a usage error, 1 when the file cannot be read or the pool cannot start. */

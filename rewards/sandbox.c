@@ -1,5 +1,6 @@
 /*
- * rewards/sandbox.c: confines a job's child before it runs any strategy code.
+ * rewards/sandbox.c: confines a job's child before it runs any strategy code (and a worker's checker
+ * before it parses any source).
  *
  * sandbox_enter runs in the freshly forked child (single-threaded, forked from a worker) in this fixed
  * order; each step relies on the ones before it:
@@ -9,7 +10,8 @@
  *                                race where the worker died before the prctl.
  *   3. the result pipe moves to fd SANDBOX_RESULT_FD (3) and every other fd is closed (close_range),
  *                                so nothing inherited (the worker's socket to the trainer) can be reached.
- *   4. rlimits                   RLIMIT_AS = current address-space size + memory_limit (MemoryError
+ *                                (The checker also keeps its request pipe, read-only, on fd 4.)
+ *   4. rlimits                   RLIMIT_AS = address-space size at the fork + memory_limit (MemoryError
  *                                instead of swapping; skipped under AddressSanitizer, which reserves
  *                                terabytes of shadow address space), RLIMIT_CPU (a backstop for the
  *                                worker's wall clock), RLIMIT_FSIZE 0, RLIMIT_CORE 0, RLIMIT_NPROC 0 (no
@@ -197,14 +199,12 @@ static int load_filter(pid_t self, char *err, size_t errlen) {
 
 
 
-#ifndef GRPO2048_SANITIZE
-/* Current address-space size in bytes (VmSize), from /proc/self/statm; 0 when unreadable. */
-static size_t address_space_bytes(void) {
-    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+size_t sandbox_address_space(int statm_fd) {
+    int fd = statm_fd >= 0 ? statm_fd : open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
     if (fd < 0) return 0;
     char buf[128];
-    ssize_t r = read(fd, buf, sizeof buf - 1);
-    close(fd);
+    ssize_t r = pread(fd, buf, sizeof buf - 1, 0);
+    if (statm_fd < 0) close(fd);
     if (r <= 0) return 0;
     size_t pages = 0;
     ssize_t i = 0;
@@ -212,7 +212,6 @@ static size_t address_space_bytes(void) {
     if (i == 0) return 0;
     return pages * (size_t)sysconf(_SC_PAGESIZE);
 }
-#endif
 
 static int set_limit(int resource, rlim_t value, const char *name, char *err, size_t errlen) {
     struct rlimit rl = {value, value};
@@ -232,17 +231,26 @@ int sandbox_enter(const sandbox_limits *l, char *err, size_t errlen) {
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) SB_FAIL("prctl(PR_SET_PDEATHSIG): %s", strerror(errno));
     if (getppid() != l->parent) SB_FAIL("the worker exited before the job started");
 
-    /* 3. The result pipe on SANDBOX_RESULT_FD, every other fd closed. */
+    /* 3. The result pipe on SANDBOX_RESULT_FD (and a checker's request pipe on SANDBOX_INPUT_FD), every
+     *    other fd closed. */
+    if (l->input_fd >= 0 && l->input_fd != SANDBOX_INPUT_FD) SB_FAIL("the input fd must be on fd %d", SANDBOX_INPUT_FD);
     if (l->result_fd != SANDBOX_RESULT_FD) {
+        if (l->result_fd == SANDBOX_INPUT_FD && l->input_fd >= 0) SB_FAIL("result and input fds collide");
         if (dup2(l->result_fd, SANDBOX_RESULT_FD) != SANDBOX_RESULT_FD) SB_FAIL("dup2: %s", strerror(errno));
         close(l->result_fd);
     }
-    rw_close_fds_from(0, SANDBOX_RESULT_FD);
+    if (l->input_fd >= 0) {
+        for (int fd = 0; fd < SANDBOX_RESULT_FD; fd++) close(fd);
+        rw_close_fds_from(SANDBOX_INPUT_FD + 1, -1);
+    } else {
+        rw_close_fds_from(0, SANDBOX_RESULT_FD);
+    }
+    int nofile = (l->input_fd >= 0 ? SANDBOX_INPUT_FD : SANDBOX_RESULT_FD) + 1;
 
     /* 4. Resource limits. */
 #ifndef GRPO2048_SANITIZE
     if (l->memory_limit) {
-        size_t now = address_space_bytes();
+        size_t now = l->as_base ? l->as_base : sandbox_address_space(-1);
         if (!now) SB_FAIL("cannot read /proc/self/statm for RLIMIT_AS");
         if (set_limit(RLIMIT_AS, (rlim_t)(now + l->memory_limit), "RLIMIT_AS", err, errlen)) return -1;
     }
@@ -253,7 +261,7 @@ int sandbox_enter(const sandbox_limits *l, char *err, size_t errlen) {
     if (set_limit(RLIMIT_FSIZE, 0, "RLIMIT_FSIZE", err, errlen)) return -1;
     if (set_limit(RLIMIT_CORE, 0, "RLIMIT_CORE", err, errlen)) return -1;
     if (set_limit(RLIMIT_NPROC, 0, "RLIMIT_NPROC", err, errlen)) return -1;
-    if (set_limit(RLIMIT_NOFILE, SANDBOX_RESULT_FD + 1, "RLIMIT_NOFILE", err, errlen)) return -1;
+    if (set_limit(RLIMIT_NOFILE, (rlim_t)nofile, "RLIMIT_NOFILE", err, errlen)) return -1;
     if (set_limit(RLIMIT_MEMLOCK, 0, "RLIMIT_MEMLOCK", err, errlen)) return -1;
 
     /* 5. No capabilities (a no-op for an unprivileged worker). */
@@ -286,7 +294,7 @@ int sandbox_probe(char *err, size_t errlen) {
             close(p[1]);
         }
         char msg[200] = "";
-        sandbox_limits l = {SANDBOX_RESULT_FD, parent, 2.0, (size_t)64 << 20};
+        sandbox_limits l = {SANDBOX_RESULT_FD, -1, parent, 2.0, (size_t)64 << 20, 0};
         if (sandbox_enter(&l, msg, sizeof msg) == 0) {
             /* The filter must be live: opening a file fails with EACCES. */
             int fd = open("/dev/null", O_RDONLY);

@@ -1,6 +1,7 @@
 /*
  * tests/rewards/test_play.c: the `play` subcommand (cmd_play) — one JSON line per game with the
- * documented fields, raw Python and fenced completions both accepted, a failing strategy still exits 0,
+ * documented fields, raw Python and fenced completions both accepted, --max-stuck-moves and --memory
+ * passed to the sandbox, a failing strategy still exits 0,
  * usage and file errors exit 2 and 1 with a message. cmd_play runs in a forked child whose stdout and
  * stderr are captured. When GRPO2048_BIN names a built grpo2048, `grpo2048 play` is run through it too.
  */
@@ -142,6 +143,17 @@ int main(void) {
     CHECK(cJSON_IsString(e) && strstr(e->valuestring, "syntax error"));
     cJSON_Delete(j);
 
+    /* --max-stuck-moves and --memory reach the sandbox. */
+    char always_w[1024];
+    tu_strategy_path("always_w", always_w, sizeof always_w);
+    const char *a4[] = {"play", "--strategy", always_w, "--max-stuck-moves", "7", "--memory", "64", NULL};
+    CHECK_EQ_INT(run_play(a4), 0);
+    j = line_json(0);
+    CHECK(!strcmp(check_line(j, 0, "0"), "stuck"));
+    e = j ? cJSON_GetObjectItemCaseSensitive(j, "error") : NULL;
+    CHECK_MSG(cJSON_IsString(e) && strstr(e->valuestring, "did not change for 7 moves"), "[%s]", last_line);
+    cJSON_Delete(j);
+
     /* Usage errors: 2 with a message; file errors: 1. */
     const char *bad[][8] = {
         {"play", NULL},
@@ -151,6 +163,8 @@ int main(void) {
         {"play", "--strategy", corner, "--timeout", "-1", NULL},
         {"play", "--strategy", corner, "--seed", "-3", NULL},
         {"play", "--strategy", corner, "--frobnicate", NULL},
+        {"play", "--strategy", corner, "--memory", "8", NULL},
+        {"play", "--strategy", corner, "--max-stuck-moves", "0", NULL},
         {"play", "--strategy", NULL},
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {

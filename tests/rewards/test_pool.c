@@ -5,6 +5,8 @@
  * strategy across pools, parallel vs sequential giving identical rewards (and the sequential log),
  * several games per strategy, a worker killed with SIGKILL mid-batch, that destroying the pool — or
  * killing the trainer — leaves no worker behind, and that a killed zygote makes the pool fail cleanly.
+ * Also stuck detection (on by default, milliseconds, counted apart from timeouts) and the workers'
+ * check cache with the pool's statistics.
  */
 #include <errno.h>
 #include <signal.h>
@@ -342,8 +344,109 @@ static void test_zygote_death(void) {
     free(src);
 }
 
+/* Stuck detection is on by default: "always W" ends as stuck in milliseconds even with a 10 s limit;
+ * stuck games and timeouts are counted apart; rewards.max_stuck_moves is honoured. */
+static void test_stuck(void) {
+    reward_config c;
+    reward_config_defaults(&c);
+    CHECK_EQ_INT(c.max_stuck_moves, 1000);
+    c.workers = 1;
+    c.timeout = 10.0;
+    char err[256];
+    reward_pool *p = reward_pool_create(&c, err, sizeof err);
+    CHECK(p != NULL);
+    char *always_w = tu_strategy("always_w");
+    reward_game games[1];
+    reward_result r;
+    CHECK_EQ_INT(reward_pool_play(p, always_w, 1, games, 1, &r, err, sizeof err), 0);
+    CHECK_EQ_INT(r.outcome, OUTCOME_STUCK);
+    CHECK_EQ_INT(r.stuck, 1);
+    CHECK_EQ_INT(r.timeouts, 0);
+    CHECK_MSG(r.seconds < 0.2, "stuck after %.3f s with a 10 s limit", r.seconds);
+    CHECK_NEAR(r.rewards[RF_STRATEGY_SUCCEEDS], -1.0, 0);   /* scored like a timeout */
+    CHECK_MSG(strstr(r.error, "did not change for 1000 moves") != NULL, "[%s]", r.error);
+    printf("always W: stuck after %.1f ms (limit 10 s)\n", 1e3 * r.seconds);
+    reward_pool_destroy(p);
+
+    /* Four games: an endless loop in some (decided by the initial board), "W" forever in the others. */
+    c.timeout = 0.3;
+    c.games_per_strategy = 4;
+    c.max_stuck_moves = 5;
+    p = reward_pool_create(&c, err, sizeof err);
+    CHECK(p != NULL);
+    const char *mixed =
+        "def strategy(board):\n"
+        "    cells = [v for row in board for v in row]\n"
+        "    if sum(cells) <= 8 and cells.index(max(cells)) % 2 == 0:\n"
+        "        while True:\n"
+        "            pass\n"
+        "    return 'W'\n";
+    reward_game g6[4];
+    CHECK_EQ_INT(reward_pool_play(p, mixed, 3, g6, 4, &r, err, sizeof err), 0);
+    int stuck = 0, timeouts = 0;
+    for (int g = 0; g < 4; g++) {
+        stuck += g6[g].outcome == OUTCOME_STUCK;
+        timeouts += g6[g].outcome == OUTCOME_TIMEOUT;
+        if (g6[g].outcome == OUTCOME_STUCK) {
+            CHECK_MSG(strstr(g6[g].error, "did not change for 5 moves") != NULL, "[%s]", g6[g].error);
+            CHECK_MSG(g6[g].seconds < 0.05, "game %d stuck after %.3f s", g, g6[g].seconds);
+        }
+    }
+    CHECK_EQ_INT(stuck + timeouts, 4);
+    CHECK_MSG(stuck >= 1 && timeouts >= 1, "%d stuck, %d timeouts", stuck, timeouts);
+    CHECK_EQ_INT(r.stuck, stuck);
+    CHECK_EQ_INT(r.timeouts, timeouts);
+    printf("4 games: %d stuck, %d timeouts, counted apart\n", stuck, timeouts);
+    reward_pool_destroy(p);
+    free(always_w);
+}
+
+/* The worker's check cache and checker, and the pool's statistics: a source seen before is not checked
+ * again (a failing one forks nothing at all), every number adds up. */
+static void test_check_cache(void) {
+    reward_pool *p = tu_pool(1, 1, 1.0, 64, 1);
+    char *corner = tu_strategy("corner"), *syntax = tu_strategy("syntax_error"), *banned = tu_strategy("banned_numpy");
+    char err[256];
+    uint64_t seed = 9;
+    reward_result first[3], again[3];
+    const char *s[3] = {corner, syntax, banned};
+    uint64_t seeds[3] = {seed, seed, seed};
+    CHECK_EQ_INT(reward_pool_score_sources(p, 3, s, seeds, first, NULL, err, sizeof err), 0);
+    reward_pool_stats st;
+    reward_pool_get_stats(p, &st);
+    CHECK_EQ_INT(st.jobs, 3);
+    CHECK_EQ_INT(st.cached_checks, 0);
+    CHECK_EQ_INT(st.children, 1);   /* only the source that passed its checks plays */
+    reward_pool_reset_stats(p);
+    CHECK_EQ_INT(reward_pool_score_sources(p, 3, s, seeds, again, NULL, err, sizeof err), 0);
+    reward_pool_get_stats(p, &st);
+    CHECK_EQ_INT(st.jobs, 3);
+    CHECK_EQ_INT(st.cached_checks, 3);
+    CHECK_EQ_INT(st.children, 1);
+    for (int i = 0; i < 3; i++) {
+        CHECK_EQ_INT(again[i].outcome, first[i].outcome);
+        CHECK_NEAR(again[i].reward, first[i].reward, 0);
+        CHECK(!strcmp(again[i].error, first[i].error));
+        CHECK_EQ_INT(again[i].moves, first[i].moves);
+    }
+    CHECK_EQ_INT(first[0].outcome, OUTCOME_SUCCESS);
+    CHECK_EQ_INT(first[1].outcome, OUTCOME_SYNTAX_ERROR);
+    CHECK_EQ_INT(first[2].outcome, OUTCOME_BANNED_IMPORT);
+    CHECK(st.fork_seconds > 0 && st.sandbox_seconds > 0 && st.check_seconds > 0 && st.play_seconds > 0);
+    CHECK(st.job_seconds >= st.play_seconds && st.minor_faults > 0);
+    printf("cached checks: job %.0f us, of which fork %.0f, sandbox %.0f, checks %.0f, play %.0f us; %ld page faults\n",
+           1e6 * st.job_seconds / 3, 1e6 * st.fork_seconds, 1e6 * st.sandbox_seconds, 1e6 * st.check_seconds,
+           1e6 * st.play_seconds, st.minor_faults);
+    reward_pool_destroy(p);
+    free(corner);
+    free(syntax);
+    free(banned);
+}
+
 int main(void) {
     double t0 = tu_now();
+    test_stuck();
+    test_check_cache();
     test_values();
     test_failing_games();
     test_random_repeatable();

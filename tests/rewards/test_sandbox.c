@@ -1,10 +1,8 @@
 /*
- * tests/rewards/test_sandbox.c: one small strategy per attack or misbehaviour (in the spirit of DMOJ's
- * cptbox tests), each checked for the outcome the sandbox promises: files cannot be opened, processes,
- * threads and sockets end the job (SIGSYS), the worker cannot be signalled, the result cannot be
- * forged, memory is bounded, time is bounded whatever the strategy does to its own fds, printing is
- * harmless, signals to itself work. Also the worker's restart of a child after a killed game, and the
- * child's own per-game clock.
+ * tests/rewards/test_sandbox.c: the worker's clocks over several games per job — an endless loop killed
+ * at each game's own deadline with the next game in a new child, a slow strategy stopped by the child's
+ * own per-game clock (no kill), and a strategy that loops in some games only (the others still count).
+ * (One strategy per attack, each with its promised outcome, is test_hostile.c.)
  */
 #include <string.h>
 #include <unistd.h>
@@ -12,61 +10,10 @@
 #include "tests/rewards/rewards_testutil.h"
 #include "tests/testing.h"
 
-typedef struct {
-    const char *name;
-    reward_outcome outcome;     /* expected; OUTCOME_COUNT: anything but crash/exception/invalid_move */
-    const char *error;          /* substring of the error, or NULL */
-} attack;
-
 int main(void) {
     double t0 = tu_now();
-    const double timeout = 0.5;
-    attack attacks[] = {
-        {"open_passwd", OUTCOME_EXCEPTION, "PermissionError"},
-        {"fork", OUTCOME_CRASH, "signal 31"},
-        {"socket_connect", OUTCOME_CRASH, "signal 31"},
-        {"thread", OUTCOME_CRASH, "signal 31"},
-        {"kill_parent", OUTCOME_CRASH, "signal 31"},
-        {"exit_early", OUTCOME_CRASH, "before reporting"},
-        {"forge_result", OUTCOME_CRASH, "corrupt result"},
-        {"import_json", OUTCOME_EXCEPTION, "ModuleNotFoundError"},
-        {"sleeper", OUTCOME_TIMEOUT, "timeout"},
-        {"close_and_loop", OUTCOME_TIMEOUT, "timeout"},
-        {"chatty", OUTCOME_COUNT, NULL},
-        {"self_signal", OUTCOME_COUNT, NULL},
-#ifndef GRPO2048_SANITIZE
-        /* Under AddressSanitizer RLIMIT_AS is not set (ASan reserves terabytes of address space). */
-        {"memory_hog", OUTCOME_MEMORY, "MemoryError"},
-#endif
-    };
-    enum { N = sizeof attacks / sizeof *attacks };
-    reward_pool *p = tu_pool(1, 2, timeout, 2048, 1);
-    int pids_before[2], pids_after[2];
-    reward_pool_worker_pids(p, pids_before, 2);
-    char *src[N];
-    uint64_t seeds[N];
-    reward_result r[N];
-    for (int i = 0; i < N; i++) { src[i] = tu_strategy(attacks[i].name); seeds[i] = 1; }
     char err[256];
-    CHECK_EQ_INT(reward_pool_score_sources(p, N, (const char *const *)src, seeds, r, NULL, err, sizeof err), 0);
-    for (int i = 0; i < N; i++) {
-        const attack *a = &attacks[i];
-        printf("%-16s %-12s %.3f s  %s\n", a->name, reward_outcome_name(r[i].outcome), r[i].seconds, r[i].error);
-        if (a->outcome == OUTCOME_COUNT)
-            CHECK_MSG(r[i].outcome == OUTCOME_FAILED || r[i].outcome == OUTCOME_STUCK || r[i].outcome == OUTCOME_SUCCESS,
-                      "%s: %s (%s)", a->name, reward_outcome_name(r[i].outcome), r[i].error);
-        else
-            CHECK_MSG(r[i].outcome == a->outcome, "%s: %s, expected %s (%s)", a->name,
-                      reward_outcome_name(r[i].outcome), reward_outcome_name(a->outcome), r[i].error);
-        if (a->error) CHECK_MSG(strstr(r[i].error, a->error) != NULL, "%s: error [%s] lacks [%s]", a->name, r[i].error, a->error);
-        CHECK_MSG(r[i].seconds < timeout + 0.2, "%s took %.3f s", a->name, r[i].seconds);
-        /* Imports of standard modules are not cheating, even when the sandbox refuses them. */
-        CHECK_NEAR(r[i].rewards[RF_NO_CHEATING], 1, 0);
-    }
-    /* kill_parent was stopped before it reached the worker: the same workers serve on. */
-    CHECK_EQ_INT(reward_pool_worker_pids(p, pids_after, 2), 2);
-    CHECK(pids_after[0] == pids_before[0] && pids_after[1] == pids_before[1]);
-    reward_pool_destroy(p);
+    reward_pool *p;
 
     /* Three games of an endless loop: each game is killed at its own deadline and the next game runs in
      * a new child, so all three time out, each after about `timeout`. */
@@ -124,7 +71,6 @@ int main(void) {
     CHECK(looped >= 1 && played >= 1 && looped + played == 4);
     reward_pool_destroy(p);
 
-    for (int i = 0; i < N; i++) free(src[i]);
     printf("test_sandbox: %.2f s\n", tu_now() - t0);
     return TEST_DONE();
 }

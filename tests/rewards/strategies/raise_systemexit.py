@@ -1,0 +1,2 @@
+def strategy(board):
+    raise SystemExit

@@ -1,0 +1,4 @@
+def strategy(board):
+    import threading
+    threading.Thread(target=print, args=("hello",)).start()
+    return "W"
