@@ -49,7 +49,7 @@ typedef struct {
     int board_size;             /* rewards.board_size: N of the N×N board */
     int target;                 /* rewards.target: tile that wins, a power of two in 4..2^30 */
     double probability_fours;   /* rewards.probability_fours: chance a spawned tile is a 4 */
-    int max_stuck_moves;        /* rewards.max_stuck_moves: moves in a row that change nothing → fail */
+    int max_stuck_moves;        /* rewards.max_stuck_moves: moves in a row that change nothing → "stuck" */
     int memory_limit_mb;        /* rewards.memory_limit_mb: MiB a strategy may allocate */
     double weights[CONFIG_NUM_REWARDS]; /* rewards.functions: weight of each reward function */
 } grpo_config_rewards;

@@ -20,6 +20,7 @@ static void usage(FILE *f) {
             "                                            GRPO training (metrics in OUTPUT_DIR/metrics.sqlite)\n"
             "  sft CONFIG.yaml [--set key=value ...]     supervised fine-tuning on a prompt/completion JSONL\n"
             "  play --strategy FILE.py [--games N] [--seed S] [--size N] [--target T] [--timeout SEC]\n"
+            "       [--memory MIB] [--max-stuck-moves N]\n"
             "                                            play a strategy through the reward sandbox (JSON lines)\n"
             "  generate --model DIR --prompt TEXT [--max-new-tokens N] [--temperature T] [--seed S] [--logprobs]\n"
             "                                            sample a completion (JSON)\n"
