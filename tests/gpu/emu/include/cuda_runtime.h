@@ -1,0 +1,2 @@
+/* tests/gpu/emu/include/cuda_runtime.h: the CPU emulator's stand-in for CUDA's cuda_runtime.h (see ../cuda_emu.h). */
+#include "../cuda_emu.h"
