@@ -190,3 +190,19 @@ char *policy_decode(const policy *p, const int *ids, int n) {
     if (k < 0) out[0] = '\0';
     return out;
 }
+
+unsigned char *policy_decay_mask(const llama_model *m) {
+    unsigned char *decay = malloc(m->num_params ? m->num_params : 1);
+    if (!decay) return NULL;
+    for (int i = 0; i < m->num_tensors; i++) {
+        const llama_tensor *t = &m->tensors[i];
+        memset(decay + (t->data - m->params), t->decay ? 1 : 0, t->numel);
+    }
+    return decay;
+}
+
+adamw_hparams policy_adamw_hparams(const grpo_config *c) {
+    adamw_hparams h = {(float)c->learning_rate, (float)c->adam_beta1, (float)c->adam_beta2, (float)c->adam_epsilon,
+                       (float)c->weight_decay};
+    return h;
+}

@@ -11,6 +11,7 @@
 #include "model/llama.h"
 #include "model/tokenizer.h"
 #include "trainer/config.h"
+#include "trainer/optim.h"
 
 /* Parses `CONFIG.yaml [--set key=value ...] [--help]` for `command` ("train" or "sft") into c
  * (defaults, then the file, then the --set overrides in order, then config_validate). For "train",
@@ -48,6 +49,13 @@ char *policy_decode(const policy *p, const int *ids, int n);
 
 /* 1 when id is one of the policy's stop ids. */
 int policy_is_stop(const policy *p, int id);
+
+/* The AdamW weight-decay flags of every parameter (num_params,): 1 in matrices, 0 in norms and biases
+ * (HF Trainer's no-decay rule, from llama_tensor.decay). malloc'd; NULL when out of memory. */
+unsigned char *policy_decay_mask(const llama_model *m);
+
+/* AdamW hyper-parameters from the config (learning_rate, adam_beta1/2, adam_epsilon, weight_decay). */
+adamw_hparams policy_adamw_hparams(const grpo_config *c);
 
 /* Seconds on a monotonic clock. */
 double now_seconds(void);

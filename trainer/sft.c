@@ -219,18 +219,13 @@ int cmd_sft(int argc, char **argv) {
     logp = malloc(sizeof(float) * (size_t)B * maxT);
     dlogp = malloc(sizeof(float) * (size_t)B * maxT);
     const size_t nparams = pol.model.num_params;
-    decay = malloc(nparams);
+    decay = policy_decay_mask(&pol.model);
     idx = malloc(sizeof(int) * (size_t)B * A);
     if (!idx || !tokens || !mask || !logp || !dlogp || !decay || adamw_init(&opt, nparams) != 0) {
         fprintf(stderr, "grpo2048 sft: out of memory\n");
         goto cleanup;
     }
-    for (int i = 0; i < pol.model.num_tensors; i++) {
-        const llama_tensor *t = &pol.model.tensors[i];
-        memset(decay + (t->data - pol.model.params), t->decay ? 1 : 0, t->numel);
-    }
-    adamw_hparams hp = {(float)c.learning_rate, (float)c.adam_beta1, (float)c.adam_beta2, (float)c.adam_epsilon,
-                        (float)c.weight_decay};
+    adamw_hparams hp = policy_adamw_hparams(&c);
     lr_schedule sched = (lr_schedule)lr_schedule_from_name(c.lr_scheduler_type);
 
     if (make_dirs(c.output_dir, err, sizeof err) != 0) { fprintf(stderr, "grpo2048 sft: %s\n", err); goto cleanup; }

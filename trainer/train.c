@@ -757,14 +757,9 @@ int cmd_train(int argc, char **argv) {
                               (float)c.epsilon_high, c.delta_set ? (float)c.delta : 0.0f, (float)c.beta, r.max_new, r.A,
                               0.0};
     const size_t nparams = r.pol.model.num_params;
-    r.decay = malloc(nparams);
+    r.decay = policy_decay_mask(&r.pol.model);
     if (adamw_init(&r.opt, nparams) != 0 || !r.decay) { fprintf(stderr, "grpo2048 train: out of memory\n"); goto cleanup; }
-    for (int i = 0; i < r.pol.model.num_tensors; i++) {
-        const llama_tensor *t = &r.pol.model.tensors[i];
-        memset(r.decay + (t->data - r.pol.model.params), t->decay ? 1 : 0, t->numel);
-    }
-    adamw_hparams hp = {(float)c.learning_rate, (float)c.adam_beta1, (float)c.adam_beta2, (float)c.adam_epsilon,
-                        (float)c.weight_decay};
+    adamw_hparams hp = policy_adamw_hparams(&c);
     lr_schedule sched = (lr_schedule)lr_schedule_from_name(c.lr_scheduler_type);
     const size_t mt = (size_t)r.B * (r.P + r.max_new);
     r.tokens = malloc(sizeof(int) * mt);
