@@ -269,37 +269,44 @@ static void apply_repetition_penalty(const float *z, float *zp, const unsigned c
  * Driver
  */
 
-int llama_generate_ex(llama_model *m, const int *prompt, int P, int G, int max_new, const llama_sampling *s,
-                      uint64_t seed, int *out, int *out_len, float *out_logp, char *err, size_t errlen) {
-    const llama_config *c = &m->cfg;
-    LLAMA_ASSERT(m->state != NULL);
+int llama_generate_check_args(const llama_config *c, const int *prompt, int P, int G, int max_new,
+                              const llama_sampling *s, const int *out, const int *out_len, const char *who,
+                              char *err, size_t errlen) {
     if (!prompt || !s || !out || !out_len) {
-        snprintf(err, errlen, "llama_generate: prompt, sampling, out and out_len must not be NULL");
+        snprintf(err, errlen, "%s: prompt, sampling, out and out_len must not be NULL", who);
         return -1;
     }
     if (P < 1 || G < 1 || max_new < 1) {
-        snprintf(err, errlen, "llama_generate: P=%d, G=%d and max_new=%d must be >= 1", P, G, max_new);
+        snprintf(err, errlen, "%s: P=%d, G=%d and max_new=%d must be >= 1", who, P, G, max_new);
         return -1;
     }
     if ((long long)P + max_new > c->max_position_embeddings) {
-        snprintf(err, errlen, "llama_generate: P=%d + max_new=%d exceeds max_position_embeddings %d",
-                 P, max_new, c->max_position_embeddings);
+        snprintf(err, errlen, "%s: P=%d + max_new=%d exceeds max_position_embeddings %d", who, P, max_new,
+                 c->max_position_embeddings);
         return -1;
     }
     if (!(s->temperature >= 0.0f) || !isfinite(s->temperature) || s->top_k < 0 ||
         !(s->top_p > 0.0f && s->top_p <= 1.0f) || !(s->min_p >= 0.0f && s->min_p <= 1.0f) ||
         !(s->repetition_penalty >= 0.0f && isfinite(s->repetition_penalty)) || (s->stop_ids && s->num_stop < 0)) {
-        snprintf(err, errlen, "llama_generate: sampling needs temperature >= 0, top_k >= 0, 0 < top_p <= 1, "
-                 "0 <= min_p <= 1, repetition_penalty >= 0 (got %g, %d, %g, %g, %g)", (double)s->temperature,
+        snprintf(err, errlen, "%s: sampling needs temperature >= 0, top_k >= 0, 0 < top_p <= 1, "
+                 "0 <= min_p <= 1, repetition_penalty >= 0 (got %g, %d, %g, %g, %g)", who, (double)s->temperature,
                  s->top_k, (double)s->top_p, (double)s->min_p, (double)s->repetition_penalty);
         return -1;
     }
-    const int penalize = s->repetition_penalty > 0.0f && s->repetition_penalty != 1.0f;
     for (int i = 0; i < P; i++)
         if (prompt[i] < 0 || prompt[i] >= c->vocab_size) {
-            snprintf(err, errlen, "llama_generate: prompt[%d]=%d is not in [0, vocab_size %d)", i, prompt[i], c->vocab_size);
+            snprintf(err, errlen, "%s: prompt[%d]=%d is not in [0, vocab_size %d)", who, i, prompt[i], c->vocab_size);
             return -1;
         }
+    return 0;
+}
+
+int llama_generate_ex(llama_model *m, const int *prompt, int P, int G, int max_new, const llama_sampling *s,
+                      uint64_t seed, int *out, int *out_len, float *out_logp, char *err, size_t errlen) {
+    const llama_config *c = &m->cfg;
+    LLAMA_ASSERT(m->state != NULL);
+    if (llama_generate_check_args(c, prompt, P, G, max_new, s, out, out_len, "llama_generate", err, errlen)) return -1;
+    const int penalize = s->repetition_penalty > 0.0f && s->repetition_penalty != 1.0f;
     int Tmax = P + max_new, V = c->vocab_size, L = c->num_hidden_layers;
     size_t KD = (size_t)c->num_key_value_heads * c->head_dim;
     gen_buf gb;

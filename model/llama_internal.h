@@ -182,4 +182,13 @@ void llama_swiglu_forward(float *h, const float *gate, const float *up, size_t n
 /* dgate (n) = dh * up * silu'(gate), dup (n) = dh * silu(gate); dgate may alias dh. */
 void llama_swiglu_backward(float *dgate, float *dup, const float *dh, const float *gate, const float *up, size_t n);
 
+/* The argument checks that every backend's generate runs before any work (one rule set, so the CPU and
+ * CUDA samplers accept the same inputs): non-NULL pointers, P, G, max_new >= 1, P + max_new within
+ * max_position_embeddings, sampling ranges (temperature >= 0, top_k >= 0, 0 < top_p <= 1,
+ * 0 <= min_p <= 1, repetition_penalty >= 0, num_stop >= 0), prompt ids in [0, vocab_size).
+ * who names the caller in the message. Returns 0, or -1 with the message in err. */
+int llama_generate_check_args(const llama_config *c, const int *prompt, int P, int G, int max_new,
+                              const llama_sampling *s, const int *out, const int *out_len, const char *who,
+                              char *err, size_t errlen);
+
 #endif

@@ -166,34 +166,9 @@ extern "C" int llama_cuda_generate(llama_cuda_model *cm, const int *prompt, int 
     llama_cuda_ctx *ctx = cm->ctx;
     struct llama_cuda_state *st = cm->state;
     CUDA_ASSERT(st != NULL);
-    if (!prompt || !s || !out || !out_len) {
-        snprintf(err, errlen, "llama_cuda_generate: prompt, sampling, out and out_len must not be NULL");
+    if (llama_generate_check_args(c, prompt, P, G, max_new, s, out, out_len, "llama_cuda_generate", err, errlen))
         return -1;
-    }
-    if (P < 1 || G < 1 || max_new < 1) {
-        snprintf(err, errlen, "llama_cuda_generate: P=%d, G=%d and max_new=%d must be >= 1", P, G, max_new);
-        return -1;
-    }
-    if ((long long)P + max_new > c->max_position_embeddings) {
-        snprintf(err, errlen, "llama_cuda_generate: P=%d + max_new=%d exceeds max_position_embeddings %d", P, max_new,
-                 c->max_position_embeddings);
-        return -1;
-    }
-    if (!(s->temperature >= 0.0f) || !isfinite(s->temperature) || s->top_k < 0 ||
-        !(s->top_p > 0.0f && s->top_p <= 1.0f) || !(s->min_p >= 0.0f && s->min_p <= 1.0f) ||
-        !(s->repetition_penalty >= 0.0f && isfinite(s->repetition_penalty)) || (s->stop_ids && s->num_stop < 0)) {
-        snprintf(err, errlen, "llama_cuda_generate: sampling needs temperature >= 0, top_k >= 0, 0 < top_p <= 1, "
-                 "0 <= min_p <= 1, repetition_penalty >= 0 (got %g, %d, %g, %g, %g)", (double)s->temperature,
-                 s->top_k, (double)s->top_p, (double)s->min_p, (double)s->repetition_penalty);
-        return -1;
-    }
     const int penalize = s->repetition_penalty > 0.0f && s->repetition_penalty != 1.0f;
-    for (int i = 0; i < P; i++)
-        if (prompt[i] < 0 || prompt[i] >= c->vocab_size) {
-            snprintf(err, errlen, "llama_cuda_generate: prompt[%d]=%d is not in [0, vocab_size %d)", i, prompt[i],
-                     c->vocab_size);
-            return -1;
-        }
     int Tmax = P + max_new, act = ctx->act, L = c->num_hidden_layers;
     int KD = c->num_key_value_heads * c->head_dim;
     char e2[200];
