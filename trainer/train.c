@@ -12,7 +12,7 @@
  *   per micro-batch right after the generation); otherwise old_logp = logp, detached, as in TRL.
  *   With beta > 0 the reference model's log-probabilities are computed at generation time too.
  * One step, data flowing one way (see ../shared/DESIGN.md):
- *   generate  (when due) llama_generate per group, seeded game_seed_mix(seed, generation number, group);
+ *   generate  (when due) one llama_generate over all groups' rows, seeded game_seed_mix(seed, generation number, 0);
  *   reward    the sandboxed reward pool; completions of a group play the same game seeds,
  *             game_seed_mix(seed ^ 0x2048, generation number, group);
  *   update    per micro-batch: forward → grpo_loss (trainer/grpo.c) → backward; then clip → AdamW →
@@ -313,13 +313,13 @@ static int make_generation(run *r, int number, int step, step_acc *acc) {
                                .min_p = c->min_p_set ? (float)c->min_p : 0.0f,
                                .repetition_penalty = (float)c->repetition_penalty,
                                .stop_ids = r->pol.stop_ids, .num_stop = r->pol.num_stop};
-    for (int k = 0; k < r->groups; k++) {
-        uint64_t seed = game_seed_mix((uint64_t)c->seed, (uint64_t)number, (uint64_t)k);
-        if (llama_generate(&r->pol.model, r->prompt, r->P, r->G, r->max_new, &sampling, seed,
-                           g->tokens + (size_t)k * r->G * r->max_new, g->len + (size_t)k * r->G, r->err,
-                           sizeof r->err) != 0)
-            return -1;
-    }
+    /* Every group shares the prompt, so the whole generation is one batch: the prompt is prefilled
+     * once and all groups x num_generations rows decode together, each weight matrix read once per
+     * token for all of them (row i draws from its own stream seeded from (seed, i)). */
+    uint64_t seed = game_seed_mix((uint64_t)c->seed, (uint64_t)number, 0);
+    if (llama_generate(&r->pol.model, r->prompt, r->P, g->n, r->max_new, &sampling, seed, g->tokens, g->len,
+                       r->err, sizeof r->err) != 0)
+        return -1;
     g->number = number;
     m->generation_time = now_seconds() - t0;
     g->num_items = 0;
