@@ -1,6 +1,7 @@
 /*
  * trainer/inspect.c: `grpo2048 tokenize` and `grpo2048 generate` — look at what a model folder does,
- * with JSON on stdout, for users and for tests (the same code paths the trainer uses).
+ * with JSON on stdout, for users and for tests (the same code paths the trainer uses: generation and
+ * log-probabilities go through the backend --device picks, trainer/backend.h).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,6 +9,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "trainer/backend.h"
 #include "trainer/policy.h"
 
 static int print_json(cJSON *o) {
@@ -51,11 +53,13 @@ int cmd_tokenize(int argc, char **argv) {
 
 int cmd_generate(int argc, char **argv) {
     const char *usage = "usage: grpo2048 generate --model DIR --prompt TEXT [--max-new-tokens N] [--temperature T] "
-                        "[--top-k K] [--top-p P] [--seed S] [--chat-template auto|chatml|llama3|plain] [--logprobs]\n";
+                        "[--top-k K] [--top-p P] [--seed S] [--chat-template auto|chatml|llama3|plain] [--logprobs]\n"
+                        "                         [--device auto|cpu|cuda] [--tf32] [--bf16]\n";
     grpo_config c;
     config_defaults(&c);
     const char *prompt_text = NULL, *model = NULL, *chat = "auto";
-    int max_new = 256, top_k = 0, want_logprobs = 0;
+    const char *device = "auto";
+    int max_new = 256, top_k = 0, want_logprobs = 0, tf32 = 0, bf16 = 0;
     double temperature = 1.0, top_p = 1.0;
     unsigned long long seed = 0;
     for (int i = 0; i < argc; i++) {
@@ -63,6 +67,8 @@ int cmd_generate(int argc, char **argv) {
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help")) { fputs(usage, stdout); return 0; }
         else if (!strcmp(a, "--logprobs")) want_logprobs = 1;
+        else if (!strcmp(a, "--tf32")) tf32 = 1;
+        else if (!strcmp(a, "--bf16")) bf16 = 1;
         else if (!v) { fprintf(stderr, "grpo2048 generate: %s needs a value\n%s", a, usage); return 2; }
         else if (!strcmp(a, "--model")) { model = v; i++; }
         else if (!strcmp(a, "--prompt")) { prompt_text = v; i++; }
@@ -72,9 +78,14 @@ int cmd_generate(int argc, char **argv) {
         else if (!strcmp(a, "--top-p")) { top_p = atof(v); i++; }
         else if (!strcmp(a, "--seed")) { seed = strtoull(v, NULL, 10); i++; }
         else if (!strcmp(a, "--chat-template")) { chat = v; i++; }
+        else if (!strcmp(a, "--device")) { device = v; i++; }
         else { fprintf(stderr, "grpo2048 generate: unknown option '%s'\n%s", a, usage); return 2; }
     }
     if (!model || !prompt_text) { fputs(usage, stderr); return 2; }
+    if (strcmp(device, "auto") && strcmp(device, "cpu") && strcmp(device, "cuda")) {
+        fprintf(stderr, "grpo2048 generate: --device: expected auto, cpu or cuda, got '%s'\n", device);
+        return 2;
+    }
     if (max_new < 1 || temperature < 0 || top_p <= 0 || top_p > 1 || top_k < 0) {
         fprintf(stderr, "grpo2048 generate: expected --max-new-tokens >= 1, --temperature >= 0, 0 < --top-p <= 1, --top-k >= 0\n");
         return 2;
@@ -90,10 +101,15 @@ int cmd_generate(int argc, char **argv) {
     if (!prompt) { fprintf(stderr, "grpo2048 generate: %s\n", err); return 1; }
     if (P + max_new > p.model.cfg.max_position_embeddings) max_new = p.model.cfg.max_position_embeddings - P;
     if (max_new < 1) { fprintf(stderr, "grpo2048 generate: the prompt (%d tokens) fills the context\n", P); return 1; }
+    backend be;
+    if (backend_create(&be, device, backend_precision(tf32, bf16), &p.model, NULL, err, sizeof err) != 0) {
+        fprintf(stderr, "grpo2048 generate: %s\n", err);
+        return 2;
+    }
     int *out = malloc(sizeof(int) * max_new), len = 0;
     llama_sampling s = {.temperature = (float)temperature, .top_k = top_k, .top_p = (float)top_p,
                         .stop_ids = p.stop_ids, .num_stop = p.num_stop};
-    if (llama_generate(&p.model, prompt, P, 1, max_new, &s, seed, out, &len, err, sizeof err) != 0) {
+    if (backend_generate(&be, prompt, P, 1, max_new, &s, seed, out, &len, NULL, err, sizeof err) != 0) {
         fprintf(stderr, "grpo2048 generate: %s\n", err);
         return 1;
     }
@@ -104,6 +120,7 @@ int cmd_generate(int argc, char **argv) {
     cJSON *jids = cJSON_AddArrayToObject(o, "ids");
     for (int i = 0; i < len; i++) cJSON_AddItemToArray(jids, cJSON_CreateNumber(out[i]));
     cJSON_AddBoolToObject(o, "finished", len > 0 && policy_is_stop(&p, out[len - 1]));
+    cJSON_AddStringToObject(o, "device", be.ops->name);
     if (want_logprobs) {
         /* log p of each generated token under the model, from a full forward pass over prompt + completion */
         int T = P + len;
@@ -111,12 +128,13 @@ int cmd_generate(int argc, char **argv) {
         float *lp = malloc(sizeof(float) * T);
         memcpy(tok, prompt, sizeof(int) * P);
         memcpy(tok + P, out, sizeof(int) * len);
-        llama_forward_logprobs(&p.model, tok, 1, T, lp, NULL);
+        backend_forward_logprobs(&be, tok, 1, T, 1.0f, lp, NULL);
         cJSON *jl = cJSON_AddArrayToObject(o, "logprobs");
         for (int i = 0; i < len; i++) cJSON_AddItemToArray(jl, cJSON_CreateNumber(lp[P + i]));
         free(tok); free(lp);
     }
     free(text); free(out); free(prompt);
+    backend_free(&be);
     policy_free(&p);
     config_free(&c);
     return print_json(o);

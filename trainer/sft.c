@@ -8,7 +8,8 @@
  * every epoch with the config's seed; a held-out fraction (sft_eval_fraction) gives eval_loss.
  * Steps: ceil(num_train_epochs × train examples / (per_device_train_batch_size ×
  * gradient_accumulation_steps)), at most max_steps. Every resource is released at one cleanup label,
- * on success and on every error path.
+ * on success and on every error path. The model runs on the backend `device` picks (trainer/backend.h);
+ * checkpoints and the result are saved from the host copies, which the backend updates first.
  */
 #include <math.h>
 #include <stdio.h>
@@ -19,6 +20,7 @@
 #include <cjson/cJSON.h>
 
 #include "game2048/game.h"
+#include "trainer/backend.h"
 #include "trainer/checkpoint.h"
 #include "trainer/metrics.h"
 #include "trainer/optim.h"
@@ -143,12 +145,13 @@ static int build_batch(const sft_example *ex, const int *idx, int B, int pad, in
 }
 
 /* Mean NLL of the completion tokens of examples [0, n) in batches of B. */
-static double eval_loss(policy *p, const sft_example *ex, const int *idx, int n, int B, int *tokens, float *mask, float *logp) {
+static double eval_loss(policy *p, backend *be, const sft_example *ex, const int *idx, int n, int B, int *tokens,
+                        float *mask, float *logp) {
     double nll = 0, count = 0;
     for (int i = 0; i < n; i += B) {
         int b = n - i < B ? n - i : B;
         int T = build_batch(ex, idx + i, b, p->pad_id, tokens, mask);
-        llama_forward_logprobs(&p->model, tokens, b, T, logp, NULL);
+        backend_forward_logprobs(be, tokens, b, T, 1.0f, logp, NULL);
         for (size_t k = 0; k < (size_t)b * T; k++) { nll -= mask[k] * logp[k]; count += mask[k]; }
     }
     return count > 0 ? nll / count : 0.0;
@@ -169,9 +172,10 @@ int cmd_sft(int argc, char **argv) {
     int n = 0;
     int *order = NULL, *idx = NULL, *tokens = NULL;
     float *mask = NULL, *logp = NULL, *dlogp = NULL;
-    unsigned char *decay = NULL;
     adamw_state opt;
     memset(&opt, 0, sizeof opt);
+    backend be;
+    memset(&be, 0, sizeof be);
     char *config_yaml = NULL;
     metrics_db *db = NULL;
     char path[4096];
@@ -219,10 +223,14 @@ int cmd_sft(int argc, char **argv) {
     logp = malloc(sizeof(float) * (size_t)B * maxT);
     dlogp = malloc(sizeof(float) * (size_t)B * maxT);
     const size_t nparams = pol.model.num_params;
-    decay = policy_decay_mask(&pol.model);
     idx = malloc(sizeof(int) * (size_t)B * A);
-    if (!idx || !tokens || !mask || !logp || !dlogp || !decay || adamw_init(&opt, nparams) != 0) {
+    if (!idx || !tokens || !mask || !logp || !dlogp || adamw_init(&opt, nparams) != 0) {
         fprintf(stderr, "grpo2048 sft: out of memory\n");
+        goto cleanup;
+    }
+    if (backend_create(&be, c.device, backend_precision(c.tf32, c.bf16), &pol.model, &opt, err, sizeof err) != 0) {
+        fprintf(stderr, "grpo2048 sft: %s\n", err);
+        exit_code = 2;
         goto cleanup;
     }
     adamw_hparams hp = policy_adamw_hparams(&c);
@@ -234,8 +242,8 @@ int cmd_sft(int argc, char **argv) {
     if (!config_yaml) { fprintf(stderr, "grpo2048 sft: out of memory\n"); goto cleanup; }
     db = metrics_open(path, "sft", config_yaml, err, sizeof err);
     if (!db) { fprintf(stderr, "grpo2048 sft: %s\n", err); goto cleanup; }
-    fprintf(stderr, "grpo2048 sft: device cpu | %zu parameters%s | %d train + %d eval examples, longest %d tokens | "
-            "%d steps of %d examples | output %s\n", nparams, c.init_from_scratch ? " (from scratch)" : "",
+    fprintf(stderr, "grpo2048 sft: device %s | %zu parameters%s | %d train + %d eval examples, longest %d tokens | "
+            "%d steps of %d examples | output %s\n", be.description, nparams, c.init_from_scratch ? " (from scratch)" : "",
             n_train, n_eval, maxT, total, B * A, c.output_dir);
 
     progress_start(&pb, "sft", total, stderr);
@@ -259,13 +267,13 @@ int cmd_sft(int argc, char **argv) {
         }
         double active = 0;
         for (int i = 0; i < count; i++) active += ex[idx[i]].len - ex[idx[i]].prompt_len;
-        llama_zero_grad(&pol.model);
+        backend_zero_grad(&be);
         double loss = 0, step_tokens = 0;
         for (int a = 0; a < A; a++) {
             int T = build_batch(ex, idx + a * B, B, pol.pad_id, tokens, mask);
-            if (llama_forward_logprobs(&pol.model, tokens, B, T, logp, NULL) != 0) {
+            if (backend_forward_logprobs(&be, tokens, B, T, 1.0f, logp, NULL) != 0) {
                 progress_clear(&pb);
-                fprintf(stderr, "grpo2048 sft: forward pass: %s\n", pol.model.err);
+                fprintf(stderr, "grpo2048 sft: forward pass: %s\n", be.err);
                 status = "failed";
                 break;
             }
@@ -274,18 +282,23 @@ int cmd_sft(int argc, char **argv) {
                 dlogp[k] = -mask[k] / (float)active;
             }
             step_tokens += (double)B * T;
-            llama_backward_logprobs(&pol.model, dlogp);
+            backend_backward_logprobs(&be, dlogp);
         }
         if (strcmp(status, "completed") != 0) break;
-        double grad_norm = clip_grad_norm(pol.model.grads, nparams, c.max_grad_norm);
+        double grad_norm = backend_clip_grad_norm(&be, c.max_grad_norm);
         double lr = lr_at(sched, c.learning_rate, step - 1, total, c.warmup_ratio);
         hp.lr = (float)lr;
-        adamw_step(&opt, &hp, pol.model.params, pol.model.grads, decay);
+        if (backend_adamw_step(&be, &hp) != 0) {
+            progress_clear(&pb);
+            fprintf(stderr, "grpo2048 sft: optimizer step: %s\n", be.err);
+            status = "failed";
+            break;
+        }
         num_tokens += step_tokens;
         double dt = now_seconds() - t0;
         int do_eval = n_eval > 0 && (step == total || (c.save_steps > 0 && step % c.save_steps == 0) ||
                                      step % (c.logging_steps * 25) == 0);
-        double ev = do_eval ? eval_loss(&pol, ex, eval_idx, n_eval, B, tokens, mask, logp) : 0;
+        double ev = do_eval ? eval_loss(&pol, &be, ex, eval_idx, n_eval, B, tokens, mask, logp) : 0;
         if (metrics_begin_step(db, step) != 0 || metrics_add(db, "loss", loss) != 0 ||
             metrics_add(db, "grad_norm", grad_norm) != 0 || metrics_add(db, "learning_rate", lr) != 0 ||
             metrics_add(db, "epoch", epoch + (double)cursor / n_train) != 0 ||
@@ -304,7 +317,11 @@ int cmd_sft(int argc, char **argv) {
         if (c.save_steps > 0 && step % c.save_steps == 0 && step < total) {
             snprintf(path, sizeof path, "%s/checkpoint-%d", c.output_dir, step);
             checkpoint_info info = {"sft", step, metrics_run_id(db), num_tokens, 0, 0, config_yaml, &c};
-            if (checkpoint_save(path, &pol.model, &opt, c.model_name_or_path, &info, NULL, NULL, err, sizeof err) != 0) {
+            /* checkpoints are written from the host model and optimizer state */
+            const int fetched = backend_download(&be, BACKEND_ALL) == 0;
+            if (!fetched) snprintf(err, sizeof err, "%s", be.err);
+            if (!fetched ||
+                checkpoint_save(path, &pol.model, &opt, c.model_name_or_path, &info, NULL, NULL, err, sizeof err) != 0) {
                 progress_clear(&pb);
                 fprintf(stderr, "grpo2048 sft: checkpoint: %s\n", err);
                 status = "failed";
@@ -317,7 +334,9 @@ int cmd_sft(int argc, char **argv) {
     progress_started = 0;
     if (!strcmp(status, "completed")) {
         /* The result is a ready model folder: config.json, model.safetensors, tokenizer files. */
-        int ok = llama_save(&pol.model, c.output_dir, 0, err, sizeof err) == 0;
+        int ok = backend_download(&be, BACKEND_PARAMS) == 0;
+        if (!ok) snprintf(err, sizeof err, "%s", be.err);
+        ok = ok && llama_save(&pol.model, c.output_dir, 0, err, sizeof err) == 0;
         static const char *const tok_files[] = {"tokenizer.json", "tokenizer_config.json"};
         char src[4096], dst[4096];
         for (int i = 0; ok && i < 2; i++) {
@@ -338,7 +357,8 @@ cleanup:
     if (progress_started) progress_finish(&pb);
     if (db) metrics_finish(db, "failed");
     free_examples(ex, n);
-    free(order); free(idx); free(tokens); free(mask); free(logp); free(dlogp); free(decay); free(config_yaml);
+    free(order); free(idx); free(tokens); free(mask); free(logp); free(dlogp); free(config_yaml);
+    backend_free(&be);
     adamw_free(&opt);
     policy_free(&pol);
     config_free(&c);

@@ -32,9 +32,15 @@
  * once (the default action), which is safe: metrics.sqlite is transactional and checkpoints atomic.
  * The reward pool is forked first, before any OpenMP or BLAS work, so its workers start single-threaded.
  *
+ * The model runs on the backend `device` picks (trainer/backend.h: the CPU, or a GPU through
+ * model/cuda), chosen once after the reward pool has forked; the loop only calls the backend. The host
+ * model and optimizer state stay the source of truth for files: before a checkpoint or the final save
+ * the backend copies its weights and moments back (backend_download), after loading them (start,
+ * resume) the backend is created from them, so checkpoints are the same files on either device.
+ *
  * One difference from TRL remains, for want of a model API: TRL computes the training log-probabilities
- * and entropies from logits divided by `temperature`; llama_forward_logprobs has no temperature, so
- * they are at temperature 1 here (identical for the default temperature 1.0).
+ * and entropies from logits divided by `temperature`; the models' forward passes have no temperature
+ * (issue 10), so they are at temperature 1 here (identical for the default temperature 1.0).
  */
 #include <limits.h>
 #include <math.h>
@@ -46,12 +52,16 @@
 
 #include "game2048/game.h"
 #include "rewards/rewards.h"
+#include "trainer/backend.h"
 #include "trainer/checkpoint.h"
 #include "trainer/grpo.h"
 #include "trainer/metrics.h"
 #include "trainer/optim.h"
 #include "trainer/policy.h"
 #include "trainer/progress.h"
+
+/* TODO(issue 10): c->temperature, as TRL, once the models' forward passes take a temperature. */
+#define LOGPROB_TEMPERATURE 1.0f
 
 #define TRAIN_ABORT(...) do { fprintf(stderr, "%s:%d: ", __FILE__, __LINE__); \
     fprintf(stderr, __VA_ARGS__); fputc('\n', stderr); abort(); } while (0)
@@ -214,10 +224,11 @@ typedef struct {
     policy pol;
     llama_model ref;          /* the reference model when beta > 0 */
     int have_ref;
+    backend pb;               /* the policy's backend (trainer/backend.h), over pol.model and opt */
+    backend rb;               /* the reference model's, over ref (same device), when have_ref */
     reward_pool *pool;
     metrics_db *db;
     adamw_state opt;
-    unsigned char *decay;
     int *prompt, P;
     int G, B, A, S, mu, N, groups, max_new, generate_every, keep_old;
     grpo_loss_params lp;
@@ -274,12 +285,12 @@ static int build_micro_batch(run *r, const generation *g, const int *idx) {
 }
 
 /* Forward passes over each micro-batch of g, keeping log p of the generated tokens in dst (n, max_new). */
-static int keep_logprobs(run *r, generation *g, llama_model *m, float *dst) {
+static int keep_logprobs(run *r, generation *g, backend *m, float *dst) {
     const int P = r->P;
     for (int s = 0; s < r->S; s++) {
         const int *idx = g->order + (size_t)s * r->B;
         int T = build_micro_batch(r, g, idx);
-        if (llama_forward_logprobs(m, r->tokens, r->B, T, r->logp, NULL) != 0) {
+        if (backend_forward_logprobs(m, r->tokens, r->B, T, LOGPROB_TEMPERATURE, r->logp, NULL) != 0) {
             snprintf(r->err, sizeof r->err, "forward pass: %s", m->err);
             return -1;
         }
@@ -317,8 +328,8 @@ static int make_generation(run *r, int number, int step, step_acc *acc) {
      * once and all groups x num_generations rows decode together, each weight matrix read once per
      * token for all of them (row i draws from its own stream seeded from (seed, i)). */
     uint64_t seed = game_seed_mix((uint64_t)c->seed, (uint64_t)number, 0);
-    if (llama_generate(&r->pol.model, r->prompt, r->P, g->n, r->max_new, &sampling, seed, g->tokens, g->len,
-                       r->err, sizeof r->err) != 0)
+    if (backend_generate(&r->pb, r->prompt, r->P, g->n, r->max_new, &sampling, seed, g->tokens, g->len, NULL, r->err,
+                         sizeof r->err) != 0)
         return -1;
     g->number = number;
     m->generation_time = now_seconds() - t0;
@@ -348,8 +359,8 @@ static int make_generation(run *r, int number, int step, step_acc *acc) {
     for (int i = 0; i < g->n; i++) g->reward[i] = g->res[i].reward;
     grpo_advantages(g->reward, g->n, r->G, r->scale, g->adv, &m->reward_std, &m->frac_zero_std);
     shuffle(g->order, g->n, game_seed_mix((uint64_t)c->seed ^ 0x5EEDu, (uint64_t)number, 0));
-    if (g->old_logp && keep_logprobs(r, g, &r->pol.model, g->old_logp) != 0) return -1;
-    if (g->ref_logp && keep_logprobs(r, g, &r->ref, g->ref_logp) != 0) return -1;
+    if (g->old_logp && keep_logprobs(r, g, &r->pb, g->old_logp) != 0) return -1;
+    if (g->ref_logp && keep_logprobs(r, g, &r->rb, g->ref_logp) != 0) return -1;
 
     /* metrics of this generation (TRL's _generate_and_score_completions) */
     m->reward = mean_of(g->reward, g->n);
@@ -416,8 +427,8 @@ static int micro_step(run *r, int slice, step_acc *acc) {
     const int *idx = g->order + (size_t)slice * r->B;
     const int T = build_micro_batch(r, g, idx);
     const int n = r->B * T;
-    if (llama_forward_logprobs(&r->pol.model, r->tokens, r->B, T, r->logp, r->entropy) != 0) {
-        snprintf(r->err, sizeof r->err, "forward pass: %s", r->pol.model.err);
+    if (backend_forward_logprobs(&r->pb, r->tokens, r->B, T, LOGPROB_TEMPERATURE, r->logp, r->entropy) != 0) {
+        snprintf(r->err, sizeof r->err, "forward pass: %s", r->pb.err);
         return -1;
     }
     /* on-policy: old_logp = logp, detached (TRL, when the generation does not outlive the step) */
@@ -439,16 +450,27 @@ static int micro_step(run *r, int slice, step_acc *acc) {
     if (acc->micro == 0 || st.clip_high > acc->clip_high_max) acc->clip_high_max = st.clip_high;
     for (int b = 0; b < r->B; b++) acc->train_tokens += r->P + g->len[idx[b]];
     acc->micro++;
-    llama_backward_logprobs(&r->pol.model, r->dlogp);
+    backend_backward_logprobs(&r->pb, r->dlogp);
     return 0;
 }
 
-/* TRL's SyncRefModelCallback: ref ← (1 − α)·ref + α·policy, parameter by parameter. */
-static void sync_reference(run *r) {
+/* TRL's SyncRefModelCallback: ref ← (1 − α)·ref + α·policy, parameter by parameter, on the host
+ * copies (the policy's weights fetched from its backend, the result given to the reference's), so the
+ * arithmetic is the same on every device. */
+static int sync_reference(run *r) {
+    if (backend_download(&r->pb, BACKEND_PARAMS) != 0) {
+        snprintf(r->err, sizeof r->err, "reference model sync: %s", r->pb.err);
+        return -1;
+    }
     const float a = (float)r->c->ref_model_mixup_alpha;
     float *ref = r->ref.params;
     const float *pol = r->pol.model.params;
     for (size_t i = 0; i < r->ref.num_params; i++) ref[i] = ref[i] * (1.0f - a) + pol[i] * a;
+    if (backend_upload(&r->rb, BACKEND_PARAMS) != 0) {
+        snprintf(r->err, sizeof r->err, "reference model sync: %s", r->rb.err);
+        return -1;
+    }
+    return 0;
 }
 
 /* Evaluation: one greedy completion (eval_temperature 0) or num_generations sampled with a fixed seed,
@@ -471,8 +493,8 @@ static int evaluate(run *r) {
     llama_sampling s = {.temperature = (float)c->eval_temperature, .top_k = c->top_k, .top_p = (float)c->top_p,
                         .min_p = c->min_p_set ? (float)c->min_p : 0.0f, .repetition_penalty = (float)c->repetition_penalty,
                         .stop_ids = r->pol.stop_ids, .num_stop = r->pol.num_stop};
-    if (llama_generate(&r->pol.model, r->prompt, r->P, n, r->max_new, &s,
-                       game_seed_mix((uint64_t)c->seed ^ 0xE7A1u, 0, 0), tokens, len, r->err, sizeof r->err) != 0)
+    if (backend_generate(&r->pb, r->prompt, r->P, n, r->max_new, &s, game_seed_mix((uint64_t)c->seed ^ 0xE7A1u, 0, 0),
+                         tokens, len, NULL, r->err, sizeof r->err) != 0)
         goto done;
     double mean_len = 0, clipped = 0;
     for (int i = 0; i < n; i++) {
@@ -587,6 +609,11 @@ static int save_checkpoint(run *r, int step) {
     save_ctx sc = {r, ((long long)step * r->A) % r->generate_every != 0, r->have_ref && c->sync_ref_model};
     checkpoint_info info = {"grpo", step, metrics_run_id(r->db), r->num_tokens, sc.with_gen, sc.with_ref,
                             r->config_yaml, c};
+    /* checkpoints are written from the host model and optimizer state */
+    if (backend_download(&r->pb, BACKEND_ALL) != 0) {
+        snprintf(r->err, sizeof r->err, "%s", r->pb.err);
+        return -1;
+    }
     if (checkpoint_save(path, &r->pol.model, &r->opt, c->model_name_or_path, &info, save_extra, &sc, r->err,
                         sizeof r->err) != 0)
         return -1;
@@ -597,6 +624,10 @@ static int save_checkpoint(run *r, int step) {
 
 static int save_final(run *r) {
     const grpo_config *c = r->c;
+    if (backend_download(&r->pb, BACKEND_PARAMS) != 0) {
+        snprintf(r->err, sizeof r->err, "%s", r->pb.err);
+        return -1;
+    }
     if (llama_save(&r->pol.model, c->output_dir, 0, r->err, sizeof r->err) != 0) return -1;
     static const char *const tok_files[] = {"tokenizer.json", "tokenizer_config.json"};
     char src[4096], dst[4096];
@@ -672,8 +703,10 @@ int cmd_train(int argc, char **argv) {
         exit_code = 2;
         goto cleanup;
     }
-    if (!strcmp(c.device, "cuda")) {
-        fprintf(stderr, "grpo2048 train: device: cuda requested, but this build has no CUDA backend\n");
+    if (!strcmp(c.device, "cuda") && !backend_have_cuda()) {   /* said before anything starts; the device is
+                                                                 looked for after the pool has forked */
+        fprintf(stderr, "grpo2048 train: device: cuda requested, but this grpo2048 was built without the CUDA backend "
+                "(build with nvcc on PATH, or -DGRPO2048_CUDA=ON; see docs/gpu.md), or use device: cpu\n");
         exit_code = 2;
         goto cleanup;
     }
@@ -757,8 +790,7 @@ int cmd_train(int argc, char **argv) {
                               (float)c.epsilon_high, c.delta_set ? (float)c.delta : 0.0f, (float)c.beta, r.max_new, r.A,
                               0.0};
     const size_t nparams = r.pol.model.num_params;
-    r.decay = policy_decay_mask(&r.pol.model);
-    if (adamw_init(&r.opt, nparams) != 0 || !r.decay) { fprintf(stderr, "grpo2048 train: out of memory\n"); goto cleanup; }
+    if (adamw_init(&r.opt, nparams) != 0) { fprintf(stderr, "grpo2048 train: out of memory\n"); goto cleanup; }
     adamw_hparams hp = policy_adamw_hparams(&c);
     lr_schedule sched = (lr_schedule)lr_schedule_from_name(c.lr_scheduler_type);
     const size_t mt = (size_t)r.B * (r.P + r.max_new);
@@ -806,7 +838,20 @@ int cmd_train(int argc, char **argv) {
         }
     }
 
-    /* 5. The metrics file: a new run, or the resumed run's own row trimmed to the checkpoint's step. */
+    /* 5. The backend, from the host model and optimizer state as loaded (after the pool's fork: a GPU's
+     * runtime must not be started before it). The reference model goes on the same device. */
+    if (backend_create(&r.pb, c.device, backend_precision(c.tf32, c.bf16), &r.pol.model, &r.opt, r.err,
+                       sizeof r.err) != 0) {
+        fprintf(stderr, "grpo2048 train: %s\n", r.err);
+        exit_code = 2;
+        goto cleanup;
+    }
+    if (r.have_ref && backend_create(&r.rb, r.pb.ops->name, r.pb.precision, &r.ref, NULL, r.err, sizeof r.err) != 0) {
+        fprintf(stderr, "grpo2048 train: reference model: %s\n", r.err);
+        goto cleanup;
+    }
+
+    /* 6. The metrics file: a new run, or the resumed run's own row trimmed to the checkpoint's step. */
     if (make_dirs(c.output_dir, r.err, sizeof r.err) != 0) { fprintf(stderr, "grpo2048 train: %s\n", r.err); goto cleanup; }
     snprintf(path, sizeof path, "%s/metrics.sqlite", c.output_dir);
     r.config_yaml = config_to_yaml(&c);
@@ -847,9 +892,9 @@ int cmd_train(int argc, char **argv) {
     }
     if (!r.db) { fprintf(stderr, "grpo2048 train: %s\n", r.err); goto cleanup; }
 
-    fprintf(stderr, "grpo2048 train: device cpu | model %s: %zu parameters, %d layers, hidden %d, vocab %d | "
+    fprintf(stderr, "grpo2048 train: device %s | model %s: %zu parameters, %d layers, hidden %d, vocab %d | "
             "prompt %d tokens | %d completions per generation (%d groups of %d), %d micro-batches of %d per step%s | "
-            "rewards: %s, %d worker%s, %.2f s/game | output %s\n", c.model_name_or_path, nparams,
+            "rewards: %s, %d worker%s, %.2f s/game | output %s\n", r.pb.description, c.model_name_or_path, nparams,
             r.pol.model.cfg.num_hidden_layers, r.pol.model.cfg.hidden_size, r.pol.model.cfg.vocab_size, r.P, r.N,
             r.groups, r.G, r.A, r.B, r.mu > 1 ? ", each generation used num_iterations times" : "",
             rcfg.parallel ? "parallel" : "sequential", rcfg.workers, rcfg.workers == 1 ? "" : "s", rcfg.timeout,
@@ -865,7 +910,7 @@ int cmd_train(int argc, char **argv) {
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
 
-    /* 6. The loop. */
+    /* 7. The loop. */
     progress_start(&pb, "train", c.max_steps, stderr);
     progress_started = 1;
     pb.log_every = c.logging_steps;
@@ -879,7 +924,7 @@ int cmd_train(int argc, char **argv) {
         memset(&acc, 0, sizeof acc);
         if (metrics_begin_step(r.db, s) != 0) goto metrics_failed;
         double t_train_total = 0;
-        llama_zero_grad(&r.pol.model);
+        backend_zero_grad(&r.pb);
         for (int a = 0; a < r.A; a++) {
             const long long micro = (long long)(s - 1) * r.A + a;
             if (micro % r.generate_every == 0) {
@@ -893,11 +938,14 @@ int cmd_train(int argc, char **argv) {
             t_train_total += now_seconds() - t0;
         }
         const double t0 = now_seconds();
-        const double grad_norm = clip_grad_norm(r.pol.model.grads, nparams, c.max_grad_norm);
+        const double grad_norm = backend_clip_grad_norm(&r.pb, c.max_grad_norm);
         const double lr = lr_at(sched, c.learning_rate, s - 1, c.max_steps, c.warmup_ratio);
         hp.lr = (float)lr;
-        adamw_step(&r.opt, &hp, r.pol.model.params, r.pol.model.grads, r.decay);
-        if (r.have_ref && c.sync_ref_model && s % c.ref_model_sync_steps == 0) sync_reference(&r);
+        if (backend_adamw_step(&r.pb, &hp) != 0) {
+            snprintf(r.err, sizeof r.err, "optimizer step: %s", r.pb.err);
+            goto step_failed;
+        }
+        if (r.have_ref && c.sync_ref_model && s % c.ref_model_sync_steps == 0 && sync_reference(&r) != 0) goto step_failed;
         t_train_total += now_seconds() - t0;
         if (c.eval_steps > 0 && s % c.eval_steps == 0 && evaluate(&r) != 0) goto step_failed;
         const double step_time = now_seconds() - t_step;
@@ -945,6 +993,13 @@ int cmd_train(int argc, char **argv) {
             status = "failed";
         }
     }
+    if (step > start_step) {
+        backend_memory mem;
+        backend_get_memory(&r.pb, &mem);
+        fprintf(stderr, "grpo2048 train: %s memory: peak %.2f GiB for the model (weights, gradients, optimizer, "
+                "activations); %.1f of %.1f GiB free\n", r.pb.ops->name, mem.peak_bytes / 1073741824.0,
+                mem.free_bytes / 1073741824.0, mem.total_bytes / 1073741824.0);
+    }
     if (!strcmp(status, "completed"))
         fprintf(stderr, "grpo2048 train: completed %d steps; model saved to %s (checkpoint %s/checkpoint-%d)\n", step,
                 c.output_dir, c.output_dir, step);
@@ -963,7 +1018,9 @@ cleanup:
     reward_pool_destroy(r.pool);
     gen_free(&r.gen);
     free(r.tokens); free(r.mask); free(r.logp); free(r.old_logp); free(r.ref_logp); free(r.entropy); free(r.emask);
-    free(r.dlogp); free(r.adv); free(r.func_values); free(r.decay); free(r.prompt); free(r.config_yaml);
+    free(r.dlogp); free(r.adv); free(r.func_values); free(r.prompt); free(r.config_yaml);
+    backend_free(&r.rb);
+    backend_free(&r.pb);
     adamw_free(&r.opt);
     if (r.have_ref) llama_free(&r.ref);
     policy_free(&r.pol);
