@@ -50,6 +50,13 @@ const char *const metrics_names[] = {
     "eval/rewards/strategy_succeeds/mean", "eval/rewards/game_progress/mean",
     "eval/games", "eval/wins", "eval/win_rate", "eval/max_tile", "eval/score", "eval/timeouts",
     "eval/completions/mean_length", "eval/completions/clipped_ratio", "eval/time",
+    /* GPU telemetry (trainer/gpu_telemetry.c): NVML samples per phase, absent without NVML */
+#define GPU_COLUMNS(p) p "utilization", p "sm_clock_mhz", p "sm_clock_mhz_min", p "power_w", p "temperature_c", \
+    p "memory_used_gb", p "samples"
+    GPU_COLUMNS("gpu/"), GPU_COLUMNS("gpu/generation/"), GPU_COLUMNS("gpu/reward/"), GPU_COLUMNS("gpu/train/"),
+    GPU_COLUMNS("gpu/other/"),
+#undef GPU_COLUMNS
+    "gpu/model_peak_memory_gb",
 };
 const int metrics_num_names = (int)(sizeof metrics_names / sizeof metrics_names[0]);
 

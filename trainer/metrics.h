@@ -44,8 +44,9 @@
  * completions/{mean,min,max}_length, completions/{mean,min,max}_terminated_length,
  * completions/clipped_ratio, frac_reward_zero_std, loss, grad_norm, learning_rate, kl, entropy,
  * clip_ratio/{low_mean,low_min,high_mean,high_max,region_mean}, num_tokens, step_time, generation_time,
- * reward_time, train_time, tokens_per_second, timeouts, stuck, wins, epoch, eval_loss, and the eval/...
- * metrics of evaluation during training. metrics_add accepts other names too; they are stored in
+ * reward_time, train_time, tokens_per_second, timeouts, stuck, wins, epoch, eval_loss, the eval/...
+ * metrics of evaluation during training, and the gpu/... metrics of GPU telemetry (trainer/gpu_telemetry.h;
+ * NULL where a run has no NVML or runs on the CPU). metrics_add accepts other names too; they are stored in
  * `metrics` but have no column in `steps`. */
 extern const char *const metrics_names[];
 extern const int metrics_num_names;

@@ -54,6 +54,7 @@
 #include "rewards/rewards.h"
 #include "trainer/backend.h"
 #include "trainer/checkpoint.h"
+#include "trainer/gpu_telemetry.h"
 #include "trainer/grpo.h"
 #include "trainer/metrics.h"
 #include "trainer/optim.h"
@@ -240,6 +241,7 @@ typedef struct {
     float *mask, *logp, *old_logp, *ref_logp, *entropy, *emask, *dlogp;
     float *adv;               /* (B,) the micro-batch's advantages */
     double *func_values;      /* (N,) */
+    gpu_telemetry *gpu;       /* GPU telemetry (trainer/gpu_telemetry.h), NULL unless on the CUDA device */
     char *config_yaml;
     char err[1024];
 } run;
@@ -319,6 +321,7 @@ static int make_generation(run *r, int number, int step, step_acc *acc) {
     generation *g = &r->gen;
     gen_metrics *m = &g->m;
     memset(m, 0, sizeof *m);
+    gpu_telemetry_phase(r->gpu, GPU_PHASE_GENERATION);
     const double t0 = now_seconds();
     llama_sampling sampling = {.temperature = (float)c->temperature, .top_k = c->top_k, .top_p = (float)c->top_p,
                                .min_p = c->min_p_set ? (float)c->min_p : 0.0f,
@@ -346,6 +349,7 @@ static int make_generation(run *r, int number, int step, step_acc *acc) {
         g->seeds[i] = game_seed_mix((uint64_t)c->seed ^ 0x2048u, (uint64_t)number, (uint64_t)(i / r->G));
     }
 
+    gpu_telemetry_phase(r->gpu, GPU_PHASE_REWARD);
     const double t1 = now_seconds();
     if (!c->rewards.parallel) fprintf(stderr, "\n--- generation %d (step %d): rewards, one completion at a time ---\n", number, step);
     if (reward_pool_score(r->pool, g->n, (const char *const *)g->text, g->seeds, g->res,
@@ -356,6 +360,7 @@ static int make_generation(run *r, int number, int step, step_acc *acc) {
         return -1;
     }
     m->reward_time = now_seconds() - t1;
+    gpu_telemetry_phase(r->gpu, GPU_PHASE_TRAIN);   /* the kept log-probabilities are forward passes */
     for (int i = 0; i < g->n; i++) g->reward[i] = g->res[i].reward;
     grpo_advantages(g->reward, g->n, r->G, r->scale, g->adv, &m->reward_std, &m->frac_zero_std);
     shuffle(g->order, g->n, game_seed_mix((uint64_t)c->seed ^ 0x5EEDu, (uint64_t)number, 0));
@@ -490,6 +495,7 @@ static int evaluate(run *r) {
         snprintf(r->err, sizeof r->err, "evaluation: out of memory");
         goto done;
     }
+    gpu_telemetry_phase(r->gpu, GPU_PHASE_GENERATION);
     llama_sampling s = {.temperature = (float)c->eval_temperature, .top_k = c->top_k, .top_p = (float)c->top_p,
                         .min_p = c->min_p_set ? (float)c->min_p : 0.0f, .repetition_penalty = (float)c->repetition_penalty,
                         .stop_ids = r->pol.stop_ids, .num_stop = r->pol.num_stop};
@@ -508,6 +514,7 @@ static int evaluate(run *r) {
         job_text[j] = text[j / c->eval_games];
         seeds[j] = game_seed_mix((uint64_t)c->seed ^ 0xE7A12048u, (uint64_t)(j % c->eval_games), 0);
     }
+    gpu_telemetry_phase(r->gpu, GPU_PHASE_REWARD);
     if (reward_pool_score(r->pool, jobs, job_text, seeds, res, NULL, r->err, sizeof r->err) != 0) goto done;
     double games = 0, wins = 0, timeouts = 0, tile = 0, score = 0;
     for (int j = 0; j < jobs; j++) {
@@ -578,6 +585,14 @@ static int log_step(run *r, const step_acc *a, double grad_norm, double lr, doub
            metrics_add(db, "train_time", train_time) |
            metrics_add(db, "tokens_per_second", step_time > 0 ? a->train_tokens / step_time : 0);
     if (r->have_ref) bad |= metrics_add(db, "kl", a->kl / mb);
+    if (r->gpu) {   /* the model's own peak device memory, from the CUDA runtime (reported without NVML too) */
+        backend_memory mem;
+        backend_get_memory(&r->pb, &mem);
+        gpu_telemetry_set_model_peak_memory(r->gpu, mem.peak_bytes);
+    }
+    gpu_metric gm[GPU_TELEMETRY_MAX_METRICS];   /* none on the CPU */
+    const int ngm = gpu_telemetry_step_metrics(r->gpu, gm, GPU_TELEMETRY_MAX_METRICS);
+    for (int i = 0; i < ngm; i++) bad |= metrics_add(db, gm[i].name, gm[i].value);
     return bad ? -1 : 0;
 }
 
@@ -903,6 +918,14 @@ int cmd_train(int argc, char **argv) {
         fprintf(stderr, "grpo2048 train: resuming run %d from %s at step %d\n", metrics_run_id(r.db), resume_dir,
                 start_step);
 
+    /* GPU telemetry (docs/metrics.md): NVML sampled in a thread while the model runs on the CUDA device
+     * (the backend's device 0; CUDA_VISIBLE_DEVICES picks the GPU, and the telemetry maps it the same way) */
+    if (!strcmp(r.pb.ops->name, "cuda")) {
+        char note[512];
+        r.gpu = gpu_telemetry_start(0, GPU_TELEMETRY_PERIOD_MS, note, sizeof note);
+        fprintf(stderr, "grpo2048 train: %s\n", note);
+    }
+
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_stop_signal;
@@ -933,6 +956,7 @@ int cmd_train(int argc, char **argv) {
                 TRAIN_ABORT("micro-step %lld needs generation %lld, the buffer holds %d", micro,
                             micro / r.generate_every + 1, r.gen.number);
             }
+            gpu_telemetry_phase(r.gpu, GPU_PHASE_TRAIN);
             const double t0 = now_seconds();
             if (micro_step(&r, (int)(micro % r.S), &acc) != 0) goto step_failed;
             t_train_total += now_seconds() - t0;
@@ -948,6 +972,7 @@ int cmd_train(int argc, char **argv) {
         if (r.have_ref && c.sync_ref_model && s % c.ref_model_sync_steps == 0 && sync_reference(&r) != 0) goto step_failed;
         t_train_total += now_seconds() - t0;
         if (c.eval_steps > 0 && s % c.eval_steps == 0 && evaluate(&r) != 0) goto step_failed;
+        gpu_telemetry_phase(r.gpu, GPU_PHASE_OTHER);   /* logging, checkpoint, until the next generation */
         const double step_time = now_seconds() - t_step;
         if (log_step(&r, &acc, grad_norm, lr, step_time, t_train_total) != 0 || metrics_commit_step(r.db) != 0)
             goto metrics_failed;
@@ -1015,6 +1040,7 @@ int cmd_train(int argc, char **argv) {
 cleanup:
     if (progress_started) progress_finish(&pb);
     if (r.db) metrics_finish(r.db, "failed");
+    gpu_telemetry_stop(r.gpu);
     reward_pool_destroy(r.pool);
     gen_free(&r.gen);
     free(r.tokens); free(r.mask); free(r.logp); free(r.old_logp); free(r.ref_logp); free(r.entropy); free(r.emask);

@@ -94,6 +94,11 @@ static void test_train(const char *tmp) {
                            "strategy_succeeds + game_progress)) > 1e-6") == 0);
     CHECK(query_double(db, "select avg(\"completions/mean_length\") from steps") > 0);
     CHECK(query_double(db, "select count(*) from completions where outcome is null or text is null") == 0);
+    /* GPU telemetry: `steps` has the gpu/ columns (a missing one fails the query); a value that was not
+     * measured (all of them on the CPU) is left out of `metrics`, never written as a NULL row */
+    CHECK(query_double(db, "select count(\"gpu/utilization\") + count(\"gpu/train/sm_clock_mhz_min\") + "
+                           "count(\"gpu/model_peak_memory_gb\") from steps") >= 0);
+    CHECK(query_double(db, "select count(*) from metrics where name like 'gpu/%' and value is null") == 0);
     sqlite3_close(db);
     static const char *const files[] = {"run/checkpoint-1/model.safetensors", "run/checkpoint-1/optimizer.bin",
                                         "run/checkpoint-2/config.json", "run/checkpoint-2/tokenizer.json",
