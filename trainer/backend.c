@@ -36,7 +36,15 @@ int backend_create(backend *b, const char *device, int precision, llama_model *m
                    size_t errlen) {
     memset(b, 0, sizeof *b);
     const char *d = backend_resolve_device(device);
-    if (!strcmp(d, "cpu")) return backend_cpu_create(b, m, opt, err, errlen);
+    if (!strcmp(d, "cpu")) {
+        if (backend_cpu_create(b, m, opt, err, errlen) != 0) return -1;
+        if (precision != BACKEND_FP32) {   /* said, so that nobody reads a CPU run as a bf16 one */
+            size_t n = strlen(b->description);
+            snprintf(b->description + n, sizeof b->description - n, " (%s applies to cuda only)",
+                     backend_precision_name(precision));
+        }
+        return 0;
+    }
     if (strcmp(d, "cuda") != 0) {
         snprintf(err, errlen, "device: '%s' is not a device (expected auto, cpu or cuda)", device);
         return -1;

@@ -2,13 +2,13 @@
  * trainer/backend_cpu.c: the CPU backend (backend.h) — model/llama.h on the host model itself and
  * trainer/optim.c's AdamW on the host optimizer state, so upload and download have nothing to copy.
  */
-#include <cblas.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "model/blas_select.h"
 #include "trainer/backend.h"
 #include "trainer/policy.h"
 
@@ -115,12 +115,9 @@ int backend_cpu_create(backend *b, llama_model *m, adamw_state *opt, char *err, 
     b->precision = BACKEND_FP32;
     b->impl = c;
     c->peak_bytes = cpu_current_bytes(b);
-    /* openblas_get_config(): "OpenBLAS 0.3.21 DYNAMIC_ARCH NO_AFFINITY Haswell MAX_THREADS=64" */
-    char version[32] = "?";
-    const char *cfg = openblas_get_config();
-    if (cfg) sscanf(cfg, "OpenBLAS %31s", version);
+    char blas[200];
+    blas_describe(blas, sizeof blas);
     int nt = omp_get_max_threads();
-    snprintf(b->description, sizeof b->description, "cpu: OpenBLAS %s, %s kernels, %d thread%s, fp32", version,
-             openblas_get_corename(), nt, nt == 1 ? "" : "s");
+    snprintf(b->description, sizeof b->description, "cpu: %s, %d thread%s, fp32", blas, nt, nt == 1 ? "" : "s");
     return 0;
 }
