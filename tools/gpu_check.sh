@@ -36,7 +36,11 @@ ROOT=$PWD
 
 if [ "${1:-}" = "--pack" ]; then
     command -v nvcc >/dev/null || { echo "gpu_check --pack: nvcc not found (put CUDA's bin on PATH)"; exit 1; }
-    BUILD_DIR="${BUILD_DIR:-build-gpu}" exec bash bench/cuda/pack_gpu.sh --python
+    BUILD_DIR="${BUILD_DIR:-build-gpu}" bash bench/cuda/pack_gpu.sh --python || exit 1
+    # what the pack was built from, for the summary on the GPU machine (which has no .git)
+    echo "commit $(git describe --always --dirty 2>/dev/null || echo '?'), packed $(date -u +%Y-%m-%dT%H:%MZ)" \
+        > .gpu/pack-info.txt
+    exit 0
 fi
 
 OUTDIR="${OUT:-/tmp/grpo2048-gpu-check}"
@@ -156,7 +160,7 @@ if nvidia-smi -L 2>/dev/null | grep -q "^GPU"; then
         export LD_LIBRARY_PATH="$G/lib:$LD_LIBRARY_PATH"
         # only grpo2048's embedded CPython gets the packed standard library (not this machine's python3)
         [ -d "$G/python/lib/python3.11" ] && PYENV="PYTHONHOME=$G/python"
-        row build ok "binaries from .gpu/grpo2048-gpu.tar.xz (built with nvcc for sm_90 by tools/gpu_check.sh --pack)"
+        row build ok "binaries from .gpu/grpo2048-gpu.tar.xz (nvcc, sm_90, tools/gpu_check.sh --pack; $(cat .gpu/pack-info.txt 2>/dev/null || echo 'no pack-info.txt'))"
         BUILT=pack
     else
         note "no .gpu/grpo2048-gpu.tar.xz: building build-gpu here (needs CMake, pkg-config and the Debian libraries)"
