@@ -6,13 +6,16 @@
  *     HF tensor out in one params allocation (and the same layout in one grads allocation) and points
  *     m->w / m->g / m->tensors into them; llama_init_random fills it as HF's _init_weights does.
  *   - activation buffers (struct llama_state, llama_internal.h): one allocation sized for the largest
- *     N = B*T seen, carved into named per-layer pointers.
+ *     N = B*T seen, carved into named per-layer pointers; with gradient checkpointing only each
+ *     layer's input is per layer and the rest is one shared layer's worth (the work rows).
  *   - llama_forward_logprobs: embedding -> L x (RMSNorm, q/k/v, [Qwen3: per-head q/k RMSNorm], rope,
  *     attention, o_proj, residual, RMSNorm, SwiGLU MLP, residual) -> final RMSNorm -> LM head in
  *     chunks of rows, reduced to the log-probability (and entropy) of each next token;
  *     llama_forward_logits is the same pass writing the raw logits instead.
  *   - llama_backward_logprobs: the same in reverse with the kernels of llama_layers.c; the LM head
- *     is recomputed chunk by chunk (only for rows with a nonzero dlogp) instead of stored.
+ *     is recomputed chunk by chunk (only for rows with a nonzero dlogp) instead of stored; with
+ *     gradient checkpointing each layer's activations are recomputed (layer_forward, the forward's
+ *     own code) from its stored input right before its backward.
  */
 #include <limits.h>
 #include <math.h>
@@ -298,8 +301,10 @@ double llama_forward_flops(const llama_config *c, int B, int T) {
  * Activation buffers
  */
 
-/* Floats per row (token) of the activation allocation: kept per layer, kept globally, scratch. */
-static size_t floats_per_row(const llama_config *c) {
+/* Floats per row (token) of the activation allocation: kept per layer, kept globally, scratch.
+ * With gradient checkpointing (ckpt) only res_in (C) is kept per layer, plus one shared layer's worth
+ * of the rest (the work rows, see llama_state). */
+static size_t floats_per_row(const llama_config *c, int ckpt) {
     size_t C = c->hidden_size, F = c->intermediate_size, NH = c->num_attention_heads, L = c->num_hidden_layers;
     size_t QD = NH * c->head_dim, KD = (size_t)c->num_key_value_heads * c->head_dim;
     size_t per_layer = C + 1 + QD + KD + KD + QD + NH + C + 1 + F + F;
@@ -309,23 +314,31 @@ static size_t floats_per_row(const llama_config *c) {
         per_layer += QD + KD + NH + c->num_key_value_heads; /* qr, kr, rstdq, rstdk */
         scratch += KD;                                      /* dkr */
     }
+    if (ckpt) return L * C + (per_layer - C) + global + scratch;
     return L * per_layer + global + scratch;
 }
 
-size_t llama_activation_bytes(const llama_config *c, size_t N) {
+size_t llama_activation_bytes_ex(const llama_config *c, size_t N, int gradient_checkpointing) {
     size_t rows = (size_t)llama_logit_chunk_rows(c->vocab_size);
     if (rows > N) rows = N;
-    return N * (floats_per_row(c) * sizeof(float) + 2 * sizeof(int)) +
+    return N * (floats_per_row(c, gradient_checkpointing != 0) * sizeof(float) + 2 * sizeof(int)) +
            rows * ((size_t)c->vocab_size + c->hidden_size) * sizeof(float);
 }
 
-static int ensure_capacity(llama_model *m, size_t N) {
+size_t llama_activation_bytes(const llama_config *c, size_t N) { return llama_activation_bytes_ex(c, N, 0); }
+
+void llama_set_gradient_checkpointing(llama_model *m, int on) { m->gradient_checkpointing = on != 0; }
+
+/* Activation buffers for N rows in the layout ckpt (0: every layer's, 1: gradient checkpointing).
+ * A change of layout re-lays them out for the largest N seen so far. 0, or -1 (out of memory). */
+static int ensure_capacity(llama_model *m, size_t N, int ckpt) {
     struct llama_state *st = m->state;
     const llama_config *c = &m->cfg;
-    if (N <= st->cap_rows) return 0;
+    if (N <= st->cap_rows && ckpt == st->ckpt) return 0;
+    if (N < st->cap_rows) N = st->cap_rows;
     size_t C = c->hidden_size, F = c->intermediate_size, NH = c->num_attention_heads, L = c->num_hidden_layers;
     size_t QD = NH * c->head_dim, KD = (size_t)c->num_key_value_heads * c->head_dim;
-    size_t total = N * floats_per_row(c);
+    size_t total = N * floats_per_row(c, ckpt);
     int rows = llama_logit_chunk_rows(c->vocab_size);
     if ((size_t)rows > N) rows = (int)N;
 
@@ -348,12 +361,20 @@ static int ensure_capacity(llama_model *m, size_t N) {
     st->xrows = xrows;
     st->logit_rows = rows;
     st->cap_rows = N;
+    st->ckpt = ckpt;
+    st->work_layer = -1;
 
     int qk = llama_has_qk_norm(c);
     size_t NKV = (size_t)c->num_key_value_heads;
     float *p = mem;
 #define TAKE(ptr, n) do { (ptr) = p; p += N * (n); } while (0)
     for (size_t l = 0; l < L; l++) {
+        if (ckpt && l > 0) {
+            /* checkpointing: layer l's own rows are its input; the rest are layer 0's (the work rows) */
+            la[l] = la[0];
+            TAKE(la[l].res_in, C);
+            continue;
+        }
         TAKE(la[l].res_in, C); TAKE(la[l].rstd1, 1); TAKE(la[l].q, QD); TAKE(la[l].k, KD); TAKE(la[l].v, KD);
         TAKE(la[l].atty, QD); TAKE(la[l].lse, NH); TAKE(la[l].res_mid, C); TAKE(la[l].rstd2, 1);
         TAKE(la[l].gate, F); TAKE(la[l].up, F);
@@ -388,6 +409,51 @@ static int ensure_att_scratch(struct llama_state *st, int T) {
  * Forward
  */
 
+/* Decoder layer l of the batch (st->B, st->T) from st->la[l].res_in: fills la[l]'s activations and,
+ * when res_out is not NULL, writes the layer's output residual (N, C) there. The backward's
+ * recomputation under gradient checkpointing passes NULL: it needs everything up to gate/up, not the
+ * output (already stored as the next layer's input). Same kernels, same order, same inputs either
+ * way, hence bitwise the same activations. */
+static void layer_forward(llama_model *m, int l, float *res_out) {
+    struct llama_state *st = m->state;
+    const llama_config *c = &m->cfg;
+    int B = st->B, T = st->T;
+    size_t N = (size_t)B * T;
+    int C = c->hidden_size, F = c->intermediate_size;
+    int NH = c->num_attention_heads, NKV = c->num_key_value_heads, HS = c->head_dim;
+    int QD = NH * HS, KD = NKV * HS;
+    float eps = c->rms_norm_eps;
+    llama_layer_acts *a = &st->la[l];
+    const llama_layer_weights *lw = &m->w.layers[l];
+    /* attention block */
+    llama_rmsnorm_forward(st->ln, a->rstd1, a->res_in, lw->ln1, (int)N, C, eps);
+    if (llama_has_qk_norm(c)) {
+        /* Qwen3: per-head RMSNorm over HS of the projections, i.e. rows of (N*heads, HS) */
+        llama_matmul_forward(a->qr, st->ln, lw->wq, lw->bq, (int)N, C, QD, 0.0f);
+        llama_matmul_forward(a->kr, st->ln, lw->wk, lw->bk, (int)N, C, KD, 0.0f);
+        llama_rmsnorm_forward(a->q, a->rstdq, a->qr, lw->qn, (int)N * NH, HS, eps);
+        llama_rmsnorm_forward(a->k, a->rstdk, a->kr, lw->kn, (int)N * NKV, HS, eps);
+    } else {
+        llama_matmul_forward(a->q, st->ln, lw->wq, lw->bq, (int)N, C, QD, 0.0f);
+        llama_matmul_forward(a->k, st->ln, lw->wk, lw->bk, (int)N, C, KD, 0.0f);
+    }
+    llama_matmul_forward(a->v, st->ln, lw->wv, lw->bv, (int)N, C, KD, 0.0f);
+    llama_rope_forward(m, a->q, (int)N, NH, 0, T);
+    llama_rope_forward(m, a->k, (int)N, NKV, 0, T);
+    llama_attention_forward(a->atty, a->lse, st->att_scratch, st->att_threads, a->q, a->k, a->v, B, T, NH, NKV, HS,
+                            c->sliding_window);
+    memcpy(a->res_mid, a->res_in, N * C * sizeof(float));
+    llama_matmul_forward(a->res_mid, a->atty, lw->wo, lw->bo, (int)N, QD, C, 1.0f);
+    /* MLP block */
+    llama_rmsnorm_forward(st->ln, a->rstd2, a->res_mid, lw->ln2, (int)N, C, eps);
+    llama_matmul_forward(a->gate, st->ln, lw->wg, NULL, (int)N, C, F, 0.0f);
+    llama_matmul_forward(a->up, st->ln, lw->wu, NULL, (int)N, C, F, 0.0f);
+    if (!res_out) return;
+    llama_swiglu_forward(st->hbuf, a->gate, a->up, N * F);
+    memcpy(res_out, a->res_mid, N * C * sizeof(float));
+    llama_matmul_forward(res_out, st->hbuf, lw->wd, NULL, (int)N, F, C, 1.0f);
+}
+
 /* The forward pass behind llama_forward_logprobs (logp != NULL; entropy optional) and
  * llama_forward_logits (logits != NULL: (B,T,V) out). `fn` names the caller in messages. */
 static int forward(llama_model *m, const char *fn, const int *tokens, int B, int T, float *logp, float *entropy,
@@ -417,15 +483,12 @@ static int forward(llama_model *m, const char *fn, const int *tokens, int B, int
                      tokens[n], c->vocab_size);
             return -1;
         }
-    if (ensure_capacity(m, N) || llama_rope_ensure(m, T) || ensure_att_scratch(st, T)) {
+    if (ensure_capacity(m, N, m->gradient_checkpointing != 0) || llama_rope_ensure(m, T) ||
+        ensure_att_scratch(st, T)) {
         snprintf(m->err, sizeof m->err, "%s: out of memory for B*T=%zu rows", fn, N);
         return -1;
     }
-    int C = c->hidden_size, F = c->intermediate_size, V = c->vocab_size;
-    int NH = c->num_attention_heads, NKV = c->num_key_value_heads, HS = c->head_dim;
-    int QD = NH * HS, KD = NKV * HS;
-    float eps = c->rms_norm_eps;
-    int qk = llama_has_qk_norm(c);
+    int C = c->hidden_size, V = c->vocab_size;
     memcpy(st->tokens, tokens, N * sizeof(int));
     st->B = B;
     st->T = T;
@@ -435,38 +498,10 @@ static int forward(llama_model *m, const char *fn, const int *tokens, int B, int
     #pragma omp parallel for schedule(static) if (N * C >= LLAMA_OMP_MIN_WORK)
     for (size_t n = 0; n < N; n++) memcpy(x0 + n * C, m->w.wte + (size_t)tokens[n] * C, C * sizeof(float));
 
-    for (int l = 0; l < c->num_hidden_layers; l++) {
-        llama_layer_acts *a = &st->la[l];
-        const llama_layer_weights *lw = &m->w.layers[l];
-        float *res_out = l + 1 < c->num_hidden_layers ? st->la[l + 1].res_in : st->res_final;
-        /* attention block */
-        llama_rmsnorm_forward(st->ln, a->rstd1, a->res_in, lw->ln1, (int)N, C, eps);
-        if (qk) {
-            /* Qwen3: per-head RMSNorm over HS of the projections, i.e. rows of (N*heads, HS) */
-            llama_matmul_forward(a->qr, st->ln, lw->wq, lw->bq, (int)N, C, QD, 0.0f);
-            llama_matmul_forward(a->kr, st->ln, lw->wk, lw->bk, (int)N, C, KD, 0.0f);
-            llama_rmsnorm_forward(a->q, a->rstdq, a->qr, lw->qn, (int)N * NH, HS, eps);
-            llama_rmsnorm_forward(a->k, a->rstdk, a->kr, lw->kn, (int)N * NKV, HS, eps);
-        } else {
-            llama_matmul_forward(a->q, st->ln, lw->wq, lw->bq, (int)N, C, QD, 0.0f);
-            llama_matmul_forward(a->k, st->ln, lw->wk, lw->bk, (int)N, C, KD, 0.0f);
-        }
-        llama_matmul_forward(a->v, st->ln, lw->wv, lw->bv, (int)N, C, KD, 0.0f);
-        llama_rope_forward(m, a->q, (int)N, NH, 0, T);
-        llama_rope_forward(m, a->k, (int)N, NKV, 0, T);
-        llama_attention_forward(a->atty, a->lse, st->att_scratch, st->att_threads, a->q, a->k, a->v, B, T, NH, NKV,
-                                HS, c->sliding_window);
-        memcpy(a->res_mid, a->res_in, N * C * sizeof(float));
-        llama_matmul_forward(a->res_mid, a->atty, lw->wo, lw->bo, (int)N, QD, C, 1.0f);
-        /* MLP block */
-        llama_rmsnorm_forward(st->ln, a->rstd2, a->res_mid, lw->ln2, (int)N, C, eps);
-        llama_matmul_forward(a->gate, st->ln, lw->wg, NULL, (int)N, C, F, 0.0f);
-        llama_matmul_forward(a->up, st->ln, lw->wu, NULL, (int)N, C, F, 0.0f);
-        llama_swiglu_forward(st->hbuf, a->gate, a->up, N * F);
-        memcpy(res_out, a->res_mid, N * C * sizeof(float));
-        llama_matmul_forward(res_out, st->hbuf, lw->wd, NULL, (int)N, F, C, 1.0f);
-    }
-    llama_rmsnorm_forward(st->lnf, st->rstdf, st->res_final, m->w.lnf, (int)N, C, eps);
+    for (int l = 0; l < c->num_hidden_layers; l++)
+        layer_forward(m, l, l + 1 < c->num_hidden_layers ? st->la[l + 1].res_in : st->res_final);
+    st->work_layer = st->ckpt ? c->num_hidden_layers - 1 : -1;
+    llama_rmsnorm_forward(st->lnf, st->rstdf, st->res_final, m->w.lnf, (int)N, C, c->rms_norm_eps);
 
     /* LM head, a chunk of rows at a time: row n = (b, t) predicts tokens[b, t+1]. */
     if (logits_out) {
@@ -566,6 +601,11 @@ void llama_backward_logprobs(llama_model *m, const float *dlogp) {
         llama_layer_acts *a = &st->la[l];
         const llama_layer_weights *lw = &m->w.layers[l];
         llama_layer_weights *lg = &m->g.layers[l];
+        if (st->ckpt && st->work_layer != l) {
+            /* gradient checkpointing: this layer's activations again, from its stored input */
+            layer_forward(m, l, NULL);
+            st->work_layer = l;
+        }
         /* MLP block: res_out = res_mid + down(silu(gate) * up); dres holds dL/dres_out. */
         llama_rmsnorm_recompute(st->ln, a->res_mid, a->rstd2, lw->ln2, (int)N, C);
         llama_swiglu_forward(st->hbuf, a->gate, a->up, N * F);

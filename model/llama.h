@@ -23,10 +23,12 @@
  * Layout (llm.c style): one allocation for all parameters (m->params) and one of the same size for
  * all gradients (m->grads); m->tensors lists them in HF order with their HF names, and m->w / m->g
  * are named pointers into the two allocations. Activations live in a private state (m->state)
- * that grows with the largest B*T seen. The math lives in llama.c (forward/backward orchestration),
- * llama_layers.c (the layer kernels, forward/backward pairs), llama_generate.c (KV-cache sampling),
- * llama_config.c (config.json, generation_config.json), llama_safetensors.c (model.safetensors,
- * sharded model-0000i-of-0000n.safetensors + model.safetensors.index.json) and llama_rng.c (RNG).
+ * that grows with the largest B*T seen (every layer's, or with gradient checkpointing each layer's
+ * input and one layer's worth, llama_set_gradient_checkpointing). The math lives in llama.c
+ * (forward/backward orchestration), llama_layers.c (the layer kernels, forward/backward pairs),
+ * llama_generate.c (KV-cache sampling), llama_config.c (config.json, generation_config.json),
+ * llama_safetensors.c (model.safetensors, sharded model-0000i-of-0000n.safetensors +
+ * model.safetensors.index.json) and llama_rng.c (RNG).
  *
  * Threads: one OpenMP pool (OMP_NUM_THREADS). Matrix products are OpenBLAS sgemm calls split over
  * those threads; creating a model switches OpenBLAS to single-threaded mode
@@ -127,6 +129,7 @@ typedef struct llama_model {
     char err[256];               /* message of the last failed llama_forward_logprobs / llama_forward_logits */
     char *generation_config;     /* generation_config.json text read by llama_load (NULL if none); llama_save
                                     writes it back (malloc'ed, freed by llama_free) */
+    int gradient_checkpointing;  /* 0 (default) or 1: see llama_set_gradient_checkpointing; read by each forward */
     struct llama_state *state;
 } llama_model;
 
@@ -258,10 +261,27 @@ int llama_generate_ex(llama_model *m, const int *prompt, int P, int G, int max_n
 /* The tensor named name (HF name), or NULL. */
 llama_tensor *llama_find_tensor(llama_model *m, const char *name);
 
+/* Gradient checkpointing (transformers' gradient_checkpointing_enable, TRL's gradient_checkpointing):
+ * on != 0 makes the forward pass keep only each decoder layer's input (the residual stream, N x C
+ * floats per layer) plus what the LM head and the loss need; llama_backward_logprobs then recomputes
+ * one layer's activations from its saved input right before that layer's backward (the last layer's
+ * are still in place from the forward). Activation memory drops from about L x (per-layer
+ * activations) to L x C floats per token plus one layer's worth (llama_activation_bytes_ex gives
+ * both; e.g. 2.8 GiB -> 0.5 GiB for a SmolLM2-135M shape at 8 x 512 tokens), for about one extra
+ * forward pass of the decoder layers (without the down projection) per backward: ~+19% of a training
+ * step's FLOPs for that shape, +10-20% of the step time measured on the CPU. The recomputation runs
+ * the same kernels in the same order on the same inputs, so log-probabilities and gradients are
+ * bitwise identical to the mode off (for a fixed thread count, as every result of this model). Off by
+ * default. Takes effect at the next forward, which re-lays out the buffers; a backward always uses
+ * the layout of the forward it follows. */
+void llama_set_gradient_checkpointing(llama_model *m, int on);
+
 /* Bytes of the activation buffers llama_forward_logprobs keeps for N = B*T tokens (they grow to the
- * largest N seen and stay allocated until llama_free), attention scratch and rope tables excluded.
+ * largest N seen and stay allocated until llama_free), attention scratch and rope tables excluded,
+ * with gradient checkpointing off (llama_activation_bytes) or as given (llama_activation_bytes_ex).
  * For choosing micro-batch sizes. */
 size_t llama_activation_bytes(const llama_config *c, size_t N);
+size_t llama_activation_bytes_ex(const llama_config *c, size_t N, int gradient_checkpointing);
 
 /* Matrix-product FLOPs (2 per multiply-add) of one llama_forward_logprobs over B*T = N tokens of
  * length T, attention included; backward costs twice this. For benchmarks. */

@@ -78,6 +78,13 @@ struct llama_state {
     /* Rope tables for positions [0, rope_len): cos/sin (rope_len, HS/2). */
     int rope_len;
     float *rope_cos, *rope_sin;
+    /* Gradient checkpointing: the layout of acts_mem. 0: every la[l] field has its own rows.
+     * 1: only la[l].res_in is per layer; every other la[l] field of every layer points into one
+     * shared set of rows (the "work" layer), which holds the activations of layer work_layer: the
+     * forward leaves the last layer's there, the backward recomputes layer l's from la[l].res_in
+     * before its backward whenever work_layer != l. */
+    int ckpt;
+    int work_layer;         /* -1: the work rows hold no layer's activations */
 };
 
 /* Largest logits chunk, in floats (16 MiB), and the rows it allows for vocabulary V (>= 1). */

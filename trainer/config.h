@@ -74,6 +74,7 @@ typedef struct {
     int seed;
     bool tf32;
     bool bf16;
+    bool gradient_checkpointing;        /* recompute layer activations in the backward (llama.h) */
     const char *device;                 /* "auto" | "cpu" | "cuda" */
     int logging_steps;
     int save_steps;                     /* 0 = save only at the end */

@@ -192,6 +192,7 @@ int cmd_sft(int argc, char **argv) {
         fprintf(stderr, "grpo2048 sft: %s\n", err);
         goto cleanup;
     }
+    llama_set_gradient_checkpointing(&pol.model, c.gradient_checkpointing);   /* same results, less memory */
     ex = load_dataset(&pol, &c, &n, err, sizeof err);
     if (!ex) { fprintf(stderr, "grpo2048 sft: %s\n", err); goto cleanup; }
 

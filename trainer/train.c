@@ -762,6 +762,8 @@ int cmd_train(int argc, char **argv) {
             goto cleanup;
         }
     }
+    /* TRL's gradient_checkpointing: recompute each layer's activations in the backward (same results) */
+    llama_set_gradient_checkpointing(&r.pol.model, c.gradient_checkpointing);
     if (c.beta > 0) {
         const char *ref_dir = c.model_name_or_path;
         if (resuming && cs.has_ref_model) {
@@ -773,6 +775,7 @@ int cmd_train(int argc, char **argv) {
             goto cleanup;
         }
         r.have_ref = 1;
+        llama_set_gradient_checkpointing(&r.ref, 1);   /* forward passes only: one layer's activations, no cost */
     }
     r.prompt = policy_encode_prompt(&r.pol, c.system_prompt, c.prompt, &r.P, r.err, sizeof r.err);
     if (!r.prompt) { fprintf(stderr, "grpo2048 train: prompt: %s\n", r.err); goto cleanup; }

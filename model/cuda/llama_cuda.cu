@@ -11,7 +11,8 @@
  *     attention, o_proj, residual, RMSNorm, SwiGLU MLP, residual) -> final RMSNorm -> LM head in
  *     chunks of rows (cuBLAS logits, fused log-softmax / log-prob / entropy kernel).
  *   - llama_cuda_backward_logprobs: the same in reverse; the LM head is recomputed chunk by chunk
- *     for the rows with a nonzero dlogp only.
+ *     for the rows with a nonzero dlogp only; with gradient checkpointing each layer's activations
+ *     are recomputed (layer_forward) from its stored input right before its backward.
  *   - AdamW, gradient norm, copies to and from the host, memory figures.
  *
  * Everything runs on the context's one stream; the host waits only where a result comes back
@@ -112,6 +113,7 @@ extern "C" int llama_cuda_create(llama_cuda_model *cm, const llama_model *m, int
     cm->cfg = *c;
     cm->precision = precision;
     cm->device = device;
+    cm->gradient_checkpointing = m->gradient_checkpointing != 0; /* the CPU model's setting carries over */
     cm->num_params = m->num_params;
     size_t n = m->num_params;
     cm->state = (struct llama_cuda_state *)calloc(1, sizeof *cm->state);
@@ -243,8 +245,10 @@ int llama_cuda_rope_ensure(llama_cuda_model *cm, int npos, char *err, size_t err
  */
 
 /* Carves the training activations for N rows and LM-head chunks of R rows; st NULL: sizing only.
- * Returns the bytes. */
-static size_t plan_acts(struct llama_cuda_state *st, void *base, const llama_config *c, int act, size_t N, int R) {
+ * ckpt (gradient checkpointing): layers 1..L-1 get only their res_in rows, every other field points
+ * at layer 0's rows (the shared work rows, llama_cuda_internal.cuh). Returns the bytes. */
+static size_t plan_acts(struct llama_cuda_state *st, void *base, const llama_config *c, int act, size_t N, int R,
+                        int ckpt) {
     size_t C = c->hidden_size, F = c->intermediate_size, NH = c->num_attention_heads, L = c->num_hidden_layers;
     size_t NKV = c->num_key_value_heads, QD = NH * c->head_dim, KD = NKV * c->head_dim, V = c->vocab_size;
     size_t A = act == LLAMA_CUDA_DT_BF16 ? 2 : 4, f = sizeof(float);
@@ -253,6 +257,11 @@ static size_t plan_acts(struct llama_cuda_state *st, void *base, const llama_con
     cuda_layer_acts dummy;
     for (size_t l = 0; l < L; l++) {
         cuda_layer_acts *a = st ? &st->la[l] : &dummy;
+        if (ckpt && l > 0) {
+            if (st) st->la[l] = st->la[0];
+            a->res_in = (float *)cuda_take(&cv, N * C * f);
+            continue;
+        }
         a->res_in = (float *)cuda_take(&cv, N * C * f);
         a->rstd1 = (float *)cuda_take(&cv, N * f);
         a->q = cuda_take(&cv, N * QD * A);
@@ -325,10 +334,15 @@ static int reserve_scratch(llama_cuda_ctx *ctx, const llama_config *c, int B, in
 }
 
 extern "C" size_t llama_cuda_training_bytes(const llama_config *c, int precision, int B, int T) {
+    return llama_cuda_training_bytes_ex(c, precision, B, T, 0);
+}
+
+extern "C" size_t llama_cuda_training_bytes_ex(const llama_config *c, int precision, int B, int T,
+                                               int gradient_checkpointing) {
     int act = precision == LLAMA_CUDA_BF16 ? LLAMA_CUDA_DT_BF16 : LLAMA_CUDA_DT_F32;
     size_t N = (size_t)B * T, ptr_bytes = 0, A = act == LLAMA_CUDA_DT_BF16 ? 2 : 4;
     int NH = c->num_attention_heads, HS = c->head_dim;
-    size_t bytes = plan_acts(NULL, NULL, c, act, N, cuda_logit_rows(c->vocab_size, N));
+    size_t bytes = plan_acts(NULL, NULL, c, act, N, cuda_logit_rows(c->vocab_size, N), gradient_checkpointing != 0);
     bytes += llama_cuda_attention_scratch_bytes(0, act, B, T, NH, c->num_key_value_heads, HS, &ptr_bytes) + ptr_bytes;
     size_t norm = llama_cuda_norm_scratch_bytes((int)N, c->hidden_size);
     if (llama_has_qk_norm(c) && llama_cuda_norm_scratch_bytes((int)(N * NH), HS) > norm)
@@ -336,17 +350,21 @@ extern "C" size_t llama_cuda_training_bytes(const llama_config *c, int precision
     return bytes + norm + (N < 4096 ? 4096 : N) * A + (3 * N + 1) * sizeof(int) + (1024 + 1) * sizeof(double);
 }
 
+/* Activations for a (B, T) batch in the layout cm->gradient_checkpointing asks for; a change of
+ * layout re-lays them out for the largest B*T seen so far. */
 static int ensure_capacity(llama_cuda_model *cm, int B, int T, const char *fn) {
     struct llama_cuda_state *st = cm->state;
     const llama_config *c = &cm->cfg;
     llama_cuda_ctx *ctx = cm->ctx;
     size_t N = (size_t)B * T;
+    int ckpt = cm->gradient_checkpointing != 0;
     char err[200];
     if (reserve_scratch(ctx, c, B, T, err, sizeof err)) {
         snprintf(cm->err, sizeof cm->err, "%s: %s", fn, err);
         return -1;
     }
-    if (N <= st->cap_rows) return 0;
+    if (N <= st->cap_rows && ckpt == st->ckpt) return 0;
+    if (N < st->cap_rows) N = st->cap_rows;
     llama_cuda_sync(ctx);
     llama_cuda_mfree(ctx, st->acts, st->acts_bytes);
     st->acts = NULL;
@@ -362,21 +380,67 @@ static int ensure_capacity(llama_cuda_model *cm, int B, int T, const char *fn) {
         return -1;
     }
     int R = cuda_logit_rows(c->vocab_size, N);
-    size_t bytes = plan_acts(NULL, NULL, c, ctx->act, N, R);
+    size_t bytes = plan_acts(NULL, NULL, c, ctx->act, N, R, ckpt);
     if (llama_cuda_malloc(ctx, &st->acts, bytes, "training activations", err, sizeof err)) {
         snprintf(cm->err, sizeof cm->err, "%.40s: B=%d, T=%d: %.170s", fn, B, T, err);
         return -1;
     }
     st->acts_bytes = bytes;
-    plan_acts(st, st->acts, c, ctx->act, N, R);
+    plan_acts(st, st->acts, c, ctx->act, N, R, ckpt);
     st->logit_rows = R;
     st->cap_rows = N;
+    st->ckpt = ckpt;
+    st->work_layer = -1;
     return 0;
 }
 
 /* ------------------------------------------------------------------------------------------------
  * Forward
  */
+
+/* Decoder layer l of the batch (st->B, st->T) from st->la[l].res_in: fills la[l]'s activations and,
+ * when res_out is not NULL, writes the layer's output residual (N, C, fp32) there. The backward's
+ * recomputation under gradient checkpointing passes NULL (it needs everything up to gate/up; the
+ * output is the next layer's stored input). As model/llama.c's layer_forward. */
+static void layer_forward(llama_cuda_model *cm, int l, float *res_out) {
+    struct llama_cuda_state *st = cm->state;
+    const llama_config *c = &cm->cfg;
+    llama_cuda_ctx *ctx = cm->ctx;
+    int B = st->B, T = st->T;
+    size_t N = (size_t)B * T;
+    int act = ctx->act, Ni = (int)N;
+    int C = c->hidden_size, F = c->intermediate_size;
+    int NH = c->num_attention_heads, NKV = c->num_key_value_heads, HS = c->head_dim;
+    int QD = NH * HS, KD = NKV * HS;
+    float eps = c->rms_norm_eps;
+    cuda_layer_acts *a = &st->la[l];
+    const llama_layer_weights *lw = &cm->w.layers[l];
+    /* attention block */
+    llama_cuda_rmsnorm_forward(ctx, st->ln, act, a->rstd1, a->res_in, F32, lw->ln1, Ni, C, eps);
+    if (llama_has_qk_norm(c)) {
+        llama_cuda_matmul_forward(ctx, a->qr, act, st->ln, cuda_wact(cm, lw->wq), lw->bq, Ni, C, QD, 0.0f);
+        llama_cuda_matmul_forward(ctx, a->kr, act, st->ln, cuda_wact(cm, lw->wk), lw->bk, Ni, C, KD, 0.0f);
+        llama_cuda_rmsnorm_forward(ctx, a->q, act, a->rstdq, a->qr, act, lw->qn, Ni * NH, HS, eps);
+        llama_cuda_rmsnorm_forward(ctx, a->k, act, a->rstdk, a->kr, act, lw->kn, Ni * NKV, HS, eps);
+    } else {
+        llama_cuda_matmul_forward(ctx, a->q, act, st->ln, cuda_wact(cm, lw->wq), lw->bq, Ni, C, QD, 0.0f);
+        llama_cuda_matmul_forward(ctx, a->k, act, st->ln, cuda_wact(cm, lw->wk), lw->bk, Ni, C, KD, 0.0f);
+    }
+    llama_cuda_matmul_forward(ctx, a->v, act, st->ln, cuda_wact(cm, lw->wv), lw->bv, Ni, C, KD, 0.0f);
+    llama_cuda_rope(ctx, a->q, Ni, NH, HS, 0, T, st->rope_cos, st->rope_sin, 0);
+    llama_cuda_rope(ctx, a->k, Ni, NKV, HS, 0, T, st->rope_cos, st->rope_sin, 0);
+    llama_cuda_attention_forward(ctx, a->atty, a->lse, a->q, a->k, a->v, B, T, NH, NKV, HS, c->sliding_window);
+    cudaCheck(cudaMemcpyAsync(a->res_mid, a->res_in, N * C * sizeof(float), cudaMemcpyDeviceToDevice, ctx->stream));
+    llama_cuda_matmul_forward(ctx, a->res_mid, F32, a->atty, cuda_wact(cm, lw->wo), lw->bo, Ni, QD, C, 1.0f);
+    /* MLP block */
+    llama_cuda_rmsnorm_forward(ctx, st->ln, act, a->rstd2, a->res_mid, F32, lw->ln2, Ni, C, eps);
+    llama_cuda_matmul_forward(ctx, a->gate, act, st->ln, cuda_wact(cm, lw->wg), NULL, Ni, C, F, 0.0f);
+    llama_cuda_matmul_forward(ctx, a->up, act, st->ln, cuda_wact(cm, lw->wu), NULL, Ni, C, F, 0.0f);
+    if (!res_out) return;
+    llama_cuda_swiglu_forward(ctx, st->hbuf, a->gate, a->up, N * F);
+    cudaCheck(cudaMemcpyAsync(res_out, a->res_mid, N * C * sizeof(float), cudaMemcpyDeviceToDevice, ctx->stream));
+    llama_cuda_matmul_forward(ctx, res_out, F32, st->hbuf, cuda_wact(cm, lw->wd), NULL, Ni, F, C, 1.0f);
+}
 
 extern "C" int llama_cuda_forward_logprobs(llama_cuda_model *cm, const int *tokens, int B, int T, float *logp,
                                            float *entropy) {
@@ -414,11 +478,8 @@ extern "C" int llama_cuda_forward_logprobs(llama_cuda_model *cm, const int *toke
     }
     if (ensure_capacity(cm, B, T, fn)) return -1;
     int act = ctx->act, Ni = (int)N;
-    int C = c->hidden_size, F = c->intermediate_size, V = c->vocab_size;
-    int NH = c->num_attention_heads, NKV = c->num_key_value_heads, HS = c->head_dim;
-    int QD = NH * HS, KD = NKV * HS;
+    int C = c->hidden_size, V = c->vocab_size;
     float eps = c->rms_norm_eps;
-    int qk = llama_has_qk_norm(c);
     size_t A = llama_cuda_act_size(ctx);
     memcpy(st->tokens_h, tokens, N * sizeof(int));
     st->B = B;
@@ -426,35 +487,9 @@ extern "C" int llama_cuda_forward_logprobs(llama_cuda_model *cm, const int *toke
     llama_cuda_h2d(ctx, st->tokens_d, tokens, N * sizeof(int));
 
     llama_cuda_embedding_forward(ctx, st->la[0].res_in, st->tokens_d, cm->w.wte, Ni, C);
-    for (int l = 0; l < c->num_hidden_layers; l++) {
-        cuda_layer_acts *a = &st->la[l];
-        const llama_layer_weights *lw = &cm->w.layers[l];
-        float *res_out = l + 1 < c->num_hidden_layers ? st->la[l + 1].res_in : st->res_final;
-        /* attention block */
-        llama_cuda_rmsnorm_forward(ctx, st->ln, act, a->rstd1, a->res_in, F32, lw->ln1, Ni, C, eps);
-        if (qk) {
-            llama_cuda_matmul_forward(ctx, a->qr, act, st->ln, cuda_wact(cm, lw->wq), lw->bq, Ni, C, QD, 0.0f);
-            llama_cuda_matmul_forward(ctx, a->kr, act, st->ln, cuda_wact(cm, lw->wk), lw->bk, Ni, C, KD, 0.0f);
-            llama_cuda_rmsnorm_forward(ctx, a->q, act, a->rstdq, a->qr, act, lw->qn, Ni * NH, HS, eps);
-            llama_cuda_rmsnorm_forward(ctx, a->k, act, a->rstdk, a->kr, act, lw->kn, Ni * NKV, HS, eps);
-        } else {
-            llama_cuda_matmul_forward(ctx, a->q, act, st->ln, cuda_wact(cm, lw->wq), lw->bq, Ni, C, QD, 0.0f);
-            llama_cuda_matmul_forward(ctx, a->k, act, st->ln, cuda_wact(cm, lw->wk), lw->bk, Ni, C, KD, 0.0f);
-        }
-        llama_cuda_matmul_forward(ctx, a->v, act, st->ln, cuda_wact(cm, lw->wv), lw->bv, Ni, C, KD, 0.0f);
-        llama_cuda_rope(ctx, a->q, Ni, NH, HS, 0, T, st->rope_cos, st->rope_sin, 0);
-        llama_cuda_rope(ctx, a->k, Ni, NKV, HS, 0, T, st->rope_cos, st->rope_sin, 0);
-        llama_cuda_attention_forward(ctx, a->atty, a->lse, a->q, a->k, a->v, B, T, NH, NKV, HS, c->sliding_window);
-        cudaCheck(cudaMemcpyAsync(a->res_mid, a->res_in, N * C * sizeof(float), cudaMemcpyDeviceToDevice, ctx->stream));
-        llama_cuda_matmul_forward(ctx, a->res_mid, F32, a->atty, cuda_wact(cm, lw->wo), lw->bo, Ni, QD, C, 1.0f);
-        /* MLP block */
-        llama_cuda_rmsnorm_forward(ctx, st->ln, act, a->rstd2, a->res_mid, F32, lw->ln2, Ni, C, eps);
-        llama_cuda_matmul_forward(ctx, a->gate, act, st->ln, cuda_wact(cm, lw->wg), NULL, Ni, C, F, 0.0f);
-        llama_cuda_matmul_forward(ctx, a->up, act, st->ln, cuda_wact(cm, lw->wu), NULL, Ni, C, F, 0.0f);
-        llama_cuda_swiglu_forward(ctx, st->hbuf, a->gate, a->up, N * F);
-        cudaCheck(cudaMemcpyAsync(res_out, a->res_mid, N * C * sizeof(float), cudaMemcpyDeviceToDevice, ctx->stream));
-        llama_cuda_matmul_forward(ctx, res_out, F32, st->hbuf, cuda_wact(cm, lw->wd), NULL, Ni, F, C, 1.0f);
-    }
+    for (int l = 0; l < c->num_hidden_layers; l++)
+        layer_forward(cm, l, l + 1 < c->num_hidden_layers ? st->la[l + 1].res_in : st->res_final);
+    st->work_layer = st->ckpt ? c->num_hidden_layers - 1 : -1;
     llama_cuda_rmsnorm_forward(ctx, st->lnf, act, st->rstdf, st->res_final, F32, cm->w.lnf, Ni, C, eps);
 
     /* LM head, a chunk of rows at a time: row n = (b, t) predicts tokens[b, t+1]; logp[b, 0] and
@@ -523,6 +558,11 @@ extern "C" void llama_cuda_backward_logprobs(llama_cuda_model *cm, const float *
         cuda_layer_acts *a = &st->la[l];
         const llama_layer_weights *lw = &cm->w.layers[l];
         llama_layer_weights *lg = &cm->g.layers[l];
+        if (st->ckpt && st->work_layer != l) {
+            /* gradient checkpointing: this layer's activations again, from its stored input */
+            layer_forward(cm, l, NULL);
+            st->work_layer = l;
+        }
         /* MLP block: res_out = res_mid + down(silu(gate) * up); dres holds dL/dres_out */
         llama_cuda_rmsnorm_recompute(ctx, st->ln, act, a->res_mid, F32, a->rstd2, lw->ln2, Ni, C);
         llama_cuda_swiglu_forward(ctx, st->hbuf, a->gate, a->up, N * F);
@@ -632,3 +672,7 @@ extern "C" void llama_cuda_get_memory(const llama_cuda_model *cm, llama_cuda_mem
 }
 
 extern "C" void llama_cuda_reset_peak(llama_cuda_model *cm) { llama_cuda_ctx_reset_peak(cm->ctx); }
+
+extern "C" void llama_cuda_set_gradient_checkpointing(llama_cuda_model *cm, int on) {
+    cm->gradient_checkpointing = on != 0;
+}

@@ -24,7 +24,8 @@
  *
  * Memory: parameters, gradients and AdamW moments (m then v) are each one device allocation with
  * the layout of llama_model.params (so a tensor's offset is the same on both sides); training
- * activations are one allocation that grows to the largest B*T seen; generation buffers (KV cache
+ * activations are one allocation that grows to the largest B*T seen (every layer's, or with
+ * gradient checkpointing each layer's input and one layer's worth); generation buffers (KV cache
  * for G rows) one more. llama_cuda_get_memory reports current and peak bytes.
  *
  * Errors: what users can cause (bad tokens, T too long, out of device memory, no device) returns -1
@@ -82,6 +83,7 @@ typedef struct llama_cuda_model {
     llama_weights w;             /* named device pointers into params (lm_head == wte when tied) */
     llama_weights g;             /* the same names into grads */
     char err[256];               /* message of the last failed llama_cuda_forward_logprobs */
+    int gradient_checkpointing;  /* 0 (default) or 1: llama_cuda_set_gradient_checkpointing */
     struct llama_cuda_ctx *ctx;
     struct llama_cuda_state *state;
 } llama_cuda_model;
@@ -95,10 +97,10 @@ int llama_cuda_device_count(void);
 int llama_cuda_device_info(int device, char *buf, size_t len);
 
 /* Creates the device model for the loaded CPU model m: copies m->params (m is not modified and may
- * be freed afterwards), zeroes the gradients, and builds the rope tables and the weight-decay mask
- * (m->tensors' decay flags). precision: LLAMA_CUDA_FP32 / TF32 / BF16. Returns 0, or -1 with err
- * (no such device, head_dim above LLAMA_CUDA_MAX_HEAD_DIM, bad precision, out of device memory);
- * cm is then zeroed. */
+ * be freed afterwards) and m->gradient_checkpointing, zeroes the gradients, and builds the rope
+ * tables and the weight-decay mask (m->tensors' decay flags). precision: LLAMA_CUDA_FP32 / TF32 /
+ * BF16. Returns 0, or -1 with err (no such device, head_dim above LLAMA_CUDA_MAX_HEAD_DIM, bad
+ * precision, out of device memory); cm is then zeroed. */
 int llama_cuda_create(llama_cuda_model *cm, const llama_model *m, int device, int precision, char *err,
                       size_t errlen);
 
@@ -168,10 +170,21 @@ void llama_cuda_get_memory(const llama_cuda_model *cm, llama_cuda_memory *mem);
 /* Starts a new peak measurement at the current usage (e.g. once per training step). */
 void llama_cuda_reset_peak(llama_cuda_model *cm);
 
+/* Gradient checkpointing, as llama_set_gradient_checkpointing (model/llama.h): on != 0 keeps only
+ * each decoder layer's input (fp32 residual, N x C per layer) plus one layer's worth of activations
+ * on the device, and the backward recomputes each layer's activations from its input right before
+ * its backward (the same kernels on the same inputs, so the results match the mode off: bitwise on
+ * the CPU emulator, and on a GPU as far as its kernels are deterministic). Costs about one extra
+ * forward pass of the decoder layers per backward. Off by default; takes effect at the next
+ * forward. llama_cuda_get_memory's figures and llama_cuda_training_bytes_ex reflect it. */
+void llama_cuda_set_gradient_checkpointing(llama_cuda_model *cm, int on);
+
 /* Device bytes llama_cuda_forward_logprobs + llama_cuda_backward_logprobs need for a (B,T) batch
  * beyond parameters, gradients and moments: activations, logits chunk, attention scratch, reduction
- * scratch. For choosing micro-batch sizes. */
+ * scratch; with gradient checkpointing off (llama_cuda_training_bytes) or as given (_ex). For
+ * choosing micro-batch sizes. */
 size_t llama_cuda_training_bytes(const llama_config *c, int precision, int B, int T);
+size_t llama_cuda_training_bytes_ex(const llama_config *c, int precision, int B, int T, int gradient_checkpointing);
 
 /* Device bytes llama_cuda_generate needs for G rows of P + max_new positions beyond the weights. */
 size_t llama_cuda_generation_bytes(const llama_config *c, int precision, int P, int G, int max_new);

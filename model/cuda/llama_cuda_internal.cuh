@@ -79,6 +79,13 @@ struct llama_cuda_state {
     /* generation buffers (generate.cu): one allocation of gen_bytes */
     void *gen;
     size_t gen_bytes;
+    /* gradient checkpointing: the layout of acts (as model/llama_internal.h's llama_state). 0: every
+     * la[l] field has its own rows. 1: only la[l].res_in is per layer; every other field of every
+     * la[l] points at one shared set of rows holding the activations of layer work_layer (the
+     * forward leaves the last layer's there, the backward recomputes layer l's from la[l].res_in
+     * whenever work_layer != l; -1: none) */
+    int ckpt;
+    int work_layer;
 };
 
 /* Bump allocator over one allocation: base NULL = sizing pass (take returns NULL, off counts). */
