@@ -81,7 +81,7 @@ struct llama_state {
 };
 
 /* Largest logits chunk, in floats (16 MiB), and the rows it allows for vocabulary V (>= 1). */
-#define LLAMA_LOGITS_CHUNK_FLOATS ((size_t)1 << 22)
+#define LLAMA_LOGITS_CHUNK_FLOATS ((size_t)1 << 24)
 int llama_logit_chunk_rows(int V);
 
 /* Makes sure the rope tables cover positions [0, npos). 0 or -1 (out of memory). */
