@@ -243,10 +243,10 @@ typedef struct {
  * ties). A row stops at any of s->stop_ids (or cfg.eos_token_ids when NULL).
  * Row g draws from its own xoshiro256** stream seeded from (seed, g), so its tokens do not depend on
  * G or the thread count, up to float rounding: row results are bitwise independent of G while at
- * most 4 rows are active (one sgemv per row); batched sgemm over more rows, or another thread
- * count, may round last bits differently (~1e-6 in logp), which changes a draw only when it falls
- * that close to a cumulative-probability boundary. Fixed (seed, G, thread count): bitwise
- * repeatable.
+ * most LLAMA_SMALL_MAX_ROWS (32) rows are active (llama_sgemm_small: every dot product computed the
+ * same way for any batch); batched sgemm over more rows may round last bits differently (~1e-6 in
+ * logp), which changes a draw only when it falls that close to a cumulative-probability boundary.
+ * Fixed (seed, G): bitwise repeatable.
  * out: (G, max_new) tokens (eos included when produced, rest -1); out_len: (G,) generated tokens incl.
  * eos. Returns 0, or -1 (P < 1, G < 1, max_new < 1, P+max_new > max_position_embeddings, prompt token
  * out of range, bad sampling parameters, out of memory) with err. */

@@ -88,7 +88,7 @@ struct llama_state {
 };
 
 /* Largest logits chunk, in floats (16 MiB), and the rows it allows for vocabulary V (>= 1). */
-#define LLAMA_LOGITS_CHUNK_FLOATS ((size_t)1 << 22)
+#define LLAMA_LOGITS_CHUNK_FLOATS ((size_t)1 << 24)
 int llama_logit_chunk_rows(int V);
 
 /* Makes sure the rope tables cover positions [0, npos). 0 or -1 (out of memory). */
@@ -126,9 +126,24 @@ int llama_config_to_json_dtype(const llama_config *c, const char *path, const ch
 
 /* Products below this many multiply-adds run as one single-threaded sgemm call. */
 #define LLAMA_SGEMM_PAR_MIN (1 << 18)
-/* X (M, K) @ W^T with M at most this many rows runs as one sgemv per row (sgemm's packing of W
- * costs more than the product there: measured 74 us vs 8 us for M=1, 704x256 on one core). */
-#define LLAMA_GEMV_MAX_ROWS 4
+/* X (M, K) @ W^T with M at most this many rows runs as llama_sgemm_small (W streamed once, no
+ * packing); above it sgemm's packing pays off. Measured with bench_model --shape smollm2 on a 2-core
+ * AVX-512 Xeon: see model/llama_gemm_small.c and the commit that set it. */
+#define LLAMA_SMALL_MAX_ROWS 32
+
+/* C (M, N) = beta*C + A (M, K) @ W (N, K)^T, row-major with row strides lda, ldw, ldc; single-threaded;
+ * for small M (model/llama_gemm_small.c). beta 0: C is only written. Each C[m, n] is computed the same
+ * way for any M and any position of n (bitwise independent of the batch), with AVX-512, AVX2+FMA or
+ * plain C chosen once from the CPU's features. */
+void llama_sgemm_small(int M, int N, int K, const float *A, int lda, const float *W, int ldw, float beta, float *C,
+                       int ldc);
+/* "avx512", "avx2" or "scalar": the kernel llama_sgemm_small runs. */
+const char *llama_sgemm_small_isa(void);
+/* Chooses llama_sgemm_small's kernel ("avx512", "avx2", "scalar"; NULL or "" = the CPU's best), for
+ * tests and benchmarks. -1 (nothing changed) for an unknown name or one this CPU cannot run. The
+ * environment variable GRPO2048_GEMM_SMALL_ISA is read the same way on first use. Not thread-safe:
+ * call it before any model work. */
+int llama_sgemm_small_set_isa(const char *isa);
 
 /* Puts OpenBLAS in single-threaded mode (once per process): the model parallelizes sgemm itself
  * with OpenMP (llama_sgemm), so only one thread pool exists and none spins against the other. */
@@ -137,7 +152,7 @@ void llama_blas_init(void);
 /* C (M, N) = beta*C + op(A) (M, K) @ op(B) (K, N), row-major; transA/transB: 0 or 1 (op = transpose);
  * lda/ldb/ldc: row strides as stored. Split over OpenMP threads into blocks of rows of C (when M is
  * large) or of columns of C, each a single-threaded cblas_sgemm (or, for A @ B^T with M <=
- * LLAMA_GEMV_MAX_ROWS, one cblas_sgemv per row): no reduction is split, so results are repeatable
+ * LLAMA_SMALL_MAX_ROWS, llama_sgemm_small): no reduction is split, so results are repeatable
  * for a fixed thread count. */
 void llama_sgemm(int transA, int transB, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
                  float beta, float *C, int ldc);

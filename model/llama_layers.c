@@ -33,18 +33,16 @@ void llama_sgemm(int transA, int transB, int M, int N, int K, const float *A, in
     enum CBLAS_TRANSPOSE ta = transA ? CblasTrans : CblasNoTrans, tb = transB ? CblasTrans : CblasNoTrans;
     int nt = omp_in_parallel() ? 1 : omp_get_max_threads();
     if (M <= 0 || N <= 0) return;
-    if (!transA && transB && M <= LLAMA_GEMV_MAX_ROWS) {
-        /* A few rows times a weight matrix (decoding): sgemm would spend its time packing B, so one
-         * sgemv per row (y = B x), over blocks of B's rows; each C[r, n] is then a dot product
-         * that does not depend on M. */
+    if (!transA && transB && M <= LLAMA_SMALL_MAX_ROWS) {
+        /* A few rows times a weight matrix (decoding): llama_sgemm_small streams the weights once for
+         * all rows, without sgemm's packing; threads take blocks of W's rows (16-aligned). Each
+         * C[r, n] is a dot product that depends neither on M nor on the thread count. */
         if ((double)M * N * K < LLAMA_SGEMM_PAR_MIN || N < 32 * nt) nt = 1;
         #pragma omp parallel for schedule(static) num_threads(nt)
         for (int p = 0; p < nt; p++) {
             int n0 = p == 0 ? 0 : (int)((long long)N * p / nt) / 16 * 16;
             int n1 = p == nt - 1 ? N : (int)((long long)N * (p + 1) / nt) / 16 * 16;
-            for (int r = 0; r < M && n1 > n0; r++)
-                cblas_sgemv(CblasRowMajor, CblasNoTrans, n1 - n0, K, 1.0f, B + (size_t)n0 * ldb, ldb,
-                            A + (size_t)r * lda, 1, beta, C + (size_t)r * ldc + n0, 1);
+            if (n1 > n0) llama_sgemm_small(M, n1 - n0, K, A, lda, B + (size_t)n0 * ldb, ldb, beta, C + n0, ldc);
         }
         return;
     }
