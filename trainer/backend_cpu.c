@@ -24,7 +24,7 @@ static cpu_impl *S(backend *b) { return b->impl; }
 static size_t cpu_current_bytes(backend *b) {
     const llama_model *m = b->model;
     size_t n = m->num_params * sizeof(float) * (b->opt ? 4 : 2);   /* params, grads (+ m, v) */
-    if (S(b)->max_tokens) n += llama_activation_bytes(&m->cfg, S(b)->max_tokens);
+    if (S(b)->max_tokens) n += llama_activation_bytes_ex(&m->cfg, S(b)->max_tokens, m->gradient_checkpointing);
     return n;
 }
 

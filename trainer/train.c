@@ -548,6 +548,22 @@ done:
 }
 
 /* The step's metrics rows (TRL's names; ours documented in docs/metrics.md). */
+/* The peak resident memory (GiB, 2^30 bytes) of this process since the last call (VmHWM of
+ * /proc/self/status, then reset by writing 5 to /proc/self/clear_refs, Linux >= 4.0), or -1 where
+ * /proc does not say. The reward pool's processes are not counted. */
+static double peak_rss_gb_since_last(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f) return -1;
+    char line[256];
+    long kb = -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "VmHWM: %ld kB", &kb) == 1) break;
+    fclose(f);
+    FILE *c = fopen("/proc/self/clear_refs", "w");
+    if (c) { fputs("5", c); fclose(c); }
+    return kb < 0 ? -1 : kb / 1048576.0;
+}
+
 static int log_step(run *r, const step_acc *a, double grad_norm, double lr, double step_time, double train_time) {
     metrics_db *db = r->db;
     int bad = 0;
@@ -585,6 +601,8 @@ static int log_step(run *r, const step_acc *a, double grad_norm, double lr, doub
            metrics_add(db, "train_time", train_time) |
            metrics_add(db, "tokens_per_second", step_time > 0 ? a->train_tokens / step_time : 0);
     if (r->have_ref) bad |= metrics_add(db, "kl", a->kl / mb);
+    const double rss = peak_rss_gb_since_last();
+    if (rss >= 0) bad |= metrics_add(db, "memory/rss_gb", rss);
     if (r->gpu) {   /* the model's own peak device memory, from the CUDA runtime (reported without NVML too) */
         backend_memory mem;
         backend_get_memory(&r->pb, &mem);
