@@ -280,7 +280,10 @@ def build_tokenizer(md):
         "unk_token": unk,
         "clean_up_tokenization_spaces": False,
         "model_max_length": int(md.get(md.get("general.architecture") + ".context_length", 2048)),
-        "tokenizer_class": "GPT2Tokenizer",
+        # Not GPT2Tokenizer (SmolLM2's own choice): transformers 5 builds that class's pre-tokenizer
+        # itself (ByteLevel alone), dropping the Digits step; PreTrainedTokenizerFast takes
+        # tokenizer.json as written, in transformers 4 and 5.
+        "tokenizer_class": "PreTrainedTokenizerFast",
     }
     ct = md.get("tokenizer.chat_template")
     if ct is not None:

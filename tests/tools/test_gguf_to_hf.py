@@ -225,6 +225,7 @@ def check_metadata(tag, out, hp, tied):
     check(added.get("<tool>", {}).get("special") is False, f"{tag}: user-defined token marked special")
     tc = json.load(open(os.path.join(out, "tokenizer_config.json")))
     check(tc.get("chat_template") == CHAT_TEMPLATE, f"{tag}: chat_template {tc.get('chat_template')!r}")
+    check(tc.get("tokenizer_class") == "PreTrainedTokenizerFast", f"{tag}: tokenizer_class {tc.get('tokenizer_class')}")
     check((tc.get("bos_token"), tc.get("eos_token"), tc.get("pad_token"), tc.get("unk_token")) ==
           ("<|im_start|>", "<|im_end|>", "<|im_end|>", "<|endoftext|>"), f"{tag}: tokenizer_config tokens {tc}")
 
