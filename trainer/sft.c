@@ -11,6 +11,7 @@
  * on success and on every error path. The model runs on the backend `device` picks (trainer/backend.h);
  * checkpoints and the result are saved from the host copies, which the backend updates first.
  */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -343,7 +344,10 @@ int cmd_sft(int argc, char **argv) {
         for (int i = 0; ok && i < 2; i++) {
             snprintf(src, sizeof src, "%s/%s", c.model_name_or_path, tok_files[i]);
             snprintf(dst, sizeof dst, "%s/%s", c.output_dir, tok_files[i]);
-            if (strcmp(src, dst) != 0 && access(src, R_OK) == 0) ok = copy_file_atomic(src, dst, err, sizeof err) == 0;
+            if (strcmp(src, dst) == 0) continue;
+            if (access(src, R_OK) == 0) ok = copy_file_atomic(src, dst, err, sizeof err) == 0;
+            else fprintf(stderr, "grpo2048 sft: warning: cannot read %s (%s): %s lacks it; copy it there before "
+                         "loading the model\n", src, strerror(errno), c.output_dir);
         }
         if (!ok) { fprintf(stderr, "grpo2048 sft: saving: %s\n", err); status = "failed"; }
         else fprintf(stderr, "grpo2048 sft: completed %d steps; model saved to %s\n", total, c.output_dir);

@@ -929,10 +929,10 @@ int cmd_train(int argc, char **argv) {
     if (!r.db) { fprintf(stderr, "grpo2048 train: %s\n", r.err); goto cleanup; }
 
     fprintf(stderr, "grpo2048 train: device %s | model %s: %zu parameters, %d layers, hidden %d, vocab %d | "
-            "prompt %d tokens | %d completions per generation (%d groups of %d), %d micro-batches of %d per step%s | "
+            "prompt %d tokens | %d completions per generation (%d group%s of %d), %d micro-batch%s of %d per step%s | "
             "rewards: %s, %d worker%s, %.2f s/game | output %s\n", r.pb.description, c.model_name_or_path, nparams,
             r.pol.model.cfg.num_hidden_layers, r.pol.model.cfg.hidden_size, r.pol.model.cfg.vocab_size, r.P, r.N,
-            r.groups, r.G, r.A, r.B, r.mu > 1 ? ", each generation used num_iterations times" : "",
+            r.groups, r.groups == 1 ? "" : "s", r.G, r.A, r.A == 1 ? "" : "es", r.B, r.mu > 1 ? ", each generation used num_iterations times" : "",
             rcfg.parallel ? "parallel" : "sequential", rcfg.workers, rcfg.workers == 1 ? "" : "s", rcfg.timeout,
             c.output_dir);
     if (resuming)
