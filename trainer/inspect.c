@@ -23,12 +23,13 @@ static int print_json(cJSON *o) {
 int cmd_tokenize(int argc, char **argv) {
     const char *model = NULL, *text = NULL;
     for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--") && i + 1 < argc && !text) { text = argv[++i]; continue; } /* text may start with -- */
         if (!strcmp(argv[i], "--model") && i + 1 < argc) model = argv[++i];
-        else if (!strcmp(argv[i], "--help")) { printf("usage: grpo2048 tokenize --model DIR TEXT\n"); return 0; }
+        else if (!strcmp(argv[i], "--help")) { printf("usage: grpo2048 tokenize --model DIR [--] TEXT\n"); return 0; }
         else if (!text) text = argv[i];
         else { fprintf(stderr, "grpo2048 tokenize: unexpected argument '%s'\n", argv[i]); return 2; }
     }
-    if (!model || !text) { fprintf(stderr, "usage: grpo2048 tokenize --model DIR TEXT\n"); return 2; }
+    if (!model || !text) { fprintf(stderr, "usage: grpo2048 tokenize --model DIR [--] TEXT\n"); return 2; }
     char err[1024];
     tokenizer *t = tokenizer_load(model, err, sizeof err);
     if (!t) { fprintf(stderr, "grpo2048 tokenize: %s\n", err); return 1; }
@@ -116,7 +117,9 @@ int cmd_generate(int argc, char **argv) {
     char *text = policy_decode(&p, out, len);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "prompt_tokens", P);
-    cJSON_AddStringToObject(o, "completion", text ? text : "");
+    char *valid = policy_utf8_valid_copy(text ? text : "");
+    cJSON_AddStringToObject(o, "completion", valid ? valid : "");
+    free(valid);
     cJSON *jids = cJSON_AddArrayToObject(o, "ids");
     for (int i = 0; i < len; i++) cJSON_AddItemToArray(jids, cJSON_CreateNumber(out[i]));
     cJSON_AddBoolToObject(o, "finished", len > 0 && policy_is_stop(&p, out[len - 1]));

@@ -206,3 +206,33 @@ adamw_hparams policy_adamw_hparams(const grpo_config *c) {
                        (float)c->weight_decay};
     return h;
 }
+
+/* See policy.h. Invalid input is replaced as Python's bytes.decode("utf-8", errors="replace") and the
+ * Unicode standard's "maximal subpart" practice do. */
+char *policy_utf8_valid_copy(const char *s) {
+    size_t n = strlen(s);
+    char *out = malloc(3 * n + 1), *o = out;
+    if (!out) return NULL;
+    const unsigned char *u = (const unsigned char *)s;
+    for (size_t i = 0; i < n;) {
+        unsigned c = u[i];
+        size_t len = c < 0x80 ? 1 : (c >= 0xC2 && c <= 0xDF) ? 2 : (c >= 0xE0 && c <= 0xEF) ? 3 : (c >= 0xF0 && c <= 0xF4) ? 4 : 0;
+        /* k: bytes of the longest well-formed prefix of the sequence starting at i (Unicode's
+         * "maximal subpart": one U+FFFD replaces all of it when the sequence is incomplete) */
+        size_t k = len ? 1 : 0;
+        while (len && k < len && i + k < n) {
+            unsigned b = u[i + k];
+            unsigned lo = 0x80, hi = 0xBF;
+            if (k == 1 && c == 0xE0) lo = 0xA0;
+            if (k == 1 && c == 0xED) hi = 0x9F;
+            if (k == 1 && c == 0xF0) lo = 0x90;
+            if (k == 1 && c == 0xF4) hi = 0x8F;
+            if (b < lo || b > hi) break;
+            k++;
+        }
+        if (len && k == len) { memcpy(o, s + i, len); o += len; i += len; }
+        else { memcpy(o, "\xEF\xBF\xBD", 3); o += 3; i += k ? k : 1; }
+    }
+    *o = 0;
+    return out;
+}

@@ -60,4 +60,11 @@ adamw_hparams policy_adamw_hparams(const grpo_config *c);
 /* Seconds on a monotonic clock. */
 double now_seconds(void);
 
+/* A copy of s (NUL-terminated bytes) that is valid UTF-8 (RFC 3629: no overlong forms, no surrogates,
+ * at most U+10FFFF): each ill-formed part becomes one U+FFFD — a byte that cannot start a character,
+ * or the longest valid prefix of an incomplete character — as Python's errors="replace" does. For printing decoded completions as JSON (a completion can end inside a
+ * character, or be made of byte tokens). malloc'ed (at most 3 x strlen(s) + 1 bytes); NULL when out
+ * of memory. */
+char *policy_utf8_valid_copy(const char *s);
+
 #endif
