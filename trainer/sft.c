@@ -7,12 +7,14 @@
  * accumulated batch, as TRL's SFTTrainer computes it with completion_only_loss. Examples are shuffled
  * every epoch with the config's seed; a held-out fraction (sft_eval_fraction) gives eval_loss.
  * Steps: ceil(num_train_epochs × train examples / (per_device_train_batch_size ×
- * gradient_accumulation_steps)), at most max_steps. Every resource is released at one cleanup label,
+ * gradient_accumulation_steps)), at most max_steps. SIGINT/SIGTERM: the step finishes, the model is saved,
+ * the run is marked interrupted, exit status 128 + signal. Every resource is released at one cleanup label,
  * on success and on every error path. The model runs on the backend `device` picks (trainer/backend.h);
  * checkpoints and the result are saved from the host copies, which the backend updates first.
  */
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +29,21 @@
 #include "trainer/optim.h"
 #include "trainer/policy.h"
 #include "trainer/progress.h"
+
+/* The first SIGINT/SIGTERM lets the current step finish; the model so far is then saved to output_dir
+ * as at the end (a ready model folder), the run is marked 'interrupted' and the exit status is 128 +
+ * the signal. A second signal ends the process at once (metrics.sqlite is transactional, files are
+ * written atomically), as in `grpo2048 train`. */
+static volatile sig_atomic_t sft_stop_signal = 0;
+static void sft_on_stop_signal(int sig) {
+    if (!sft_stop_signal) {
+        static const char msg[] = "\ngrpo2048 sft: stopping after this step, then saving the model "
+                                  "(signal again to stop at once)\n";
+        ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
+        (void)w;
+    }
+    sft_stop_signal = sig;
+}
 
 typedef struct {
     int *ids;      /* (len,) prompt ++ completion ++ end-of-turn */
@@ -253,8 +270,16 @@ int cmd_sft(int argc, char **argv) {
     pb.log_every = c.logging_steps;
     int cursor = 0, epoch = 0;
     double num_tokens = 0;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = sft_on_stop_signal;
+    sa.sa_flags = SA_RESETHAND;   /* a second signal takes the default action: stop at once */
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    int steps_done = 0;
     status = "completed";
     for (int step = 1; step <= total; step++) {
+        if (sft_stop_signal) { status = "interrupted"; break; }
         double t0 = now_seconds();
         /* The step's examples: the next B×A of this epoch's order (a new epoch reshuffles). */
         const int count = B * A;
@@ -316,6 +341,7 @@ int cmd_sft(int argc, char **argv) {
         if (do_eval) snprintf(postfix, sizeof postfix, "loss=%.4f, eval_loss=%.4f, lr=%.2e", loss, ev, lr);
         else snprintf(postfix, sizeof postfix, "loss=%.4f, lr=%.2e", loss, lr);
         progress_update(&pb, step, postfix);
+        steps_done = step;
         if (c.save_steps > 0 && step % c.save_steps == 0 && step < total) {
             snprintf(path, sizeof path, "%s/checkpoint-%d", c.output_dir, step);
             checkpoint_info info = {"sft", step, metrics_run_id(db), num_tokens, 0, 0, config_yaml, &c};
@@ -334,8 +360,9 @@ int cmd_sft(int argc, char **argv) {
     }
     progress_finish(&pb);
     progress_started = 0;
-    if (!strcmp(status, "completed")) {
-        /* The result is a ready model folder: config.json, model.safetensors, tokenizer files. */
+    if (!strcmp(status, "completed") || !strcmp(status, "interrupted")) {
+        /* The result is a ready model folder: config.json, model.safetensors, tokenizer files (also when
+         * interrupted: the model after the last finished step). */
         int ok = backend_download(&be, BACKEND_PARAMS) == 0;
         if (!ok) snprintf(err, sizeof err, "%s", be.err);
         ok = ok && llama_save(&pol.model, c.output_dir, 0, err, sizeof err) == 0;
@@ -350,14 +377,18 @@ int cmd_sft(int argc, char **argv) {
                          "loading the model\n", src, strerror(errno), c.output_dir);
         }
         if (!ok) { fprintf(stderr, "grpo2048 sft: saving: %s\n", err); status = "failed"; }
-        else fprintf(stderr, "grpo2048 sft: completed %d steps; model saved to %s\n", total, c.output_dir);
+        else if (!strcmp(status, "completed"))
+            fprintf(stderr, "grpo2048 sft: completed %d steps; model saved to %s\n", total, c.output_dir);
+        else
+            fprintf(stderr, "grpo2048 sft: interrupted after step %d of %d; model saved to %s\n", steps_done, total,
+                    c.output_dir);
     }
     if (metrics_finish(db, status) != 0) {
         fprintf(stderr, "grpo2048 sft: metrics: %s\n", metrics_error(NULL));
         status = "failed";
     }
     db = NULL;
-    exit_code = strcmp(status, "completed") ? 1 : 0;
+    exit_code = !strcmp(status, "completed") ? 0 : !strcmp(status, "interrupted") ? 128 + (int)sft_stop_signal : 1;
 cleanup:
     if (progress_started) progress_finish(&pb);
     if (db) metrics_finish(db, "failed");

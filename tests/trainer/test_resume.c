@@ -7,6 +7,8 @@
  *   'interrupted', the exit status is 130; `--resume` then completes it, and every per-step metric
  *   (times excepted) and every completion equal the reference's bit for bit, each step once;
  *   `grpo2048 runs` lists the runs; SIGTERM ends a run the same way (exit status 143);
+ * - SIGINT during `grpo2048 sft`: the step finishes, a loadable model folder is saved, the run is
+ *   marked 'interrupted', exit status 130;
  * - SIGKILL at random moments, three times in a row, each time resuming from the latest checkpoint (or
  *   starting afresh when none was written yet): after every kill the SQLite file passes
  *   integrity_check and holds whole steps only (every step the same metric names, all its
@@ -504,6 +506,45 @@ static void test_refusals(void) {
     CHECK(system(path) == 0);
 }
 
+/* `grpo2048 sft`: SIGINT lets the step finish, saves a ready model folder, marks the run interrupted,
+ * exits 130; the saved model loads (grpo2048 tokenize/generate read it). */
+static void test_sft_sigint(void) {
+    char dir[1200], od[1300], log[1300], db[1300], p[1400];
+    snprintf(dir, sizeof dir, "%s/sft_int", tmp);
+    snprintf(od, sizeof od, "output_dir=%s", dir);
+    snprintf(log, sizeof log, "%s/sft_int.log", tmp);
+    snprintf(db, sizeof db, "%s/metrics.sqlite", dir);
+    const char *argv[] = {bin, "sft", "configs/sft_default.yaml", "--set", "init_from_scratch=false", "--set", od,
+                          "--set", "max_steps=100000", "--set", "num_train_epochs=50", "--set", "logging_steps=1",
+                          "--set", "save_steps=0", NULL};
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd >= 0) { dup2(fd, 1); dup2(fd, 2); close(fd); }
+        execv(bin, (char *const *)argv);
+        _exit(127);
+    }
+    double t0 = now();
+    while (now() - t0 < 120 && q(db, "SELECT count(*) FROM metrics WHERE name = 'loss'") < 1) usleep(20000);
+    kill(pid, SIGINT);
+    int rc = wait_status(pid);
+    char *out = slurp(log);
+    CHECK_MSG(rc == 130, "sft interrupted: exit %d:\n%s", rc, out);
+    CHECK_MSG(strstr(out, "stopping after this step") && strstr(out, "interrupted after step"), "%s", out);
+    free(out);
+    char *status = qtext(db, "SELECT status FROM runs WHERE run_id = 1");
+    CHECK_MSG(!strcmp(status, "interrupted"), "sft status %s", status);
+    free(status);
+    static const char *const files[] = {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"};
+    for (int i = 0; i < 4; i++) {
+        snprintf(p, sizeof p, "%s/%s", dir, files[i]);
+        CHECK_MSG(access(p, R_OK) == 0, "interrupted sft saved no %s", files[i]);
+    }
+    char cmd[1600];
+    snprintf(cmd, sizeof cmd, "%s generate --model %s --prompt hi --max-new-tokens 4 --temperature 0 >/dev/null 2>&1", bin, dir);
+    CHECK_MSG(system(cmd) == 0, "the model saved by an interrupted sft does not load: %s", cmd);
+}
+
 int main(void) {
     bin = getenv("GRPO2048_BIN");
     if (!bin) SKIP("GRPO2048_BIN is not set (run through ctest)");
@@ -511,6 +552,7 @@ int main(void) {
     test_reference();
     test_sigint_and_resume();
     test_sigterm();
+    test_sft_sigint();
     test_sigkill();
     test_rich_layout();
     test_refusals();
