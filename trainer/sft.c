@@ -14,7 +14,6 @@
  */
 #include <errno.h>
 #include <math.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,21 +28,7 @@
 #include "trainer/optim.h"
 #include "trainer/policy.h"
 #include "trainer/progress.h"
-
-/* The first SIGINT/SIGTERM lets the current step finish; the model so far is then saved to output_dir
- * as at the end (a ready model folder), the run is marked 'interrupted' and the exit status is 128 +
- * the signal. A second signal ends the process at once (metrics.sqlite is transactional, files are
- * written atomically), as in `grpo2048 train`. */
-static volatile sig_atomic_t sft_stop_signal = 0;
-static void sft_on_stop_signal(int sig) {
-    if (!sft_stop_signal) {
-        static const char msg[] = "\ngrpo2048 sft: stopping after this step, then saving the model "
-                                  "(signal again to stop at once)\n";
-        ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
-        (void)w;
-    }
-    sft_stop_signal = sig;
-}
+#include "trainer/stop_signal.h"
 
 typedef struct {
     int *ids;      /* (len,) prompt ++ completion ++ end-of-turn */
@@ -270,16 +255,11 @@ int cmd_sft(int argc, char **argv) {
     pb.log_every = c.logging_steps;
     int cursor = 0, epoch = 0;
     double num_tokens = 0;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = sft_on_stop_signal;
-    sa.sa_flags = SA_RESETHAND;   /* a second signal takes the default action: stop at once */
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    stop_signal_install("grpo2048 sft: stopping after this step, then saving the model");
     int steps_done = 0;
     status = "completed";
     for (int step = 1; step <= total; step++) {
-        if (sft_stop_signal) { status = "interrupted"; break; }
+        if (stop_signal_received()) { status = "interrupted"; break; }
         double t0 = now_seconds();
         /* The step's examples: the next B×A of this epoch's order (a new epoch reshuffles). */
         const int count = B * A;
@@ -388,7 +368,7 @@ int cmd_sft(int argc, char **argv) {
         status = "failed";
     }
     db = NULL;
-    exit_code = !strcmp(status, "completed") ? 0 : !strcmp(status, "interrupted") ? 128 + (int)sft_stop_signal : 1;
+    exit_code = !strcmp(status, "completed") ? 0 : !strcmp(status, "interrupted") ? 128 + stop_signal_received() : 1;
 cleanup:
     if (progress_started) progress_finish(&pb);
     if (db) metrics_finish(db, "failed");

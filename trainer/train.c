@@ -60,23 +60,13 @@
 #include "trainer/optim.h"
 #include "trainer/policy.h"
 #include "trainer/progress.h"
+#include "trainer/stop_signal.h"
 
 /* TODO(issue 10): c->temperature, as TRL, once the models' forward passes take a temperature. */
 #define LOGPROB_TEMPERATURE 1.0f
 
 #define TRAIN_ABORT(...) do { fprintf(stderr, "%s:%d: ", __FILE__, __LINE__); \
     fprintf(stderr, __VA_ARGS__); fputc('\n', stderr); abort(); } while (0)
-
-static volatile sig_atomic_t stop_signal = 0;
-static void on_stop_signal(int sig) {
-    if (!stop_signal) {
-        static const char msg[] = "\ngrpo2048 train: stopping after this step, then saving a checkpoint "
-                                  "(signal again to stop at once)\n";
-        ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
-        (void)w;
-    }
-    stop_signal = sig;
-}
 
 /* Keys a resumed run must share with its checkpoint: they fix the batch layout, the random streams,
  * the prompt, and what the checkpoint's state holds. */
@@ -947,12 +937,7 @@ int cmd_train(int argc, char **argv) {
         fprintf(stderr, "grpo2048 train: %s\n", note);
     }
 
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_stop_signal;
-    sa.sa_flags = SA_RESETHAND;   /* a second signal takes the default action: stop at once */
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    stop_signal_install("grpo2048 train: stopping after this step, then saving a checkpoint");
 
     /* 7. The loop. */
     progress_start(&pb, "train", c.max_steps, stderr);
@@ -962,7 +947,7 @@ int cmd_train(int argc, char **argv) {
     status = "completed";
     step = start_step;
     for (int s = start_step + 1; s <= c.max_steps; s++) {
-        if (stop_signal) { status = "interrupted"; break; }
+        if (stop_signal_received()) { status = "interrupted"; break; }
         const double t_step = now_seconds();
         step_acc acc;
         memset(&acc, 0, sizeof acc);
@@ -1032,7 +1017,7 @@ int cmd_train(int argc, char **argv) {
     }
     progress_finish(&pb);
     progress_started = 0;
-    if (stop_signal && !strcmp(status, "completed") && step < c.max_steps) status = "interrupted";
+    if (stop_signal_received() && !strcmp(status, "completed") && step < c.max_steps) status = "interrupted";
     if (strcmp(status, "failed") != 0 && step > start_step && step != last_saved) {
         if (save_checkpoint(&r, step) != 0 || (!strcmp(status, "completed") && save_final(&r) != 0)) {
             fprintf(stderr, "grpo2048 train: saving: %s\n", r.err);
@@ -1057,7 +1042,7 @@ int cmd_train(int argc, char **argv) {
         status = "failed";
     }
     r.db = NULL;
-    exit_code = !strcmp(status, "completed") ? 0 : !strcmp(status, "interrupted") ? 128 + (int)stop_signal : 1;
+    exit_code = !strcmp(status, "completed") ? 0 : !strcmp(status, "interrupted") ? 128 + stop_signal_received() : 1;
 cleanup:
     if (progress_started) progress_finish(&pb);
     if (r.db) metrics_finish(r.db, "failed");
