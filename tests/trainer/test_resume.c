@@ -55,12 +55,14 @@ static const char *const RICH[] = {
 
 /* Starts `grpo2048 train configs/default.yaml` + base + extra (NULL-terminated lists) with stdout and
  * stderr in log; returns the pid. */
-static pid_t spawn(const char *const *base, const char *const *extra, const char *log) {
+/* Starts `grpo2048 CMD CONFIG base... extra...` with stdout and stderr to log. */
+static pid_t spawn_cmd(const char *cmd, const char *config, const char *const *base, const char *const *extra,
+                       const char *log) {
     const char *argv[128];
     int n = 0;
     argv[n++] = bin;
-    argv[n++] = "train";
-    argv[n++] = "configs/default.yaml";
+    argv[n++] = cmd;
+    argv[n++] = config;
     for (int i = 0; base && base[i]; i++) argv[n++] = base[i];
     for (int i = 0; extra && extra[i]; i++) argv[n++] = extra[i];
     argv[n] = NULL;
@@ -72,6 +74,10 @@ static pid_t spawn(const char *const *base, const char *const *extra, const char
         _exit(127);
     }
     return pid;
+}
+
+static pid_t spawn(const char *const *base, const char *const *extra, const char *log) {
+    return spawn_cmd("train", "configs/default.yaml", base, extra, log);
 }
 
 static int wait_status(pid_t pid) {
@@ -514,16 +520,9 @@ static void test_sft_sigint(void) {
     snprintf(od, sizeof od, "output_dir=%s", dir);
     snprintf(log, sizeof log, "%s/sft_int.log", tmp);
     snprintf(db, sizeof db, "%s/metrics.sqlite", dir);
-    const char *argv[] = {bin, "sft", "configs/sft_default.yaml", "--set", "init_from_scratch=false", "--set", od,
-                          "--set", "max_steps=100000", "--set", "num_train_epochs=50", "--set", "logging_steps=1",
-                          "--set", "save_steps=0", NULL};
-    pid_t pid = fork();
-    if (pid == 0) {
-        int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (fd >= 0) { dup2(fd, 1); dup2(fd, 2); close(fd); }
-        execv(bin, (char *const *)argv);
-        _exit(127);
-    }
+    const char *extra[] = {"--set", "init_from_scratch=false", "--set", od, "--set", "max_steps=100000", "--set",
+                           "num_train_epochs=50", "--set", "logging_steps=1", "--set", "save_steps=0", NULL};
+    pid_t pid = spawn_cmd("sft", "configs/sft_default.yaml", NULL, extra, log);
     double t0 = now();
     while (now() - t0 < 120 && q(db, "SELECT count(*) FROM metrics WHERE name = 'loss'") < 1) usleep(20000);
     kill(pid, SIGINT);
