@@ -8,15 +8,16 @@
  *   pool.c (trainer) <──rw_result_header + G reward_game── worker.c
  *   pool.c (trainer) ──rw_ctl_msg "spawn"──────────────> zygote.c   (AF_UNIX seqpacket control socket)
  *   pool.c (trainer) <──rw_ctl_msg + worker socket fd──── zygote.c   (SCM_RIGHTS)
- *   worker.c         <──rw_child_record, one per event──── child     (pipe; pyrunner.c writes them)
+ *   worker.c         ──rw_board_msg, one per move───────> child     (pipe, the child's fd 4)
+ *   worker.c         <──rw_answer, one per move─────────── child     (pipe, the child's fd 3)
  *   worker.c         ──rw_check_request + source────────> checker   (pipe, the checker's fd 4)
  *   worker.c         <──rw_check_response + marshalled code── checker (pipe, the checker's fd 3)
  *
- * A child's records carry a 64-bit token drawn by the worker for that child only. The strategy runs in
- * the child and can write to the result pipe (it may guess the fd), but it cannot read the token out of
- * C memory from Python, so it cannot forge a record; bytes it writes make the stream corrupt, which is
- * scored as a crash of its own job. (A strategy that gains arbitrary memory access — e.g. through
- * hand-crafted bytecode — could forge its own result; it still cannot leave the sandbox.)
+ * The worker owns each game (board, spawn RNG, moves, clock, outcome); the job child only answers a
+ * move for each board it is sent (rw_board_msg / rw_answer below). A strategy must be assumed to
+ * control its whole process (CPython hands out raw memory access to hand-built code objects), so
+ * nothing the child says is trusted beyond "this move" or "this game ends with this failure", and the
+ * child's memory holds no game seed (worker.c keeps them in MADV_WIPEONFORK memory).
  *
  * wire.c holds the small I/O helpers used on both sides (full reads/writes, fd passing, clocks).
  */
@@ -80,26 +81,51 @@ typedef struct {
     char error[RW_ERROR_LEN];
 } rw_ctl_msg;
 
-/* child → worker records. Each is far below PIPE_BUF, so each write() is atomic. */
-enum { RW_REC_CHECK = 1, RW_REC_GAME = 2, RW_REC_SETUP_FAILED = 3 };
-/* The checker's verdict in a CHECK record (cacheable: a pure function of the source). */
+/* The per-move exchange between a worker and its job child (pipes; see worker.c for why pipes and not a
+ * shared page). The worker owns the game: the board, the spawn RNG, the move count, the clock and the
+ * outcome. The child only ever learns boards and answers moves.
+ *
+ *   worker ──rw_board_msg──> child (the child's fd SANDBOX_INPUT_FD, read-only)
+ *   worker <──rw_answer───── child (the child's fd SANDBOX_RESULT_FD, write-only)
+ *
+ * The child's first answer is RW_ANS_CHECK (the build of the strategy worked or not, with its
+ * timestamps); then, for each board, one RW_ANS_MOVE (value = 'W','A','S','D') or one answer that ends
+ * the game: RW_ANS_INVALID (the strategy returned something else; msg describes it), RW_ANS_EXCEPTION
+ * or RW_ANS_MEMORY (the call raised; msg is the exception's text). Every answer is untrusted (the
+ * strategy can write to its fd): the worker accepts only the answer its protocol state expects, and
+ * treats anything else — a wrong kind, a value out of range, more bytes than one answer — as a crash of
+ * that game. msg is stored escaped (reward_escape_text). Each record is far below PIPE_BUF, so each
+ * write() is atomic. */
+enum { RW_ANS_CHECK = 1, RW_ANS_MOVE = 2, RW_ANS_INVALID = 3, RW_ANS_EXCEPTION = 4, RW_ANS_MEMORY = 5,
+       RW_ANS_SETUP_FAILED = 6 };
+/* The checker's verdict in a CHECK answer (cacheable: a pure function of the source). */
 enum { RW_VERDICT_OK = 0, RW_VERDICT_SYNTAX = 1, RW_VERDICT_STRUCTURE = 2, RW_VERDICT_BANNED = 3,
        RW_VERDICT_NONE = -1 /* not known: the checker was skipped (cache) or could not run */ };
 typedef struct {
-    uint64_t token;          /* the worker's token for this child */
-    uint32_t kind;           /* RW_REC_* */
-    int32_t value;           /* CHECK: RW_CHECK_OK or the failed check's outcome; GAME: the game index */
+    uint32_t kind;           /* RW_ANS_* */
+    int32_t value;           /* CHECK: RW_CHECK_OK or the failed check's outcome; MOVE: the move */
     int32_t verdict;         /* CHECK: RW_VERDICT_* of the source checker (before the build) */
     int32_t reserved;
-    double t_sent;           /* monotonic seconds when the record was written (deadlines count from it) */
     double t_start;          /* CHECK: monotonic seconds when the child began (right after fork) */
     double t_sandboxed;      /* CHECK: ... when sandbox_enter returned */
     double t_checked;        /* CHECK: ... when the checks and the build were done */
-    int64_t minflt;          /* the child's minor page faults so far (getrusage) */
-    reward_game game;        /* GAME: the game; CHECK / SETUP_FAILED: game.error holds the message */
-} rw_child_record;
+    int64_t minflt;          /* CHECK: the child's minor page faults so far (getrusage) */
+    char msg[REWARD_GAME_ERROR_LEN]; /* CHECK / INVALID / EXCEPTION / MEMORY / SETUP_FAILED: what happened */
+} rw_answer;
 
-/* What a child plays: lives in the worker's memory and reaches the child through fork. */
+enum { RW_BOARD_PLAY = 1, RW_BOARD_END = 2 };
+typedef struct {
+    uint32_t kind;           /* RW_BOARD_PLAY: answer a move for cells; RW_BOARD_END: no more games, exit */
+    int32_t new_game;        /* 1: the first board of a game: reseed Python's random with py_seed first */
+    uint64_t py_seed;        /* the game's seed for Python's `random`: rw_python_seed(game seed), a one-way
+                                function of it, so it tells nothing about the spawns */
+    int32_t n;               /* board side */
+    int32_t reserved;
+    uint32_t cells[64];      /* (n, n) row-major tile values */
+} rw_board_msg;
+
+/* What a job child needs: lives in the worker's memory and reaches the child through fork. Holds no
+ * game seed (the worker keeps those in memory the child does not inherit: worker.c). */
 typedef struct {
     const reward_config *cfg;
     const char *source;      /* UTF-8, not NUL-terminated */
@@ -107,8 +133,6 @@ typedef struct {
     const char *code;        /* the checker's marshalled code object for source (the source passed the
                                 checker), or NULL: the child runs the checker itself */
     size_t code_len;
-    uint64_t seed;           /* the job's base seed */
-    int first_game;          /* play games first_game .. cfg->games_per_strategy - 1 */
     double t_start;          /* set by the child: when it began, and when sandbox_enter returned */
     double t_sandboxed;
 } rw_child_job;
@@ -131,6 +155,11 @@ typedef struct {
 } rw_check_response;
 
 /* ---- wire.c ---- */
+
+/* The seed of Python's `random` for the game whose spawn seed is game_seed: SipHash-2-4 of game_seed
+ * under a fixed key. Deterministic (runs repeat), and one-way in practice (recovering game_seed from it
+ * takes ~2^64 hash evaluations), so a strategy that sees it learns nothing about the spawns. */
+uint64_t rw_python_seed(uint64_t game_seed);
 
 /* Monotonic clock, seconds. */
 double rw_now(void);
@@ -171,8 +200,9 @@ void worker_main(int sock, const reward_config *cfg, pid_t zygote_pid) __attribu
 
 /* ---- sandbox.c ---- */
 
-#define SANDBOX_RESULT_FD 3  /* where the result pipe lives inside the child */
-#define SANDBOX_INPUT_FD 4   /* where the checker's request pipe lives (the only other fd kept) */
+#define SANDBOX_RESULT_FD 3  /* where the answer pipe (write end) lives inside the child */
+#define SANDBOX_INPUT_FD 4   /* where the board pipe (a job child) or the request pipe (a checker) lives:
+                                the read end, the only other fd kept */
 
 typedef struct {
     int result_fd;           /* the result pipe's write end: moved to SANDBOX_RESULT_FD, all else closed */
@@ -210,9 +240,10 @@ int sandbox_enter(const sandbox_limits *l, char *err, size_t errlen);
 int pyrunner_init(char *err, size_t errlen);
 
 /* In the sandboxed child: checks the source (unless job->code holds the checker's code for it), builds
- * the function, plays the games, and writes one RW_REC_CHECK record and then one RW_REC_GAME record per
- * game to fd, each stamped with token; then closes fd (the worker wakes on that). */
-void pyrunner_run(const rw_child_job *job, int fd, uint64_t token);
+ * the function and writes one RW_ANS_CHECK answer to out_fd; then, for each rw_board_msg read from
+ * in_fd, calls the strategy on the board and answers (RW_ANS_MOVE, or INVALID / EXCEPTION / MEMORY with
+ * the message). Returns at RW_BOARD_END, EOF or a broken board message (the caller exits). */
+void pyrunner_run(const rw_child_job *job, int in_fd, int out_fd);
 
 /* The checker: a long-lived sandboxed child of a worker that only parses, checks and compiles sources
  * (never runs them). Reads rw_check_request + source from in_fd, answers rw_check_response (stamped with

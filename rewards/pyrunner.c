@@ -26,14 +26,13 @@
  * Job child (pyrunner_run), after sandbox_enter:
  *   1. the code: unmarshalled from the checker's bytes (or the check above, run here);
  *   2. build: exec in a fresh dict namespace with the normal builtins; an exception is build_failed;
- *   3. one RW_REC_CHECK record, then per game: random.seed(game seed); until the game ends, call
- *      strategy(board) with a fresh list of lists of ints; the result must be a one-character str in
- *      WASDwasd (else invalid_move); the move is played with game_move. The game ends as stuck after
- *      max_stuck_moves consecutive moves that changed nothing, as timeout once it has run longer than
- *      cfg->timeout (checked after each move; the worker kills a strategy that never returns), as
- *      exception / memory (MemoryError) when the call raises. One RW_REC_GAME record per game, then the
- *      pipe is closed.
- * The game itself is C (game2048): the strategy only ever sees copies of the board.
+ *   3. one RW_ANS_CHECK answer; then, for each board the worker sends: random.seed(py_seed) when it is
+ *      a game's first board (py_seed is a one-way function of the game's seed, never the seed itself),
+ *      strategy(board) with a fresh list of lists of ints, and one answer: the move when the result is a
+ *      one-character str in WASDwasd, else invalid (its description), or the exception's text
+ *      (MemoryError: memory).
+ * The child holds no game: the worker (worker.c) owns the board, the spawn RNG, the moves, the clock
+ * and the outcome, so nothing the strategy does to this process's memory can change a result.
  */
 #include <Python.h>
 #include <marshal.h>
@@ -223,41 +222,38 @@ static int64_t minor_faults(void) {
     return getrusage(RUSAGE_SELF, &ru) == 0 ? (int64_t)ru.ru_minflt : 0;
 }
 
-/* Writes one record; a failed write means the worker is gone (or the strategy broke the pipe): exit. */
-static void send_record(int fd, uint64_t token, const rw_child_record *r) {
-    rw_child_record rec = *r;
-    rec.token = token;
-    rec.minflt = minor_faults();
-    rec.t_sent = rw_now();
-    if (rw_write_all(fd, &rec, sizeof rec, 0) != 0) _exit(3);
+/* Writes one answer; a failed write means the worker is gone (or the strategy broke the pipe): exit. */
+static void send_answer(int fd, const rw_answer *a) {
+    if (rw_write_all(fd, a, sizeof *a, 0) != 0) _exit(3);
 }
 
-/* The CHECK record: check is RW_CHECK_OK or the failed check's outcome, verdict the checker's
+/* The CHECK answer: check is RW_CHECK_OK or the failed check's outcome, verdict the checker's
  * RW_VERDICT_*, msg the message; carries the child's start-up timestamps for the pool's statistics. */
-static void send_check(int fd, uint64_t token, const rw_child_job *job, int32_t check, int32_t verdict,
-                       const char *msg) {
-    rw_child_record rec;
-    memset(&rec, 0, sizeof rec);
-    rec.kind = RW_REC_CHECK;
-    rec.value = check;
-    rec.verdict = verdict;
-    rec.t_start = job->t_start;
-    rec.t_sandboxed = job->t_sandboxed;
-    rec.t_checked = rw_now();
-    snprintf(rec.game.error, sizeof rec.game.error, "%s", msg);
-    send_record(fd, token, &rec);
+static void send_check(int fd, const rw_child_job *job, int32_t check, int32_t verdict, const char *msg) {
+    rw_answer a;
+    memset(&a, 0, sizeof a);
+    a.kind = RW_ANS_CHECK;
+    a.value = check;
+    a.verdict = verdict;
+    a.t_start = job->t_start;
+    a.t_sandboxed = job->t_sandboxed;
+    a.t_checked = rw_now();
+    a.minflt = minor_faults();
+    snprintf(a.msg, sizeof a.msg, "%s", msg);
+    send_answer(fd, &a);
 }
 
-/* A fresh list-of-lists copy of the board: (N, N) Python ints. NULL on MemoryError. */
-static PyObject *board_to_list(const game2048 *g) {
-    PyObject *rows = PyList_New(g->n);
+/* A fresh list-of-lists copy of a board: cells (n, n) row-major → n lists of n Python ints. NULL on
+ * MemoryError. */
+static PyObject *board_to_list(const uint32_t *cells, int n) {
+    PyObject *rows = PyList_New(n);
     if (!rows) return NULL;
-    for (int r = 0; r < g->n; r++) {
-        PyObject *row = PyList_New(g->n);
+    for (int r = 0; r < n; r++) {
+        PyObject *row = PyList_New(n);
         if (!row) { Py_DECREF(rows); return NULL; }
         PyList_SET_ITEM(rows, r, row);
-        for (int c = 0; c < g->n; c++) {
-            PyObject *v = PyLong_FromUnsignedLong(g->cells[r * g->n + c]);
+        for (int c = 0; c < n; c++) {
+            PyObject *v = PyLong_FromUnsignedLong(cells[r * n + c]);
             if (!v) { Py_DECREF(rows); return NULL; }
             PyList_SET_ITEM(row, c, v);
         }
@@ -292,60 +288,63 @@ static char parse_move(PyObject *r, char *msg, size_t n) {
     return 0;
 }
 
-/* Plays one game; fills *out (outcome, score, tile, moves, seconds, error). */
-static void play_game(const reward_config *cfg, PyObject *fn, uint64_t seed, reward_game *out) {
-    memset(out, 0, sizeof *out);
-    out->seed = seed;
-    double t0 = rw_now();
-    game2048 g;
-    if (game_init(&g, cfg->board_size, cfg->target, cfg->probability_fours, seed) != 0)
-        RW_ABORT("game_init rejected a validated config (size %d, target %u)", cfg->board_size, cfg->target);
-    int outcome = -1;
-    PyObject *pyseed = PyLong_FromUnsignedLongLong(seed);
-    PyObject *sr = pyseed ? PyObject_CallOneArg(random_seed_fn, pyseed) : NULL;
-    Py_XDECREF(pyseed);
-    if (!sr) outcome = take_exception(out->error, sizeof out->error, "exception: ") ? OUTCOME_MEMORY
-                                                                                     : OUTCOME_EXCEPTION;
-    Py_XDECREF(sr);
-    int unchanged = 0;
-    while (outcome < 0 && g.state == GAME_ONGOING) {
-        PyObject *board = board_to_list(&g);
-        PyObject *r = board ? PyObject_CallOneArg(fn, board) : NULL;
-        Py_XDECREF(board);
-        if (!r) {
-            outcome = take_exception(out->error, sizeof out->error, "exception: ") ? OUTCOME_MEMORY
-                                                                                   : OUTCOME_EXCEPTION;
-            if (outcome == OUTCOME_MEMORY)
-                snprintf(out->error, sizeof out->error, "memory: MemoryError (limit %zu MiB)",
-                         cfg->memory_limit >> 20);
-            break;
+/* One call of the strategy on a board (and, for a game's first board, random.seed(py_seed) before it):
+ * fills *a with RW_ANS_MOVE and the move, or with the answer that ends the game (INVALID, EXCEPTION,
+ * MEMORY) and its message. memory_mib only words the MemoryError message. */
+static void answer_board(PyObject *fn, const rw_board_msg *b, size_t memory_mib, rw_answer *a) {
+    memset(a, 0, sizeof *a);
+    if (b->new_game) {
+        PyObject *pyseed = PyLong_FromUnsignedLongLong(b->py_seed);
+        PyObject *sr = pyseed ? PyObject_CallOneArg(random_seed_fn, pyseed) : NULL;
+        Py_XDECREF(pyseed);
+        if (!sr) {
+            a->kind = take_exception(a->msg, sizeof a->msg, "exception: ") ? RW_ANS_MEMORY : RW_ANS_EXCEPTION;
+            return;
         }
-        char mv = parse_move(r, out->error, sizeof out->error);
-        Py_DECREF(r);
-        if (!mv) {
-            game_fail(&g);
-            outcome = OUTCOME_INVALID_MOVE;
-            break;
-        }
-        if (game_move(&g, mv) == 1) unchanged = 0;
-        else if (++unchanged >= cfg->max_stuck_moves) {
-            outcome = OUTCOME_STUCK;
-            snprintf(out->error, sizeof out->error, "stuck: the board did not change for %d moves",
-                     cfg->max_stuck_moves);
-            break;
-        }
-        if (g.state == GAME_ONGOING && rw_now() - t0 > cfg->timeout) {
-            outcome = OUTCOME_TIMEOUT;
-            snprintf(out->error, sizeof out->error, "timeout: game took longer than %g s", cfg->timeout);
-            break;
-        }
+        Py_DECREF(sr);
     }
-    if (outcome < 0) outcome = g.state == GAME_SUCCESS ? OUTCOME_SUCCESS : OUTCOME_FAILED;
-    out->outcome = (reward_outcome)outcome;
-    out->score = g.score;
-    out->max_tile = g.max_tile;
-    out->moves = g.moves;
-    out->seconds = rw_now() - t0;
+    PyObject *board = board_to_list(b->cells, b->n);
+    PyObject *r = board ? PyObject_CallOneArg(fn, board) : NULL;
+    Py_XDECREF(board);
+    if (!r) {
+        a->kind = take_exception(a->msg, sizeof a->msg, "exception: ") ? RW_ANS_MEMORY : RW_ANS_EXCEPTION;
+        if (a->kind == RW_ANS_MEMORY)
+            snprintf(a->msg, sizeof a->msg, "memory: MemoryError (limit %zu MiB)", memory_mib);
+        return;
+    }
+    char mv = parse_move(r, a->msg, sizeof a->msg);
+    Py_DECREF(r);
+    if (!mv) {
+        a->kind = RW_ANS_INVALID;
+        return;
+    }
+    a->kind = RW_ANS_MOVE;
+    a->value = mv;
+}
+
+/* Plays one game in this process (the zygote's warm-up only: jobs are played by the worker, which owns
+ * the game). Returns the game's state at the end, or -1 when the strategy failed (message in err). */
+static int warm_game(PyObject *fn, const reward_config *cfg, uint64_t seed, char *err, size_t errlen) {
+    game2048 g;
+    if (game_init(&g, cfg->board_size, cfg->target, cfg->probability_fours, seed) != 0) return -1;
+    rw_board_msg b;
+    memset(&b, 0, sizeof b);
+    b.kind = RW_BOARD_PLAY;
+    b.new_game = 1;
+    b.py_seed = rw_python_seed(seed);
+    b.n = g.n;
+    while (g.state == GAME_ONGOING && g.moves < 5000) {
+        memcpy(b.cells, g.cells, sizeof g.cells);
+        rw_answer a;
+        answer_board(fn, &b, cfg->memory_limit >> 20, &a);
+        b.new_game = 0;
+        if (a.kind != RW_ANS_MOVE) {
+            snprintf(err, errlen, "%s", a.msg);
+            return -1;
+        }
+        game_move(&g, a.value);
+    }
+    return (int)g.state;
 }
 
 /* A typical strategy for warm_up: loops, comprehensions, closures, slicing, builtins. */
@@ -402,18 +401,17 @@ static int warm_up(char *err, size_t errlen) {
             take_exception(msg, sizeof msg, "");
             PY_FAIL("the warm-up strategy does not build: %s", msg);
         }
-        reward_game game;
-        play_game(&cfg, fn, (uint64_t)round, &game);
+        char msg[REWARD_GAME_ERROR_LEN] = "";
+        int st = warm_game(fn, &cfg, (uint64_t)round, msg, sizeof msg);
         Py_DECREF(fn);
-        if (game.outcome != OUTCOME_SUCCESS && game.outcome != OUTCOME_FAILED)
-            PY_FAIL("the warm-up game ended %s: %s", reward_outcome_name(game.outcome), game.error);
+        if (st != GAME_SUCCESS && st != GAME_FAILED) PY_FAIL("the warm-up game did not end: %s", msg);
     }
     return 0;
 }
 
 /* Checks and builds job's source: returns the strategy function, or NULL after sending the failed CHECK
  * record. */
-static PyObject *check_and_build(const rw_child_job *job, int fd, uint64_t token, int32_t *verdict) {
+static PyObject *check_and_build(const rw_child_job *job, int fd, int32_t *verdict) {
     char msg[REWARD_GAME_ERROR_LEN];
     PyObject *code;
     *verdict = RW_VERDICT_NONE;
@@ -428,7 +426,7 @@ static PyObject *check_and_build(const rw_child_job *job, int fd, uint64_t token
         }
         if (!code) {
             take_exception(msg, sizeof msg, "build failed: ");
-            send_check(fd, token, job, OUTCOME_BUILD_FAILED, RW_VERDICT_NONE, msg);
+            send_check(fd, job, OUTCOME_BUILD_FAILED, RW_VERDICT_NONE, msg);
             return NULL;
         }
         *verdict = RW_VERDICT_OK;
@@ -436,7 +434,7 @@ static PyObject *check_and_build(const rw_child_job *job, int fd, uint64_t token
         PyObject *src = PyUnicode_DecodeUTF8(job->source, (Py_ssize_t)job->source_len, "strict");
         if (!src) {
             PyErr_Clear();
-            send_check(fd, token, job, OUTCOME_SYNTAX_ERROR, RW_VERDICT_SYNTAX,
+            send_check(fd, job, OUTCOME_SYNTAX_ERROR, RW_VERDICT_SYNTAX,
                        "syntax error: the source is not valid UTF-8");
             return NULL;
         }
@@ -444,7 +442,7 @@ static PyObject *check_and_build(const rw_child_job *job, int fd, uint64_t token
         Py_DECREF(src);
         if (!res) {
             take_exception(msg, sizeof msg, "check failed: ");
-            send_check(fd, token, job, OUTCOME_BUILD_FAILED, RW_VERDICT_NONE, msg);
+            send_check(fd, job, OUTCOME_BUILD_FAILED, RW_VERDICT_NONE, msg);
             return NULL;
         }
         long kind = PyLong_AsLong(PyTuple_GET_ITEM(res, 0));
@@ -453,7 +451,7 @@ static PyObject *check_and_build(const rw_child_job *job, int fd, uint64_t token
             int32_t check = kind == RW_VERDICT_SYNTAX   ? OUTCOME_SYNTAX_ERROR
                             : kind == RW_VERDICT_BANNED ? OUTCOME_BANNED_IMPORT
                                                         : OUTCOME_BUILD_FAILED;
-            send_check(fd, token, job, check, text ? (int32_t)kind : RW_VERDICT_NONE, text ? text : "check failed");
+            send_check(fd, job, check, text ? (int32_t)kind : RW_VERDICT_NONE, text ? text : "check failed");
             Py_DECREF(res);
             return NULL;
         }
@@ -466,29 +464,27 @@ static PyObject *check_and_build(const rw_child_job *job, int fd, uint64_t token
     Py_DECREF(code);
     if (!fn) {
         take_exception(msg, sizeof msg, "build failed: ");
-        send_check(fd, token, job, OUTCOME_BUILD_FAILED, *verdict, msg);
+        send_check(fd, job, OUTCOME_BUILD_FAILED, *verdict, msg);
         return NULL;
     }
     return fn;
 }
 
-void pyrunner_run(const rw_child_job *job, int fd, uint64_t token) {
+void pyrunner_run(const rw_child_job *job, int in_fd, int out_fd) {
     int32_t verdict;
-    PyObject *fn = check_and_build(job, fd, token, &verdict);
-    if (fn) {
-        send_check(fd, token, job, RW_CHECK_OK, verdict, "");
-        for (int g = job->first_game; g < job->cfg->games_per_strategy; g++) {
-            rw_child_record rec;
-            memset(&rec, 0, sizeof rec);
-            rec.kind = RW_REC_GAME;
-            rec.value = g;
-            play_game(job->cfg, fn, game_seed_mix(job->seed, (uint64_t)g, 0), &rec.game);
-            send_record(fd, token, &rec);
-        }
+    PyObject *fn = check_and_build(job, out_fd, &verdict);
+    if (!fn) return;
+    send_check(out_fd, job, RW_CHECK_OK, verdict, "");
+    size_t memory_mib = job->cfg->memory_limit >> 20;
+    for (;;) {
+        rw_board_msg b;
+        if (rw_read_all(in_fd, &b, sizeof b) != 1 || b.kind != RW_BOARD_PLAY || b.n < GAME_MIN_SIZE ||
+            b.n > GAME_MAX_SIZE)
+            return;   /* RW_BOARD_END, or the worker is gone */
+        rw_answer a;
+        answer_board(fn, &b, memory_mib, &a);
+        send_answer(out_fd, &a);
     }
-    /* Everything is reported: closing the pipe wakes the worker now, before this process's teardown
-     * (no strategy code runs past this point). */
-    close(fd);
 }
 
 void pyrunner_checker_main(int in_fd, int out_fd, uint64_t token) {

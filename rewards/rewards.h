@@ -152,6 +152,14 @@ void reward_compute(const reward_config *c, int check, const char *check_error, 
  * notebook's extract_function (Unsloth 2048 GRPO notebook), with the stricter start rule. */
 int reward_extract_strategy(const char *completion, char *out, size_t outlen);
 
+/* Copies srclen bytes of untrusted text (a strategy's exception message or source line) into dst
+ * (dstlen bytes, always NUL-terminated when dstlen > 0) so that it is safe to store, print on a
+ * terminal and embed in a line-oriented log: backslash → \\, newline/CR/tab → \n \r \t, every other
+ * control byte (ESC included), DEL, invalid UTF-8, C1 controls and bidirectional overrides → \xNN per
+ * byte; other UTF-8 is kept. Stops before an escape that would not fit whole. Returns the bytes written
+ * (without the NUL). Printing the result inside JSON still needs JSON's own quoting of '"'. */
+size_t reward_escape_text(char *dst, size_t dstlen, const char *src, size_t srclen);
+
 typedef struct reward_pool reward_pool;
 
 /* The number of workers reward_pool_create starts for cfg: 1 when cfg->parallel == 0; the online CPUs

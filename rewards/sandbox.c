@@ -17,8 +17,10 @@
  *                                worker's wall clock), RLIMIT_FSIZE 0, RLIMIT_CORE 0, RLIMIT_NPROC 0 (no
  *                                new processes for a non-root user; root ignores it, seccomp does not),
  *                                RLIMIT_NOFILE = result fd + 1 (no new fds), RLIMIT_MEMLOCK 0.
- *   5. drop capabilities         a worker running as root keeps none (capset with empty sets), so the
- *                                allowed system calls carry no privilege (e.g. raising rlimits).
+ *   5. PR_SET_DUMPABLE 0, then   not dumpable: no core dump, and no process of the same user can ptrace
+ *      drop capabilities         it or read its /proc/PID/mem or environ; a worker running as root keeps
+ *                                no capability (capset with empty sets), so the allowed system calls
+ *                                carry no privilege (e.g. raising rlimits).
  *   6. PR_SET_NO_NEW_PRIVS       required for an unprivileged seccomp filter; no setuid gains.
  *   7. seccomp filter, described next.
  *
@@ -26,12 +28,14 @@
  * not think of (io_uring, bpf, userfaultfd, the mount API, calls added by future kernels), and EPERM
  * rather than a kill makes the Python runtime's harmless probes fail as ordinary OSErrors. On top:
  *   - allowed: memory (mmap/mprotect without PROT_EXEC, munmap, mremap, brk, madvise), read/close/fstat/
- *     lseek/fcntl, write/writev on the result fd only, futex, clocks and sleeps, signal handling and
+ *     lseek, fcntl with F_GETFD/F_SETFD/F_GETFL/F_DUPFD(_CLOEXEC) and F_SETFL without O_ASYNC (no
+ *     F_SETOWN, F_SETSIG, F_NOTIFY, F_SETLEASE, F_SETPIPE_SZ: the kernel would signal other processes
+ *     for it), write/writev on the answer fd only, futex, clocks and sleeps, signal handling and
  *     signals to itself (kill/tkill/tgkill whose target is its own pid), getrandom, getpid & co., exit;
- *   - EACCES: the path-based file calls (open, openat, creat, stat, mkdir, unlink, rename, readlink ...)
- *     so `open()` and the import of a module that is not already loaded fail cleanly with a Python
- *     PermissionError / ModuleNotFoundError. newfstatat is allowed only with AT_EMPTY_PATH (glibc's
- *     fstat);
+ *   - EACCES: the path-based file calls (open, openat, creat, stat, newfstatat — whose AT_EMPTY_PATH
+ *     still looks a non-empty path up —, mkdir, unlink, rename, readlink ...) so `open()` and the import
+ *     of a module that is not already loaded fail cleanly with a Python PermissionError /
+ *     ModuleNotFoundError;
  *   - SCMP_ACT_KILL_PROCESS: new processes or threads (fork, vfork, clone, clone3), execve/execveat,
  *     sockets (socket, socketpair, connect, bind, listen, accept), ptrace, process_vm_*, signals to any
  *     other process (kill/tkill/tgkill with another pid, rt_*sigqueueinfo, pidfd_*), mount-like and
@@ -71,7 +75,7 @@
 #define SB_FAIL(...) do { if (err && errlen) snprintf(err, errlen, __VA_ARGS__); return -1; } while (0)
 
 static const char *const allow_calls[] = {
-    "read", "readv", "pread64", "preadv", "close", "fstat", "lseek", "fcntl",
+    "read", "readv", "pread64", "preadv", "close", "fstat", "lseek",
     "munmap", "mremap", "brk", "madvise", "futex",
     "clock_gettime", "clock_getres", "clock_nanosleep", "nanosleep", "gettimeofday", "time", "getrusage",
     "times", "rt_sigaction", "rt_sigprocmask", "rt_sigreturn", "sigaltstack", "rt_sigpending",
@@ -140,9 +144,20 @@ int sandbox_prepare(char *err, size_t errlen) {
     /* Memory, but never executable: nothing legitimate maps code once the interpreter runs. */
     RULE(SCMP_ACT_ALLOW, "mmap", 1, SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
     RULE(SCMP_ACT_ALLOW, "mprotect", 1, SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
-    /* glibc's fstat is newfstatat(fd, "", st, AT_EMPTY_PATH); a path lookup is refused like open. */
-    RULE(SCMP_ACT_ALLOW, "newfstatat", 1, SCMP_A3(SCMP_CMP_MASKED_EQ, AT_EMPTY_PATH, AT_EMPTY_PATH));
-    RULE(SCMP_ACT_ERRNO(EACCES), "newfstatat", 1, SCMP_A3(SCMP_CMP_MASKED_EQ, AT_EMPTY_PATH, 0));
+    /* glibc's fstat is newfstatat(fd, "", st, AT_EMPTY_PATH) — but AT_EMPTY_PATH with a non-empty
+     * path is an ordinary lookup, and a filter cannot read the path. So every newfstatat is refused
+     * like open (EACCES); the plain fstat system call above serves fds. */
+    RULE0(SCMP_ACT_ERRNO(EACCES), "newfstatat");
+    /* fcntl: only the commands CPython uses on its own fds. F_SETOWN(_EX) + F_SETSIG + O_ASYNC would
+     * make the kernel signal any process on the strategy's behalf (SIGKILL to the trainer) when an fd
+     * becomes ready; F_NOTIFY and F_SETLEASE deliver signals too; F_SETPIPE_SZ resizes the worker's
+     * pipes. All of those, and every other command, fail with EPERM. */
+    RULE(SCMP_ACT_ALLOW, "fcntl", 1, SCMP_A1(SCMP_CMP_EQ, F_GETFD));
+    RULE(SCMP_ACT_ALLOW, "fcntl", 1, SCMP_A1(SCMP_CMP_EQ, F_SETFD));
+    RULE(SCMP_ACT_ALLOW, "fcntl", 1, SCMP_A1(SCMP_CMP_EQ, F_GETFL));
+    RULE(SCMP_ACT_ALLOW, "fcntl", 1, SCMP_A1(SCMP_CMP_EQ, F_DUPFD));
+    RULE(SCMP_ACT_ALLOW, "fcntl", 1, SCMP_A1(SCMP_CMP_EQ, F_DUPFD_CLOEXEC));
+    RULE(SCMP_ACT_ALLOW, "fcntl", 2, SCMP_A1(SCMP_CMP_EQ, F_SETFL), SCMP_A2(SCMP_CMP_MASKED_EQ, O_ASYNC, 0));
     /* Signals: to itself only (os.kill(os.getpid(), s), abort()'s tgkill); anyone else ends the job. */
     scmp_datum_t me = (scmp_datum_t)SENTINEL_PID;
     RULE(SCMP_ACT_ALLOW, "kill", 1, SCMP_A0(SCMP_CMP_EQ, me));
@@ -264,7 +279,9 @@ int sandbox_enter(const sandbox_limits *l, char *err, size_t errlen) {
     if (set_limit(RLIMIT_NOFILE, (rlim_t)nofile, "RLIMIT_NOFILE", err, errlen)) return -1;
     if (set_limit(RLIMIT_MEMLOCK, 0, "RLIMIT_MEMLOCK", err, errlen)) return -1;
 
-    /* 5. No capabilities (a no-op for an unprivileged worker). */
+    /* 5. Not dumpable: no core, and no process of the same user may ptrace it or read its /proc files
+     *    (memory, environment); then no capabilities (a no-op for an unprivileged worker). */
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) SB_FAIL("prctl(PR_SET_DUMPABLE): %s", strerror(errno));
     struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
     struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
     memset(data, 0, sizeof data);

@@ -175,3 +175,76 @@ void rw_reset_signals(void) {
     sigemptyset(&all);
     sigprocmask(SIG_SETMASK, &all, NULL);
 }
+
+/* SipHash-2-4 (Aumasson and Bernstein) of one 64-bit word under a fixed 128-bit key. */
+#define SIP_ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
+#define SIP_ROUND(v0, v1, v2, v3) do { \
+        v0 += v1; v1 = SIP_ROTL(v1, 13); v1 ^= v0; v0 = SIP_ROTL(v0, 32); \
+        v2 += v3; v3 = SIP_ROTL(v3, 16); v3 ^= v2; \
+        v0 += v3; v3 = SIP_ROTL(v3, 21); v3 ^= v0; \
+        v2 += v1; v1 = SIP_ROTL(v1, 17); v1 ^= v2; v2 = SIP_ROTL(v2, 32); } while (0)
+
+uint64_t rw_python_seed(uint64_t game_seed) {
+    const uint64_t k0 = 0x6772706f32303438ull, k1 = 0x7079746872616e64ull;   /* "grpo2048", "pythrand" */
+    uint64_t v0 = k0 ^ 0x736f6d6570736575ull, v1 = k1 ^ 0x646f72616e646f6dull;
+    uint64_t v2 = k0 ^ 0x6c7967656e657261ull, v3 = k1 ^ 0x7465646279746573ull;
+    uint64_t m = game_seed, b = (uint64_t)8 << 56;
+    v3 ^= m;
+    SIP_ROUND(v0, v1, v2, v3);
+    SIP_ROUND(v0, v1, v2, v3);
+    v0 ^= m;
+    v3 ^= b;
+    SIP_ROUND(v0, v1, v2, v3);
+    SIP_ROUND(v0, v1, v2, v3);
+    v0 ^= b;
+    v2 ^= 0xff;
+    for (int i = 0; i < 4; i++) SIP_ROUND(v0, v1, v2, v3);
+    return v0 ^ v1 ^ v2 ^ v3;
+}
+
+size_t reward_escape_text(char *dst, size_t dstlen, const char *src, size_t srclen) {
+    if (!dst || dstlen == 0) return 0;
+    size_t o = 0;
+    static const char hex[] = "0123456789abcdef";
+    for (size_t i = 0; i < srclen;) {
+        unsigned char c = (unsigned char)src[i];
+        char esc[5];
+        size_t el = 0, take = 1;
+        if (c == '\\') { esc[0] = '\\'; esc[1] = '\\'; el = 2; }
+        else if (c == '\n') { esc[0] = '\\'; esc[1] = 'n'; el = 2; }
+        else if (c == '\r') { esc[0] = '\\'; esc[1] = 'r'; el = 2; }
+        else if (c == '\t') { esc[0] = '\\'; esc[1] = 't'; el = 2; }
+        else if (c < 0x20 || c == 0x7f) { esc[0] = '\\'; esc[1] = 'x'; esc[2] = hex[c >> 4]; esc[3] = hex[c & 15]; el = 4; }
+        else if (c < 0x80) { esc[0] = (char)c; el = 1; }
+        else {
+            /* A well-formed UTF-8 sequence (no overlong forms, no surrogates) is kept unless it encodes a
+             * C1 control (U+0080..U+009F: 8-bit terminal controls) or a bidirectional override
+             * (U+202A..U+202E, U+2066..U+2069); anything else is escaped byte by byte. */
+            size_t len = c >= 0xf0 && c <= 0xf4 ? 4 : c >= 0xe0 ? 3 : c >= 0xc2 && c <= 0xdf ? 2 : 0;
+            uint32_t cp = len == 2 ? c & 0x1f : len == 3 ? c & 0x0f : c & 0x07;
+            int ok = len > 0 && i + len <= srclen;
+            for (size_t k = 1; ok && k < len; k++) {
+                unsigned char d = (unsigned char)src[i + k];
+                if ((d & 0xc0) != 0x80) ok = 0;
+                cp = (cp << 6) | (d & 0x3f);
+            }
+            if (ok && ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+                       (cp >= 0xd800 && cp <= 0xdfff)))
+                ok = 0;
+            if (ok && ((cp >= 0x80 && cp <= 0x9f) || (cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069)))
+                ok = 0;
+            if (ok) {
+                memcpy(esc, src + i, len);
+                el = take = len;
+            } else {
+                esc[0] = '\\'; esc[1] = 'x'; esc[2] = hex[c >> 4]; esc[3] = hex[c & 15]; el = 4;
+            }
+        }
+        if (o + el >= dstlen) break;   /* whole escapes only */
+        memcpy(dst + o, esc, el);
+        o += el;
+        i += take;
+    }
+    dst[o] = '\0';
+    return o;
+}

@@ -41,13 +41,16 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -55,25 +58,6 @@
 #include "game2048/game.h"
 #include "rewards/pool_internal.h"
 
-/* What one child run delivered. */
-typedef struct {
-    int check_seen;          /* the RW_REC_CHECK record arrived */
-    int check;               /* its value */
-    char check_error[RW_ERROR_LEN];
-    int next_game;           /* index of the next game record expected */
-    int complete;            /* every expected record arrived (check failed, or all games) */
-    int died;                /* the child ended before completing */
-    int unfair;              /* killed at a deadline that an arrived record had already moved on */
-    int job_time_out;        /* killed at the job deadline */
-    reward_outcome death;    /* outcome for the game the child died in */
-    char death_error[REWARD_GAME_ERROR_LEN];
-    double phase_start;      /* when the current phase (checks or the game in progress) began */
-    double death_time;
-    int verdict;             /* the checker's RW_VERDICT_* from the CHECK record (NONE until then) */
-    double t_checked;        /* child's clock at the CHECK record */
-    double t_last;           /* child's clock at its last record (0: none yet) */
-    int64_t minflt;          /* the child's page faults at its last record */
-} child_run;
 
 static struct timespec to_timespec(double s) {
     if (s < 0) s = 0;
@@ -149,6 +133,8 @@ static int move_high(int fd) {
     return h;
 }
 
+static void scrub_stack(void);
+
 static int checker_start(const reward_config *cfg) {
     int rq[2], rs[2];
     if (pipe2(rq, O_CLOEXEC) != 0) return -1;
@@ -157,6 +143,7 @@ static int checker_start(const reward_config *cfg) {
     pid_t me = getpid();
     pid_t pid = fork();
     if (pid == 0) {
+        scrub_stack();
         int out = move_high(rs[1]), in = move_high(rq[0]);
         if (dup2(out, SANDBOX_RESULT_FD) != SANDBOX_RESULT_FD || dup2(in, SANDBOX_INPUT_FD) != SANDBOX_INPUT_FD)
             _exit(5);
@@ -325,118 +312,372 @@ static int verdict_outcome(int verdict) {
     }
 }
 
-/* ---- one child ---- */
+/* ---- the secrets: what a child must never see ----
+ * The job's seed, every game's seed, the game in play (its RNG predicts every spawn) and the results
+ * (which carry the seeds) live in one mapping marked MADV_WIPEONFORK: a child (job or checker) forked
+ * from this worker sees zeros there. Only the helpers below (noinline) read a seed, so no frame that is
+ * live at a fork (worker_main, run_job, run_child) holds one, and each child zeroes the dead stack
+ * below its frame (scrub_stack) before anything else: the helpers' old frames lie there. */
+typedef struct {
+    rw_job_header jh;        /* the job as read from the trainer, seed included */
+    game2048 game;           /* the game in play */
+    reward_game games[];     /* (G,) the job's results, seeds included */
+} worker_secret;
 
-/* Applies the complete records in buf; returns -1 on a corrupt stream (message in cr->death_error). */
-static int consume(const reward_config *cfg, uint64_t token, char *buf, size_t *have, reward_game *games,
-                   child_run *cr, double *deadline, double t_fork, rw_job_timing *tm) {
-    int G = cfg->games_per_strategy;
-    size_t off = 0;
-    while (*have - off >= sizeof(rw_child_record)) {
-        rw_child_record rec;
-        memcpy(&rec, buf + off, sizeof rec);
-        off += sizeof rec;
-        double now = rw_now();
-        rec.game.error[sizeof rec.game.error - 1] = '\0';
-        if (rec.token != token || cr->complete) {
-            snprintf(cr->death_error, sizeof cr->death_error,
-                     "crash: corrupt result stream (bytes written to the result pipe by the strategy?)");
-            return -1;
-        }
-        if (rec.kind == RW_REC_SETUP_FAILED) {
-            snprintf(cr->death_error, sizeof cr->death_error, "crash: sandbox setup failed: %.120s", rec.game.error);
-            return -1;
-        } else if (rec.kind == RW_REC_CHECK && !cr->check_seen) {
-            cr->check_seen = 1;
-            cr->check = rec.value;
-            cr->verdict = rec.verdict;
-            cr->t_checked = rec.t_checked;
-            tm->fork += rec.t_start - t_fork;
-            tm->sandbox += rec.t_sandboxed - rec.t_start;
-            tm->check += rec.t_checked - rec.t_sandboxed;
-            snprintf(cr->check_error, sizeof cr->check_error, "%s", rec.game.error);
-            if (rec.value != RW_CHECK_OK) cr->complete = 1;
-            else if (cr->next_game >= G) cr->complete = 1;
-        } else if (rec.kind == RW_REC_GAME && cr->check_seen && cr->check == RW_CHECK_OK &&
-                   rec.value == cr->next_game && rec.value < G && (int)rec.game.outcome >= 0 &&
-                   rec.game.outcome <= OUTCOME_CRASH) {
-            uint64_t seed = games[rec.value].seed;
-            games[rec.value] = rec.game;
-            games[rec.value].seed = seed;
-            cr->next_game++;
-            if (cr->next_game >= G) cr->complete = 1;
-        } else {
-            snprintf(cr->death_error, sizeof cr->death_error, "crash: unexpected result record (kind %u)",
-                     rec.kind);
-            return -1;
-        }
-        /* The next phase's clock starts when the record was written (read later: the worker sleeps). */
-        double t = rec.t_sent;
-        if (!(t <= now && t >= cr->phase_start)) t = now;
-        cr->phase_start = t;
-        cr->t_last = t;
-        cr->minflt = rec.minflt;
-        *deadline = t + cfg->timeout + REWARD_KILL_GRACE;
+static worker_secret *secret;
+
+/* Maps the secret area for G games. Returns 0, or -1 when the kernel lacks MADV_WIPEONFORK (Linux < 4.14):
+ * then no worker can run safely. */
+static int worker_secret_map(int G) {
+    size_t sz = sizeof(worker_secret) + (size_t)G * sizeof(reward_game);
+    void *p = mmap(NULL, sz, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return -1;
+    if (madvise(p, sz, MADV_WIPEONFORK) != 0) {
+        munmap(p, sz);
+        return -1;
     }
-    memmove(buf, buf + off, *have - off);
-    *have -= off;
+    secret = p;
     return 0;
 }
 
-/* Reads what the (non-blocking) pipe holds and applies it. Returns 1 at EOF, 0 when the pipe is empty,
- * -1 on a corrupt stream. *progress counts the records applied. */
-static int drain(int fd, const reward_config *cfg, uint64_t token, char *buf, size_t bufsize, size_t *have,
-                 reward_game *games, child_run *cr, double *deadline, double t_fork, rw_job_timing *tm,
-                 int *progress) {
+/* Zeroes the stack below the caller's frame (in a fresh child, before any strategy or parser runs):
+ * the worker's dead frames — its game helpers' temporaries included — lie there. */
+__attribute__((noinline)) static void scrub_stack(void) {
+    /* 256 KiB: far deeper than any call chain of the worker (game, snprintf, the check cache). */
+    char buf[256 * 1024];
+    explicit_bzero(buf, sizeof buf);
+    __asm__ volatile("" : : "r"(buf) : "memory");
+}
+
+/* Zeroes the job's results and gives each game its seed (game_seed_mix(job seed, g, 0)). */
+__attribute__((noinline)) static void secret_begin_job(int G) {
+    for (int g = 0; g < G; g++) {
+        memset(&secret->games[g], 0, sizeof secret->games[g]);
+        secret->games[g].seed = game_seed_mix(secret->jh.seed, (uint64_t)g, 0);
+    }
+}
+
+/* Starts game g in secret->game and fills b with its first board (new_game = 1, py_seed). */
+__attribute__((noinline)) static void secret_start_game(const reward_config *cfg, int g, rw_board_msg *b) {
+    if (game_init(&secret->game, cfg->board_size, cfg->target, cfg->probability_fours, secret->games[g].seed) != 0)
+        RW_ABORT("game_init rejected a validated config (size %d, target %u)", cfg->board_size, cfg->target);
+    memset(b, 0, sizeof *b);
+    b->kind = RW_BOARD_PLAY;
+    b->new_game = 1;
+    b->py_seed = rw_python_seed(secret->games[g].seed);
+    b->n = secret->game.n;
+    memcpy(b->cells, secret->game.cells, sizeof secret->game.cells);
+}
+
+/* Plays move mv in the game; returns game_move's result and refreshes b's cells. */
+__attribute__((noinline)) static int secret_move(char mv, rw_board_msg *b) {
+    int r = game_move(&secret->game, mv);
+    b->new_game = 0;
+    memcpy(b->cells, secret->game.cells, sizeof secret->game.cells);
+    return r;
+}
+
+/* Ends game g with outcome o and msg (escaped already): copies score, tile and moves from the game. */
+__attribute__((noinline)) static void secret_end_game(int g, reward_outcome o, const char *msg, double secs) {
+    reward_game *r = &secret->games[g];
+    r->outcome = o;
+    r->score = secret->game.score;
+    r->max_tile = secret->game.max_tile;
+    r->moves = secret->game.moves;
+    r->seconds = secs;
+    snprintf(r->error, sizeof r->error, "%s", msg);
+}
+
+/* Marks games [from, G) with outcome o and message msg, seconds `secs` for the first of them. */
+__attribute__((noinline)) static void fill_games(int from, int G, reward_outcome o, const char *msg, double secs) {
+    for (int g = from; g < G; g++) {
+        uint64_t seed = secret->games[g].seed;
+        memset(&secret->games[g], 0, sizeof secret->games[g]);
+        secret->games[g].seed = seed;
+        secret->games[g].outcome = o;
+        secret->games[g].seconds = g == from ? secs : 0.0;
+        snprintf(secret->games[g].error, sizeof secret->games[g].error, "%s", msg);
+    }
+}
+
+/* ---- one child ---- */
+
+/* Escapes a strategy's message into out and makes it start with prefix (added when missing). */
+static void answer_text(char *out, size_t n, const char *prefix, const char *msg) {
+    char esc[REWARD_GAME_ERROR_LEN];
+    size_t ml = strnlen(msg, REWARD_GAME_ERROR_LEN - 1);
+    reward_escape_text(esc, sizeof esc, msg, ml);
+    size_t pl = strlen(prefix);
+    if (!strncmp(esc, prefix, pl)) snprintf(out, n, "%s", esc);
+    else snprintf(out, n, "%s%s", prefix, esc);
+}
+
+/* Waits until fd is readable, or hung up, or the deadline. Returns 1 readable / hung up, 0 deadline. */
+static int wait_readable(int fd, double deadline) {
     for (;;) {
-        ssize_t n = read(fd, buf + *have, bufsize - *have);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0 && errno == EAGAIN) return 0;
-        if (n <= 0) return 1;
-        *have += (size_t)n;
-        int before = cr->check_seen + cr->next_game;
-        if (consume(cfg, token, buf, have, games, cr, deadline, t_fork, tm) != 0) return -1;
-        *progress += cr->check_seen + cr->next_game - before;
+        double now = rw_now();
+        if (now >= deadline) return 0;
+        struct pollfd p = {fd, POLLIN, 0};
+        struct timespec ts = to_timespec(deadline - now);
+        int r = ppoll(&p, 1, &ts, NULL);
+        if (r < 0 && errno != EINTR) RW_ABORT("ppoll: %s", strerror(errno));
+        if (r > 0) return 1;
+    }
+}
+
+/* Reads one answer from the non-blocking fd before the deadline. Returns 1 (in *a, with the arrival
+ * time in *t), 0 at EOF (the child closed its end or died), -1 at the deadline, -2 on a protocol
+ * violation (a truncated answer, or more than one answer at a time: msg says which). */
+static int read_answer(int fd, double deadline, rw_answer *a, double *t, char *msg, size_t msglen) {
+    size_t got = 0;
+    for (;;) {
+        ssize_t r = read(fd, (char *)a + got, sizeof *a - got);
+        if (r > 0) {
+            got += (size_t)r;
+            if (got < sizeof *a) continue;
+            *t = rw_now();
+            char extra;
+            if (read(fd, &extra, 1) > 0) {
+                snprintf(msg, msglen, "crash: the strategy's process wrote more than one answer per board");
+                return -2;
+            }
+            a->msg[sizeof a->msg - 1] = '\0';
+            return 1;
+        }
+        if (r == 0) {
+            if (got) { snprintf(msg, msglen, "crash: truncated answer"); return -2; }
+            return 0;
+        }
+        if (errno == EINTR) continue;
+        if (errno != EAGAIN) return 0;
+        if (!wait_readable(fd, deadline)) {
+            if (got) { snprintf(msg, msglen, "crash: truncated answer"); return -2; }
+            return -1;
+        }
+    }
+}
+
+/* Sends a board to the child (non-blocking: an honest child reads each board before it answers, so
+ * the pipe never fills; a full pipe means it answers without reading). Returns 0 or -1. */
+static int send_board(int fd, const rw_board_msg *b) {
+    ssize_t w;
+    do w = write(fd, b, sizeof *b);
+    while (w < 0 && errno == EINTR);
+    return w == (ssize_t)sizeof *b ? 0 : -1;
+}
+
+/* What one child run delivered. */
+typedef struct {
+    int check_seen;          /* the CHECK answer arrived */
+    int check;               /* its value */
+    char check_error[RW_ERROR_LEN];
+    int next_game;           /* the game in play when the child ended (or G: all done) */
+    int died;                /* the child ended before finishing its games */
+    int job_time_out;        /* killed at the job deadline */
+    reward_outcome death;    /* outcome for the game the child died in */
+    char death_error[REWARD_GAME_ERROR_LEN];
+    double phase_start;      /* when the current phase (checks or the game in progress) began */
+    double death_time;
+} child_run;
+
+/* The worker's side of one child: the checks, then games first .. G-1, move by move. Kills the child
+ * on a deadline or a protocol violation; returns with the child still to be reaped (*killed says
+ * whether it was killed, *finished whether it got RW_BOARD_END). */
+__attribute__((noinline)) static void play_child(const reward_config *cfg, pid_t pid, int ans, int brd, int first,
+                                                 double job_deadline, child_run *cr, rw_job_timing *tm,
+                                                 double t_fork, int *killed, int *finished) {
+    int G = cfg->games_per_strategy;
+    *killed = *finished = 0;
+    rw_answer a;
+    double t;
+    char perr[REWARD_GAME_ERROR_LEN];
+    /* 1. The checks. */
+    double dl = cr->phase_start + REWARD_CHECK_ALLOWANCE;
+    int r = read_answer(ans, dl < job_deadline ? dl : job_deadline, &a, &t, perr, sizeof perr);
+    if (r == 1 && a.kind == RW_ANS_CHECK) {
+        cr->check_seen = 1;
+        cr->check = a.value;
+        tm->fork += a.t_start - t_fork;
+        tm->sandbox += a.t_sandboxed - a.t_start;
+        tm->check += a.t_checked - a.t_sandboxed;
+        tm->minflt += a.minflt;
+        if (a.value != RW_CHECK_OK) {
+            if (a.value != OUTCOME_SYNTAX_ERROR && a.value != OUTCOME_BUILD_FAILED && a.value != OUTCOME_BANNED_IMPORT)
+                a.value = OUTCOME_BUILD_FAILED;
+            cr->check = a.value;
+            answer_text(cr->check_error, sizeof cr->check_error, "", a.msg);
+            cr->next_game = G;
+            return;
+        }
+    } else if (r == 1 && a.kind == RW_ANS_SETUP_FAILED) {
+        cr->died = 1;
+        cr->death = OUTCOME_CRASH;
+        char m[REWARD_GAME_ERROR_LEN];
+        answer_text(m, sizeof m, "", a.msg);
+        snprintf(cr->death_error, sizeof cr->death_error, "crash: sandbox setup failed: %.120s", m);
+        *killed = 1;
+        killpg(pid, SIGKILL);
+        kill(pid, SIGKILL);
+        return;
+    } else if (r == 1 || r == -2) {
+        cr->died = 1;
+        cr->death = OUTCOME_CRASH;
+        snprintf(cr->death_error, sizeof cr->death_error, "%s",
+                 r == -2 ? perr : "crash: unexpected answer before the checks were done");
+        *killed = 1;
+        killpg(pid, SIGKILL);
+        kill(pid, SIGKILL);
+        return;
+    } else {
+        cr->died = 1;   /* EOF (died: classified by the caller) or the deadline */
+        if (r == -1) {
+            *killed = 1;
+            cr->job_time_out = job_deadline <= dl;
+            cr->death = OUTCOME_TIMEOUT;
+            snprintf(cr->death_error, sizeof cr->death_error, "timeout: the checks took longer than %g s",
+                     REWARD_CHECK_ALLOWANCE);
+            killpg(pid, SIGKILL);
+            kill(pid, SIGKILL);
+        }
+        return;
+    }
+    double t_checked = rw_now();
+
+    /* 2. The games, move by move: the worker plays each answered move on its own board. */
+    for (int g = first; g < G; g++) {
+        cr->next_game = g;
+        rw_board_msg b;
+        secret_start_game(cfg, g, &b);
+        double t0 = rw_now();
+        cr->phase_start = t0;
+        int unchanged = 0;
+        reward_outcome outcome = OUTCOME_COUNT;
+        char msg[REWARD_GAME_ERROR_LEN] = "";
+        if (send_board(brd, &b) != 0) {
+            outcome = OUTCOME_CRASH;
+            snprintf(msg, sizeof msg, "crash: the strategy's process does not read its boards");
+        }
+        while (outcome == OUTCOME_COUNT) {
+            dl = t0 + cfg->timeout + REWARD_KILL_GRACE;
+            r = read_answer(ans, dl < job_deadline ? dl : job_deadline, &a, &t, perr, sizeof perr);
+            if (r == 0) {   /* EOF: the child died or closed its end; the caller classifies the death */
+                cr->died = 1;
+                return;
+            }
+            if (r == -1) {
+                cr->died = 1;
+                *killed = 1;
+                cr->job_time_out = job_deadline <= dl;
+                cr->death = OUTCOME_TIMEOUT;
+                if (cr->job_time_out)
+                    snprintf(cr->death_error, sizeof cr->death_error, "timeout: the job's %.3g s ran out",
+                             REWARD_CHECK_ALLOWANCE + G * (cfg->timeout + REWARD_KILL_GRACE));
+                else
+                    snprintf(cr->death_error, sizeof cr->death_error, "timeout: game took longer than %g s (killed)",
+                             cfg->timeout);
+                killpg(pid, SIGKILL);
+                kill(pid, SIGKILL);
+                break;
+            }
+            if (r == -2) {
+                outcome = OUTCOME_CRASH;
+                snprintf(msg, sizeof msg, "%s", perr);
+                break;
+            }
+            if (a.kind == RW_ANS_MOVE) {
+                char mv = a.value > 0 && a.value < 128 ? game_parse_move(a.value) : 0;
+                if (!mv) {
+                    outcome = OUTCOME_CRASH;
+                    snprintf(msg, sizeof msg, "crash: the strategy's process answered a move that is not one");
+                    break;
+                }
+                if (secret_move(mv, &b) == 1) unchanged = 0;
+                else if (++unchanged >= cfg->max_stuck_moves) {
+                    outcome = OUTCOME_STUCK;
+                    snprintf(msg, sizeof msg, "stuck: the board did not change for %d moves", cfg->max_stuck_moves);
+                    break;
+                }
+                if (secret->game.state == GAME_SUCCESS) outcome = OUTCOME_SUCCESS;
+                else if (secret->game.state == GAME_FAILED) outcome = OUTCOME_FAILED;
+                else if (t - t0 > cfg->timeout) {
+                    outcome = OUTCOME_TIMEOUT;
+                    snprintf(msg, sizeof msg, "timeout: game took longer than %g s", cfg->timeout);
+                } else if (send_board(brd, &b) != 0) {
+                    outcome = OUTCOME_CRASH;
+                    snprintf(msg, sizeof msg, "crash: the strategy's process does not read its boards");
+                }
+            } else if (a.kind == RW_ANS_INVALID) {
+                outcome = OUTCOME_INVALID_MOVE;
+                answer_text(msg, sizeof msg, "invalid move: ", a.msg);
+            } else if (a.kind == RW_ANS_EXCEPTION) {
+                outcome = OUTCOME_EXCEPTION;
+                answer_text(msg, sizeof msg, "exception: ", a.msg);
+            } else if (a.kind == RW_ANS_MEMORY) {
+                outcome = OUTCOME_MEMORY;
+                snprintf(msg, sizeof msg, "memory: MemoryError (limit %zu MiB)", cfg->memory_limit >> 20);
+            } else {
+                outcome = OUTCOME_CRASH;
+                snprintf(msg, sizeof msg, "crash: unexpected answer (kind %u)", a.kind);
+            }
+        }
+        if (cr->died) break;
+        double secs = rw_now() - t0;
+        secret_end_game(g, outcome, msg, secs);
+        if (outcome == OUTCOME_CRASH) {
+            /* A protocol violation: this game is the strategy's crash; the rest run in a new child. */
+            cr->next_game = g + 1;
+            cr->died = 1;
+            cr->death = OUTCOME_CRASH;
+            cr->death_error[0] = '\0';   /* already recorded */
+            *killed = 1;
+            killpg(pid, SIGKILL);
+            kill(pid, SIGKILL);
+            break;
+        }
+        cr->next_game = g + 1;
+    }
+    tm->play += rw_now() - t_checked;
+    if (!cr->died) {
+        rw_board_msg end;
+        memset(&end, 0, sizeof end);
+        end.kind = RW_BOARD_END;
+        (void)send_board(brd, &end);
+        *finished = 1;
     }
 }
 
 /* Runs games first .. G-1 (after the checks; code: the checker's marshalled code for the source, or
- * NULL) in one sandboxed child; fills games[] and *cr, and adds the child's timings to *tm. */
+ * NULL) in one sandboxed child; fills the secret results and *cr, and adds the child's timings to *tm. */
 static void run_child(const reward_config *cfg, const char *src, size_t len, const char *code, size_t code_len,
-                      uint64_t seed, int first, double job_deadline, reward_game *games, child_run *cr,
-                      rw_job_timing *tm) {
+                      int first, double job_deadline, child_run *cr, rw_job_timing *tm) {
     memset(cr, 0, sizeof *cr);
     cr->next_game = first;
     cr->check = RW_CHECK_OK;
-    cr->verdict = RW_VERDICT_NONE;
     cr->phase_start = rw_now();
     double t_fork = cr->phase_start;
     tm->children++;
-    int G = cfg->games_per_strategy;
     reap_later(1);   /* a child tearing down while we fork contends for the same memory-map locks */
 
-    int pfd[2];
-    if (pipe2(pfd, O_CLOEXEC) != 0) {
+    int ap[2], bp[2];
+    if (pipe2(ap, O_CLOEXEC) != 0 || pipe2(bp, O_CLOEXEC) != 0) {
+        if (ap[0] >= 0) { close(ap[0]); close(ap[1]); }
         cr->died = 1;
         cr->death = OUTCOME_CRASH;
         snprintf(cr->death_error, sizeof cr->death_error, "crash: worker cannot create a pipe: %s", strerror(errno));
         cr->death_time = rw_now();
         return;
     }
-    /* The worker sleeps while the child plays, so the pipe must hold every record the child may write
-     * (else the child would block until the deadline wakes us); if it cannot be made that large, the
-     * worker wakes for each record instead. */
-    size_t need = (size_t)(G - first + 2) * sizeof(rw_child_record);
-    int lazy = need <= 65536 || fcntl(pfd[0], F_SETPIPE_SZ, (int)(need + 4096)) >= (int)need;
-    fcntl(pfd[0], F_SETFL, O_NONBLOCK);   /* the read end only: the child's writes stay blocking */
-    uint64_t token = draw_token((uint64_t)first);
-    rw_child_job job = {cfg, src, len, code, code_len, seed, first, 0.0, 0.0};
+    fcntl(ap[0], F_SETFL, O_NONBLOCK);   /* our ends only: the child's reads and writes stay blocking */
+    fcntl(bp[1], F_SETFL, O_NONBLOCK);
+    rw_child_job job = {cfg, src, len, code, code_len, 0.0, 0.0};
     pid_t me = getpid();
+    int G = cfg->games_per_strategy;
     /* The child's RLIMIT_AS counts from our address-space size now (its own, right after the fork):
      * read here through an open statm, cheaper than the child's path lookup in /proc. */
     static int statm_fd = -2;
     if (statm_fd == -2) statm_fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
     size_t as_base = sandbox_address_space(statm_fd);
+    double cpu_limit = REWARD_CHECK_ALLOWANCE + (G - first) * (cfg->timeout + REWARD_KILL_GRACE) + 1.0;
 
     /* No PyOS_BeforeFork / PyOS_AfterFork_*: the worker is single-threaded and forks from C code, so no
      * interpreter lock (GIL, import lock, runtime mutexes) is held or contended at this point, and the
@@ -445,31 +686,31 @@ static void run_child(const reward_config *cfg, const char *src, size_t len, con
     pid_t pid = fork();
     if (pid == 0) {
         job.t_start = rw_now();
-        /* The result pipe goes to SANDBOX_RESULT_FD (over our copy of the job socket, which the
-         * child must not keep anyway), where the seccomp template allows writes. */
-        close(pfd[0]);
-        if (dup2(pfd[1], SANDBOX_RESULT_FD) != SANDBOX_RESULT_FD) _exit(5);
-        close(pfd[1]);
-        sandbox_limits lim = {SANDBOX_RESULT_FD, -1, me,
-                              REWARD_CHECK_ALLOWANCE + (G - first) * (cfg->timeout + REWARD_KILL_GRACE) + 1.0,
-                              cfg->memory_limit, as_base};
+        scrub_stack();
+        /* The answer pipe goes to SANDBOX_RESULT_FD (where the seccomp template allows writes), the
+         * board pipe to SANDBOX_INPUT_FD; every other fd is closed by sandbox_enter. */
+        int out = move_high(ap[1]), in = move_high(bp[0]);
+        if (dup2(out, SANDBOX_RESULT_FD) != SANDBOX_RESULT_FD || dup2(in, SANDBOX_INPUT_FD) != SANDBOX_INPUT_FD)
+            _exit(5);
+        sandbox_limits lim = {SANDBOX_RESULT_FD, SANDBOX_INPUT_FD, me, cpu_limit, cfg->memory_limit, as_base};
         char err[REWARD_GAME_ERROR_LEN];
         if (sandbox_enter(&lim, err, sizeof err) != 0) {
-            rw_child_record rec;
-            memset(&rec, 0, sizeof rec);
-            rec.token = token;
-            rec.kind = RW_REC_SETUP_FAILED;
-            snprintf(rec.game.error, sizeof rec.game.error, "%s", err);
-            (void)rw_write_all(SANDBOX_RESULT_FD, &rec, sizeof rec, 0);
+            rw_answer a;
+            memset(&a, 0, sizeof a);
+            a.kind = RW_ANS_SETUP_FAILED;
+            snprintf(a.msg, sizeof a.msg, "%s", err);
+            (void)rw_write_all(SANDBOX_RESULT_FD, &a, sizeof a, 0);
             _exit(4);
         }
         job.t_sandboxed = rw_now();
-        pyrunner_run(&job, SANDBOX_RESULT_FD, token);
+        pyrunner_run(&job, SANDBOX_INPUT_FD, SANDBOX_RESULT_FD);
         _exit(0);
     }
-    close(pfd[1]);
+    close(ap[1]);
+    close(bp[0]);
     if (pid < 0) {
-        close(pfd[0]);
+        close(ap[0]);
+        close(bp[1]);
         cr->died = 1;
         cr->death = OUTCOME_CRASH;
         snprintf(cr->death_error, sizeof cr->death_error, "crash: worker cannot fork: %s", strerror(errno));
@@ -478,73 +719,43 @@ static void run_child(const reward_config *cfg, const char *src, size_t len, con
     }
     setpgid(pid, pid);   /* also done by the child; whichever runs first makes killpg safe */
 
-    char buf[4 * sizeof(rw_child_record)];
-    size_t have = 0;
-    double deadline = cr->phase_start + REWARD_CHECK_ALLOWANCE;
-    int killed = 0, corrupt = 0, eof = 0;
-    int progress_at_deadline = 0;   /* records seen when the deadline that fired was set */
-    int progress = 0;
-    for (;;) {
-        double dl = deadline < job_deadline ? deadline : job_deadline;
-        double now = rw_now();
-        if (now >= dl) {
-            /* Records may be waiting that move the deadline on: read them before deciding. */
-            int d = drain(pfd[0], cfg, token, buf, sizeof buf, &have, games, cr, &deadline, t_fork, tm, &progress);
-            if (d < 0) { corrupt = 1; break; }
-            if (cr->complete) break;
-            if (d > 0) { eof = 1; break; }
-            dl = deadline < job_deadline ? deadline : job_deadline;
-            if (now >= dl) {
-                killed = 1;
-                cr->job_time_out = job_deadline <= deadline;
-                progress_at_deadline = progress;
-                break;
-            }
-            continue;
-        }
-        /* Until the CHECK record, wake for it (the first game's deadline counts from it and may come
-         * before the check allowance's). After it, lazy: events 0, and poll still reports POLLHUP when
-         * the child closes the pipe or dies; game deadlines only ever move later. */
-        struct pollfd p = {pfd[0], lazy && cr->check_seen ? 0 : POLLIN, 0};
-        struct timespec ts = to_timespec(dl - now);
-        int r = ppoll(&p, 1, &ts, NULL);
-        if (r < 0 && errno != EINTR) RW_ABORT("ppoll: %s", strerror(errno));
-        if (r <= 0) continue;
-        int d = drain(pfd[0], cfg, token, buf, sizeof buf, &have, games, cr, &deadline, t_fork, tm, &progress);
-        if (d < 0) { corrupt = 1; break; }
-        if (cr->complete) break;
-        if (d > 0) { eof = 1; break; }
-    }
+    int killed = 0, finished = 0;
+    play_child(cfg, pid, ap[0], bp[1], first, job_deadline, cr, tm, t_fork, &killed, &finished);
+    close(bp[1]);
     cr->death_time = rw_now();
-    int st = 0, reaped = 0;
-    if (cr->complete && !corrupt) {
-        /* Everything arrived. Anything more in the pipe is a forgery or junk: the strategy's, charged to
-         * its job (the child closes the pipe right after its last record). */
-        char extra;
-        ssize_t x = read(pfd[0], &extra, 1);
-        if (x > 0) {
-            corrupt = 1;
-            snprintf(cr->death_error, sizeof cr->death_error, "crash: bytes after the last result record");
-        }
+    double t_end = cr->death_time;
+    if (!cr->died) {
+        /* Every game was played (or the checks failed): the child exits on RW_BOARD_END / EOF. */
+        close(ap[0]);
+        tm->finish += rw_now() - t_end;
+        leave_unreaped(pid);
+        return;
     }
-    if (cr->complete && !corrupt) {
-        reaped = 1;   /* left to reap_later below */
-    } else if (killed || corrupt) {
-        killpg(pid, SIGKILL);
-        kill(pid, SIGKILL);
-    } else if (eof && !cr->complete) {
-        /* The pipe closed early: the child is dying, or the strategy closed the fd and runs on. Wait for
-         * its exit until the deadline (1 ms polls: this path is rare). */
+    int st = 0, reaped = 0;
+    struct rusage ru;
+    memset(&ru, 0, sizeof ru);
+    if (!killed) {
+        /* The answer pipe closed early: the child is dying, or the strategy closed the fd and runs on.
+         * Wait for its exit until the deadline (1 ms polls: this path is rare). */
+        double dl = cr->phase_start + (cr->check_seen ? cfg->timeout + REWARD_KILL_GRACE : REWARD_CHECK_ALLOWANCE);
         for (;;) {
-            pid_t w = waitpid(pid, &st, WNOHANG);
+            pid_t w = wait4(pid, &st, WNOHANG, &ru);
             if (w == pid) { reaped = 1; break; }
             if (w < 0 && errno != EINTR) RW_ABORT("waitpid: %s", strerror(errno));
             double now = rw_now();
-            double dl = deadline < job_deadline ? deadline : job_deadline;
-            if (now >= dl) {
+            if (now >= dl || now >= job_deadline) {
                 killed = 1;
-                cr->job_time_out = job_deadline <= deadline;
-                progress_at_deadline = progress;
+                cr->job_time_out = job_deadline <= dl;
+                cr->death = OUTCOME_TIMEOUT;
+                if (cr->job_time_out)
+                    snprintf(cr->death_error, sizeof cr->death_error, "timeout: the job's %.3g s ran out",
+                             REWARD_CHECK_ALLOWANCE + G * (cfg->timeout + REWARD_KILL_GRACE));
+                else if (!cr->check_seen)
+                    snprintf(cr->death_error, sizeof cr->death_error, "timeout: the checks took longer than %g s",
+                             REWARD_CHECK_ALLOWANCE);
+                else
+                    snprintf(cr->death_error, sizeof cr->death_error, "timeout: game took longer than %g s",
+                             cfg->timeout);
                 killpg(pid, SIGKILL);
                 kill(pid, SIGKILL);
                 break;
@@ -554,48 +765,26 @@ static void run_child(const reward_config *cfg, const char *src, size_t len, con
         }
         cr->death_time = rw_now();
     }
-    while (!reaped && waitpid(pid, &st, 0) < 0) {
+    while (!reaped && wait4(pid, &st, 0, &ru) < 0) {
         if (errno != EINTR) RW_ABORT("waitpid: %s", strerror(errno));
     }
-    /* The child is gone (or done) and nobody else holds the write end: read what it managed to send. */
-    if (!corrupt && !cr->complete) {
-        if (drain(pfd[0], cfg, token, buf, sizeof buf, &have, games, cr, &deadline, t_fork, tm, &progress) < 0)
-            corrupt = 1;
-        else if (have != 0) {
-            corrupt = 1;
-            snprintf(cr->death_error, sizeof cr->death_error, "crash: truncated result record");
+    close(ap[0]);
+    tm->finish += rw_now() - t_end;
+    if (killed) return;   /* death and message set where it was killed */
+    /* The child ended by itself mid-job: classify by what really happened. */
+    if (WIFSIGNALED(st) && WTERMSIG(st) == SIGXCPU) {
+        double cpu = (double)ru.ru_utime.tv_sec + 1e-6 * (double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_sec +
+                     1e-6 * (double)ru.ru_stime.tv_usec;
+        double limit = ceil(cpu_limit);
+        if (cpu >= limit - 0.01) {
+            cr->death = OUTCOME_TIMEOUT;
+            snprintf(cr->death_error, sizeof cr->death_error, "timeout: CPU time limit (%.0f s)", limit);
+        } else {
+            cr->death = OUTCOME_CRASH;
+            snprintf(cr->death_error, sizeof cr->death_error,
+                     "crash: signal %d (%s) after %.2f s of CPU, below the %.0f s limit: sent by the strategy",
+                     SIGXCPU, strsignal(SIGXCPU), cpu, limit);
         }
-    }
-    close(pfd[0]);
-    /* Where the time went: play ends at the last record (or at the death), finish when the worker is
-     * done with the child (reaped, or left to reap_later). */
-    double t_done = rw_now();
-    double end = cr->complete && !corrupt && cr->t_last > 0 ? cr->t_last : cr->death_time;
-    if (cr->check_seen && cr->check == RW_CHECK_OK) tm->play += end - cr->t_checked;
-    tm->finish += t_done - end;
-    tm->minflt += cr->minflt;
-    if (cr->complete && !corrupt) {
-        leave_unreaped(pid);
-        return;
-    }
-    cr->died = 1;
-    if (corrupt) {
-        cr->death = OUTCOME_CRASH;
-    } else if (killed) {
-        cr->unfair = !cr->job_time_out && progress > progress_at_deadline;
-        cr->death = OUTCOME_TIMEOUT;
-        if (cr->job_time_out)
-            snprintf(cr->death_error, sizeof cr->death_error, "timeout: the job's %.3g s ran out",
-                     REWARD_CHECK_ALLOWANCE + G * (cfg->timeout + REWARD_KILL_GRACE));
-        else if (!cr->check_seen)
-            snprintf(cr->death_error, sizeof cr->death_error, "timeout: the checks took longer than %g s",
-                     REWARD_CHECK_ALLOWANCE);
-        else
-            snprintf(cr->death_error, sizeof cr->death_error, "timeout: game took longer than %g s (killed)",
-                     cfg->timeout);
-    } else if (WIFSIGNALED(st) && WTERMSIG(st) == SIGXCPU) {
-        cr->death = OUTCOME_TIMEOUT;
-        snprintf(cr->death_error, sizeof cr->death_error, "timeout: CPU time limit");
     } else if (WIFSIGNALED(st)) {
         cr->death = OUTCOME_CRASH;
         snprintf(cr->death_error, sizeof cr->death_error, "crash: signal %d (%s%s)", WTERMSIG(st),
@@ -607,28 +796,13 @@ static void run_child(const reward_config *cfg, const char *src, size_t len, con
     }
 }
 
-/* Marks games [from, G) with outcome o and message msg, seconds `secs` for the first of them. */
-static void fill_games(reward_game *games, int from, int G, reward_outcome o, const char *msg, double secs) {
-    for (int g = from; g < G; g++) {
-        uint64_t seed = games[g].seed;
-        memset(&games[g], 0, sizeof games[g]);
-        games[g].seed = seed;
-        games[g].outcome = o;
-        games[g].seconds = g == from ? secs : 0.0;
-        snprintf(games[g].error, sizeof games[g].error, "%s", msg);
-    }
-}
-
-/* Runs one job: the checks and cfg->games_per_strategy games, restarting the child after a death. */
-static void run_job(const reward_config *cfg, const char *src, size_t len, uint64_t seed, rw_result_header *h,
-                    reward_game *games) {
+/* Runs one job (its header in secret->jh, its source in src): the checks and cfg->games_per_strategy
+ * games, restarting the child after a death. Results in secret->games. */
+static void run_job(const reward_config *cfg, const char *src, size_t len, rw_result_header *h) {
     int G = cfg->games_per_strategy;
     double t0 = rw_now();
     double job_deadline = t0 + REWARD_CHECK_ALLOWANCE + G * (cfg->timeout + REWARD_KILL_GRACE);
-    for (int g = 0; g < G; g++) {
-        memset(&games[g], 0, sizeof games[g]);
-        games[g].seed = game_seed_mix(seed, (uint64_t)g, 0);
-    }
+    secret_begin_job(G);
     h->check = RW_CHECK_OK;
     h->error[0] = '\0';
     memset(&h->timing, 0, sizeof h->timing);
@@ -657,15 +831,17 @@ static void run_job(const reward_config *cfg, const char *src, size_t len, uint6
         if (a < 0) {
             char e[REWARD_GAME_ERROR_LEN];
             snprintf(e, sizeof e, "timeout: the checks took longer than %g s", REWARD_CHECK_ALLOWANCE);
-            fill_games(games, 0, G, OUTCOME_TIMEOUT, e, rw_now() - t0);
+            fill_games(0, G, OUTCOME_TIMEOUT, e, rw_now() - t0);
             h->seconds = rw_now() - t0;
             return;
         }
         if (a > 0) {
             answered = 1;
             verdict = rs.verdict;
-            snprintf(msg, sizeof msg, "%s", rs.msg);
-            const cache_entry *e = cache_put(src, len, hash, &rs, got);
+            answer_text(msg, sizeof msg, "", rs.msg);
+            rw_check_response esc = rs;
+            snprintf(esc.msg, sizeof esc.msg, "%s", msg);
+            const cache_entry *e = cache_put(src, len, hash, &esc, got);
             if (e) {
                 code = e->code;
                 code_len = e->code_len;
@@ -682,6 +858,7 @@ static void run_job(const reward_config *cfg, const char *src, size_t len, uint6
         h->check = verdict_outcome(verdict);
         snprintf(h->error, sizeof h->error, "%s", msg);
         h->seconds = rw_now() - t0;
+        free(fresh);
         return;
     }
 
@@ -689,27 +866,27 @@ static void run_job(const reward_config *cfg, const char *src, size_t len, uint6
     int first = 0;
     while (first < G) {
         child_run cr;
-        run_child(cfg, src, len, code, code_len, seed, first, job_deadline, games, &cr, &h->timing);
+        run_child(cfg, src, len, code, code_len, first, job_deadline, &cr, &h->timing);
         if (cr.check_seen && cr.check != RW_CHECK_OK) {
             h->check = cr.check;
             snprintf(h->error, sizeof h->error, "%s", cr.check_error);
             break;
         }
-        if (!cr.died) break;   /* every game reported */
+        if (!cr.died) break;   /* every game played */
         double secs = cr.death_time - cr.phase_start;
         if (!cr.check_seen) {
             /* Died during the checks: a new child would die the same way. */
-            fill_games(games, first, G, cr.death, cr.death_error, cr.death_time - t0);
+            fill_games(first, G, cr.death, cr.death_error, cr.death_time - t0);
             break;
         }
         int k = cr.next_game;
         if (k >= G) break;
         if (cr.job_time_out) {
-            fill_games(games, k, G, OUTCOME_TIMEOUT, cr.death_error, secs);
+            fill_games(k, G, OUTCOME_TIMEOUT, cr.death_error, secs);
             break;
         }
-        if (!cr.unfair) {
-            fill_games(games, k, k + 1, cr.death, cr.death_error, secs);
+        if (cr.death_error[0]) {   /* "" : the game was already recorded (a protocol violation) */
+            secret_end_game(k, cr.death, cr.death_error, secs);
             k++;
         }
         first = k;
@@ -723,21 +900,22 @@ void worker_main(int sock, const reward_config *cfg, pid_t zygote_pid) {
     PyOS_AfterFork_Child();
     int G = cfg->games_per_strategy;
     char *src = malloc(REWARD_MAX_SOURCE);
-    reward_game *games = calloc((size_t)G, sizeof *games);
-    if (!src || !games) _exit(2);
+    if (!src || worker_secret_map(G) != 0) _exit(2);
     for (;;) {
-        rw_job_header jh;
-        int r = rw_read_all(sock, &jh, sizeof jh);
+        /* The header (with the job's seed) is read straight into the secret area. */
+        int r = rw_read_all(sock, &secret->jh, sizeof secret->jh);
         if (r == 0) _exit(0);   /* the trainer closed our socket: the pool is shutting down */
-        if (r < 0 || jh.magic != RW_JOB_MAGIC || jh.source_len > REWARD_MAX_SOURCE) _exit(2);
-        if (rw_read_all(sock, src, jh.source_len) != 1) _exit(2);
+        if (r < 0 || secret->jh.magic != RW_JOB_MAGIC || secret->jh.source_len > REWARD_MAX_SOURCE) _exit(2);
+        uint32_t len = secret->jh.source_len;
+        if (rw_read_all(sock, src, len) != 1) _exit(2);
         rw_result_header h;
         memset(&h, 0, sizeof h);
         h.magic = RW_RESULT_MAGIC;
-        h.job_id = jh.job_id;
+        h.job_id = secret->jh.job_id;
         h.games = G;
-        run_job(cfg, src, jh.source_len, jh.seed, &h, games);
-        if (rw_write_all(sock, &h, sizeof h, 1) != 0 || rw_write_all(sock, games, (size_t)G * sizeof *games, 1) != 0)
+        run_job(cfg, src, len, &h);
+        if (rw_write_all(sock, &h, sizeof h, 1) != 0 ||
+            rw_write_all(sock, secret->games, (size_t)G * sizeof *secret->games, 1) != 0)
             _exit(0);
         reap_later(1);   /* after the result is on its way; an idle worker keeps no zombie */
     }

@@ -16,7 +16,9 @@
  *
  * Process hygiene: the zygote takes PR_SET_PDEATHSIG(SIGKILL) (checked against the trainer's pid to
  * close the race), its own process group (a terminal's Ctrl-C goes to the trainer, which decides), all
- * signal dispositions reset, fds 0/1 on /dev/null, fd 2 kept for diagnostics, everything else closed.
+ * signal dispositions reset, fds 0/1 on /dev/null, fd 2 kept for diagnostics, everything else closed,
+ * and the environment scrubbed (scrub_environment: the trainer's variables zeroed, the block in
+ * memory included) before CPython starts.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -24,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -78,6 +81,35 @@ static pid_t spawn_worker(const reward_config *cfg) {
     return pid;
 }
 
+/* Environment variables the zygote keeps: none that CPython needs (it starts isolated from the
+ * environment), only the marker by which the tests find their processes in /proc. */
+static const char *const kept_env[] = {"GRPO2048_TU_MARK="};
+
+/* Scrubs the environment the zygote inherited from the trainer (API keys and tokens travel there):
+ * every variable not in kept_env is zeroed in place — the original block, which /proc/PID/environ and
+ * a strategy with raw memory access would read, included — and environ is rebuilt from the kept ones,
+ * so CPython's os.environ (built from it at start-up) holds nothing else. */
+static void scrub_environment(void) {
+    static char *keep[8];
+    static char copies[8][256];
+    int nk = 0;
+    for (char **e = environ; e && *e; e++) {
+        int kept = 0;
+        for (size_t k = 0; k < sizeof kept_env / sizeof *kept_env; k++)
+            if (!strncmp(*e, kept_env[k], strlen(kept_env[k])) && nk < 8 && strlen(*e) < sizeof copies[0]) {
+                snprintf(copies[nk], sizeof copies[nk], "%s", *e);
+                keep[nk] = copies[nk];
+                nk++;
+                kept = 1;
+            }
+        if (!kept) explicit_bzero(*e, strlen(*e));
+    }
+    static char *env[9];
+    for (int i = 0; i < nk; i++) env[i] = keep[i];
+    env[nk] = NULL;
+    environ = env;
+}
+
 static void zygote_main(int ctl, const reward_config *cfg, int nworkers, pid_t trainer) __attribute__((noreturn));
 static void zygote_main(int ctl, const reward_config *cfg, int nworkers, pid_t trainer) {
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != trainer) _exit(0);
@@ -101,8 +133,19 @@ static void zygote_main(int ctl, const reward_config *cfg, int nworkers, pid_t t
         if (null > 2 && null != CTL_FD) close(null);
     }
     rw_close_fds_from(CTL_FD + 1, -1);
+    scrub_environment();
 
     char err[RW_ERROR_LEN];
+    /* Workers keep game seeds in MADV_WIPEONFORK memory (Linux 4.14): without it, no worker could hide
+     * them from its children. */
+    void *wp = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (wp == MAP_FAILED || madvise(wp, 4096, MADV_WIPEONFORK) != 0) {
+        snprintf(err, sizeof err, "the kernel lacks madvise(MADV_WIPEONFORK) (Linux >= 4.14 is needed): %s",
+                 strerror(errno));
+        send_status(CTL_FD, -1, 0, -1, err);
+        _exit(1);
+    }
+    munmap(wp, 4096);
     if (sandbox_prepare(err, sizeof err) != 0 || sandbox_probe(err, sizeof err) != 0 ||
         pyrunner_init(err, sizeof err) != 0) {
         send_status(CTL_FD, -1, 0, -1, err);
