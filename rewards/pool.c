@@ -216,7 +216,9 @@ static void log_result(FILE *log, int i, int n, const prepared *job, const rewar
         for (int line = 0; s < end && line < LOG_SOURCE_LINES; line++) {
             const char *nl = memchr(s, '\n', (size_t)(end - s));
             size_t l = nl ? (size_t)(nl - s) : (size_t)(end - s);
-            fprintf(log, "    | %.*s\n", (int)l, s);
+            char esc[512];   /* the source is the policy's text: escaped, like every strategy message */
+            size_t el = reward_escape_text(esc, sizeof esc, s, l);
+            fprintf(log, "    | %s%s\n", esc, el + 1 < sizeof esc || l * 4 < sizeof esc ? "" : "...");
             s += l + (nl ? 1 : 0);
         }
         if (s < end) fprintf(log, "    | ...\n");

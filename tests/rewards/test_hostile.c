@@ -97,12 +97,27 @@ static const attack attacks[] = {
     {"invalid_int", "returns a number (5)", A(OUTCOME_INVALID_MOVE), "returned 5", 0},
     {"invalid_list", "returns a list ([\"W\"])", A(OUTCOME_INVALID_MOVE), "returned a list", 0},
     {"invalid_x", "returns \"X\"", A(OUTCOME_INVALID_MOVE), "returned 'X'", 0},
+    /* issue 15: one per class of attack that got through before the worker owned the game. Those that
+     * play honestly once the attack failed return "X" (or "Y": the attack itself no longer works) when
+     * it succeeded, which the table refuses. */
+    {"memory_forge", "raw memory access (code.replace, LOAD_CONST past the constants): reads, writes, "
+     "scans its pools for the game seeds", PLAYS, NULL, 0},
+    {"fcntl_signal", "F_SETOWN(parent) + F_SETSIG(SIGKILL) + O_ASYNC, F_SETOWN_EX, F_NOTIFY, F_SETLEASE, "
+     "F_SETPIPE_SZ on its fds", PLAYS, NULL, 0},
+    {"seed_profile", "sys.setprofile at definition time, watching random.seed for the game seed", PLAYS, NULL, 0},
+    {"env_read", "reads os.environ / posix.environ for the trainer's variables (a planted canary)", PLAYS, NULL, 0},
+    {"sigxcpu_self", "sends itself SIGXCPU to pass as a CPU-limit timeout", A(OUTCOME_CRASH), "sent by the strategy", 0},
+    {"log_inject", "exception text with a forged JSON line and terminal escapes (ESC, BEL, C1, bidi)",
+     A(OUTCOME_EXCEPTION), "RuntimeError: \\n{\"game\"", 0},
 };
 enum { N_ATTACKS = sizeof attacks / sizeof *attacks };
 
 #define TIMEOUT 0.5
 #define MEMORY_MIB 64
 #define SEED 7
+/* Seconds a `grpo2048 play` process on an attack may take beyond the game's limit and beyond the
+ * start-up and teardown of one on an honest strategy (issue 15: timeout + 1 s). */
+#define PLAY_SLACK 1.0
 
 static int skipped(const attack *a) {
 #ifdef GRPO2048_SANITIZE
@@ -133,6 +148,9 @@ static void check_outcome(const attack *a, const char *how, int outcome, const c
     else if (outcome == OUTCOME_FAILED)
         CHECK_MSG(error[0] == '\0', "%s (%s): unexpected error [%s]", a->file, how, error);
     CHECK_MSG(seconds < TIMEOUT + 0.3, "%s (%s): ended after %.3f s", a->file, how, seconds);
+    /* Whatever the strategy put in its message is stored escaped: no control byte, no line break. */
+    for (const unsigned char *c = (const unsigned char *)error; *c; c++)
+        CHECK_MSG(*c >= 0x20 && *c != 0x7f, "%s (%s): control byte 0x%02x in the error [%s]", a->file, how, *c, error);
     if (r) {
         CHECK_MSG(r->outcome != OUTCOME_SUCCESS && r->wins == 0, "%s scored a win", a->file);
         if (outcome == OUTCOME_FAILED || outcome == OUTCOME_STUCK)
@@ -249,13 +267,42 @@ static char *slurp_file(const char *path, size_t *len) {
     return b;
 }
 
+/* Wall seconds of two `grpo2048 play` processes on a quick, honest strategy started together (the
+ * slower one): the start-up and teardown that every play process of binary_pass pays on this machine
+ * at its present load. */
+static double play_startup(const char *bin) {
+    char strat[1024];
+    tu_strategy_path("random_moves", strat, sizeof strat);
+    double t0 = tu_now();
+    pid_t pids[2];
+    for (int k = 0; k < 2; k++) {
+        pids[k] = fork();
+        if (pids[k] == 0) {
+            int null = open("/dev/null", O_WRONLY);
+            if (null < 0 || dup2(null, 1) < 0) _exit(120);
+            execl(bin, bin, "play", "--strategy", strat, "--seed", "7", (char *)NULL);
+            _exit(121);
+        }
+    }
+    for (int k = 0; k < 2; k++) waitpid(pids[k], NULL, 0);
+    return tu_now() - t0;
+}
+
 /* 2. Every attack through `grpo2048 play`, two processes at a time. */
 static void binary_pass(const char *bin) {
     char dir[] = "/tmp/grpo2048_hostile_XXXXXX";
     CHECK(mkdtemp(dir) != NULL);
+    double startup = 0;
+    for (int k = 0; k < 3; k++) {
+        double s = play_startup(bin);
+        if (s > startup) startup = s;
+    }
+    printf("grpo2048 play start-up and teardown, two at a time: %.2f s (the slowest of 3)\n", startup);
     double t0 = tu_now();
     pid_t running[2] = {0, 0};
     int slot_of[2] = {-1, -1};
+    double started_at[2] = {0, 0}, slowest = 0;
+    const char *slowest_file = "";
     for (int i = 0, started = 0; i < N_ATTACKS || running[0] || running[1];) {
         int free_slot = !running[0] ? 0 : !running[1] ? 1 : -1;
         if (i < N_ATTACKS && free_slot >= 0) {
@@ -277,6 +324,7 @@ static void binary_pass(const char *bin) {
             }
             CHECK(pid > 0);
             running[free_slot] = pid;
+            started_at[free_slot] = tu_now();
             slot_of[free_slot] = i++;
             started++;
             continue;
@@ -289,6 +337,12 @@ static void binary_pass(const char *bin) {
         running[s] = 0;
         const attack *a = &attacks[slot_of[s]];
         CHECK_MSG(WIFEXITED(st) && WEXITSTATUS(st) == 0, "grpo2048 play %s: status %d", a->file, st);
+        /* The whole process ends within the game's limit + 1 s beyond what an honest strategy's play
+         * process takes to start and tear down here. */
+        double wall = tu_now() - started_at[s];
+        if (wall - startup > slowest) { slowest = wall - startup; slowest_file = a->file; }
+        CHECK_MSG(wall < startup + TIMEOUT + PLAY_SLACK, "grpo2048 play %s took %.2f s (limit %.2f s start-up + %.1f + %.1f s)",
+                  a->file, wall, startup, TIMEOUT, PLAY_SLACK);
         char path[1100];
         snprintf(path, sizeof path, "%s/%d.out", dir, slot_of[s]);
         size_t n = 0;
@@ -319,16 +373,57 @@ static void binary_pass(const char *bin) {
     /* Every play process exited: none of their zygotes, workers, checkers or job children may remain. */
     int left = tu_wait_unmarked(tu_mark, 3.0);
     CHECK_MSG(left == 0, "%d processes of grpo2048 play remain", left);
-    printf("binary pass: %d attacks through %s in %.2f s\n", N_ATTACKS, bin, tu_now() - t0);
+    printf("binary pass: %d attacks through %s in %.2f s (slowest beyond start-up: %s, %.2f s)\n", N_ATTACKS, bin,
+           tu_now() - t0, slowest_file, slowest);
+}
+
+/* Sequential mode prints each completion's source and outcome: a strategy's text (its source, its
+ * exception message) must come out escaped — no terminal escape, no line of its making. */
+static void sequential_log_escaped(void) {
+    reward_config c;
+    reward_config_defaults(&c);
+    c.parallel = 0;
+    c.timeout = TIMEOUT;
+    char err[256];
+    reward_pool *p = reward_pool_create(&c, err, sizeof err);
+    CHECK_MSG(p != NULL, "reward_pool_create: %s", err);
+    if (!p) return;
+    char *src = tu_strategy("log_inject");
+    FILE *log = tmpfile();
+    CHECK(log != NULL);
+    uint64_t seed = SEED;
+    reward_result r;
+    const char *srcs[1] = {src};
+    CHECK_EQ_INT(reward_pool_score_sources(p, 1, srcs, &seed, &r, log, err, sizeof err), 0);
+    CHECK_EQ_INT(r.outcome, OUTCOME_EXCEPTION);
+    long n = ftell(log);
+    char *text = calloc((size_t)n + 1, 1);
+    rewind(log);
+    CHECK(fread(text, 1, (size_t)n, log) == (size_t)n);
+    int ctl = 0;
+    for (long i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)text[i];
+        if ((ch < 0x20 && ch != '\n') || ch == 0x7f) ctl++;
+    }
+    CHECK_MSG(ctl == 0, "the sequential log holds %d control bytes:\n%s", ctl, text);
+    CHECK_MSG(strstr(text, "\n{\"game\"") == NULL, "a forged JSON line starts a line of the log:\n%s", text);
+    CHECK_MSG(strstr(text, "\\x1b[2J") != NULL, "the escaped ESC is not in the log:\n%s", text);
+    free(text);
+    fclose(log);
+    free(src);
+    reward_pool_destroy(p);
 }
 
 int main(int argc, char **argv) {
     (void)argc;
     tu_mark_self(argv);
+    /* A secret in the trainer's environment, which no strategy may read (env_read.py). */
+    setenv("GRPO2048_SECRET_CANARY", "hunter2", 1);
     unlink("/tmp/grpo2048_pwned");
     double t0 = tu_now();
     pool_pass();
     monkeypatch_isolation();
+    sequential_log_escaped();
     CHECK_MSG(tu_wait_unmarked(tu_mark, 3.0) == 0, "processes remain after the pools were destroyed");
     const char *bin = getenv("GRPO2048_BIN");
     struct stat sb;
