@@ -12,10 +12,12 @@
  * timing-dependent outcomes: a strategy near its time limit).
  *
  * Failure handling: a worker whose socket reaches EOF or errors (it was killed, or broke the protocol)
- * has its job reported as a crash ("worker died") and is replaced by a fresh fork of the zygote. A
- * worker that does not answer within its job's deadline plus WORKER_SLACK seconds is killed the same
- * way (the worker enforces the real limits; this only guards against a worker bug). If the zygote is
- * gone no worker can be replaced: the call fails and the pool is marked broken.
+ * is replaced by a fresh fork of the zygote, and its job runs again there. A worker that does not
+ * answer within its job's deadline plus WORKER_SLACK seconds (stopped from outside, or a worker bug: the
+ * worker enforces the real limits) is killed and handled the same way. A job whose second worker dies
+ * too is an infra_error: all rewards 0, left out of the loss by the trainer. Neither is the strategy's
+ * doing (it cannot reach its worker), so neither is scored as its crash. Both are said on stderr. If
+ * the zygote is gone no worker can be replaced: the call fails and the pool is marked broken.
  */
 #include <errno.h>
 #include <poll.h>
@@ -250,6 +252,8 @@ static int pool_run(reward_pool *p, int n, const prepared *jobs, const uint64_t 
     struct pollfd *pfd = calloc((size_t)p->nworkers, sizeof *pfd);
     int *slot_of = calloc((size_t)p->nworkers, sizeof *slot_of);
     if (!pfd || !slot_of) { free(pfd); free(slot_of); P_FAIL("reward pool: out of memory"); }
+    char *tried = calloc((size_t)n + 1, 1);   /* 1: job i lost its worker once already */
+    if (!tried) { free(pfd); free(slot_of); P_FAIL("reward pool: out of memory"); }
     int next = 0, inflight = 0, rc = 0;
     while ((next < n && rc == 0) || inflight > 0) {
         while (rc == 0 && next < n && inflight < conc) {
@@ -303,15 +307,35 @@ static int pool_run(reward_pool *p, int n, const prepared *jobs, const uint64_t 
             int check = collect(p, w, &h);
             int died = check == -2 || check == -3;
             if (died) {
-                for (int g = 0; g < G; g++) {
-                    memset(&p->games[g], 0, sizeof p->games[g]);
-                    p->games[g].outcome = OUTCOME_CRASH;
-                    p->games[g].seed = game_seed_mix(seeds[i], (uint64_t)g, 0);
-                    snprintf(p->games[g].error, sizeof p->games[g].error, "crash: worker died (job lost)");
+                const char *why = hung ? "did not answer in time (stopped?) and was killed"
+                                  : check == -3 ? "broke the protocol" : "died";
+                int again = !tried[i] && rc == 0;
+                fprintf(stderr, "reward pool: worker %d %s while scoring completion %d%s\n", (int)w->pid, why, i,
+                        again ? "; running it again on a fresh worker" : "");
+                tried[i] = 1;
+                if (replace_worker(p, w, check == -3 || hung, err, errlen) != 0) rc = -1;
+                if (again && rc == 0) {
+                    if (dispatch(p, w, i, &jobs[i], seeds[i], err, errlen) != 0) rc = -1;
+                    else continue;   /* still in flight, on the fresh worker */
                 }
-                check = RW_CHECK_OK;
-                h.seconds = 0.0;
-                h.error[0] = '\0';
+                /* Lost twice (or the pool broke): an infrastructure error, never the strategy's. */
+                memset(&out[i], 0, sizeof out[i]);
+                out[i].outcome = OUTCOME_INFRA_ERROR;
+                snprintf(out[i].error, sizeof out[i].error, "infra_error: the worker %s twice; not scored", why);
+                if (rc == 0)
+                    fprintf(stderr, "reward pool: completion %d is an infra_error (its worker failed twice); "
+                                    "it is left out of the loss and the reward means\n", i);
+                for (int g = 0; games_out && g < G && g < max_games; g++) {
+                    memset(&games_out[g], 0, sizeof games_out[g]);
+                    games_out[g].outcome = OUTCOME_INFRA_ERROR;
+                    games_out[g].seed = game_seed_mix(seeds[i], (uint64_t)g, 0);
+                    snprintf(games_out[g].error, sizeof games_out[g].error, "%.*s", REWARD_GAME_ERROR_LEN - 1,
+                             out[i].error);
+                }
+                if (seq_log) log_result(seq_log, i, n, &jobs[i], &out[i], NULL, G);
+                w->job = -1;
+                inflight--;
+                continue;
             }
             reward_compute(c, check, h.error, p->games, G, &out[i]);
             out[i].seconds = h.seconds;
@@ -328,11 +352,11 @@ static int pool_run(reward_pool *p, int n, const prepared *jobs, const uint64_t 
             if (seq_log) log_result(seq_log, i, n, &jobs[i], &out[i], p->games, G);
             w->job = -1;
             inflight--;
-            if (died && replace_worker(p, w, check == -3 || hung, err, errlen) != 0) rc = -1;
         }
     }
     free(pfd);
     free(slot_of);
+    free(tried);
     return rc;
 }
 

@@ -22,7 +22,7 @@ static const char *const func_names[RF_COUNT] = {"function_works", "no_cheating"
 
 static const char *const outcome_names[OUTCOME_COUNT] = {
     "success", "failed", "timeout", "stuck", "exception", "invalid_move", "memory", "crash",
-    "no_function", "syntax_error", "build_failed", "banned_import"};
+    "no_function", "syntax_error", "build_failed", "banned_import", "infra_error"};
 
 const char *reward_func_name(int f) {
     if (f < 0 || f >= RF_COUNT) RW_ABORT("reward_func_name: function %d out of range 0..%d", f, RF_COUNT - 1);

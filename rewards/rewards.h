@@ -98,11 +98,15 @@ int reward_config_validate(const reward_config *c, char *err, size_t errlen);
 typedef enum {
     OUTCOME_SUCCESS, OUTCOME_FAILED, OUTCOME_TIMEOUT, OUTCOME_STUCK, OUTCOME_EXCEPTION, OUTCOME_INVALID_MOVE,
     OUTCOME_MEMORY, OUTCOME_CRASH, OUTCOME_NO_FUNCTION, OUTCOME_SYNTAX_ERROR, OUTCOME_BUILD_FAILED,
-    OUTCOME_BANNED_IMPORT, OUTCOME_COUNT
+    OUTCOME_BANNED_IMPORT, OUTCOME_INFRA_ERROR, OUTCOME_COUNT
 } reward_outcome;
+/* OUTCOME_INFRA_ERROR: the job could not be scored because the machinery failed, not the strategy — its
+ * worker died (killed or stopped from outside) twice, once on the first try and once on a fresh worker.
+ * Its result has every reward 0 and games 0; the trainer leaves such a completion out of the loss and
+ * of the reward means, and counts it (metric infra_errors). */
 
 /* "success","failed","timeout","stuck","exception","invalid_move","memory","crash","no_function",
- * "syntax_error","build_failed","banned_import". Aborts with file:line on an out-of-range o. */
+ * "syntax_error","build_failed","banned_import","infra_error". Aborts with file:line on an out-of-range o. */
 const char *reward_outcome_name(reward_outcome o);
 
 /* The outcome called name, or -1 if unknown. */
@@ -179,8 +183,10 @@ reward_pool *reward_pool_create(const reward_config *cfg, char *err, size_t errl
  * reward_extract_strategy). seeds[i] is completion i's base game seed; game g of a job uses
  * game_seed_mix(seeds[i], g, 0) (completions of one GRPO group get the same base seed).
  * log: when cfg->parallel == 0 and log != NULL, prints each completion's checks and game outcome in order.
- * Results in out[i], ordered by completion index. A worker that dies mid-job is replaced and its job
- * is reported as a crash ("worker died"). Returns 0, or -1 + err on a pool failure (the zygote is gone,
+ * Results in out[i], ordered by completion index. A worker that dies mid-job (killed or stopped from
+ * outside: a sandboxed strategy cannot reach it) is replaced and its job runs again on the fresh worker;
+ * if that worker dies too, the job's result is OUTCOME_INFRA_ERROR (never charged to the strategy). Each
+ * is said on stderr ("reward pool: ..."). Returns 0, or -1 + err on a pool failure (the zygote is gone,
  * so a worker cannot be replaced; the pool should then be destroyed). */
 int reward_pool_score(reward_pool *p, int n, const char *const *completions, const uint64_t *seeds,
                       reward_result *out, FILE *log, char *err, size_t errlen);

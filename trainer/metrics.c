@@ -44,7 +44,7 @@ const char *const metrics_names[] = {
     "clip_ratio/region_mean", "clip_ratio/low_mean", "clip_ratio/low_min", "clip_ratio/high_mean",
     "clip_ratio/high_max",
     "num_tokens", "step_time", "generation_time", "reward_time", "train_time", "tokens_per_second",
-    "timeouts", "stuck", "wins", "epoch", "eval_loss", "memory/rss_gb",
+    "timeouts", "stuck", "wins", "infra_errors", "epoch", "eval_loss", "memory/rss_gb",
     "eval/reward", "eval/reward_std",
     "eval/rewards/function_works/mean", "eval/rewards/no_cheating/mean",
     "eval/rewards/strategy_succeeds/mean", "eval/rewards/game_progress/mean",

@@ -88,6 +88,7 @@ typedef struct {
     double generation_time, reward_time;   /* seconds */
     double tokens;                         /* prompt + completion tokens */
     int timeouts, stuck, wins;
+    int infra_errors;                      /* completions the reward pool could not score (infra_error) */
 } gen_metrics;
 
 typedef struct {
@@ -352,17 +353,37 @@ static int make_generation(run *r, int number, int step, step_acc *acc) {
     m->reward_time = now_seconds() - t1;
     gpu_telemetry_phase(r->gpu, GPU_PHASE_TRAIN);   /* the kept log-probabilities are forward passes */
     for (int i = 0; i < g->n; i++) g->reward[i] = g->res[i].reward;
+    /* A completion the pool could not score (infra_error: its worker failed twice, never the strategy's
+     * doing) is left out: for the advantages its reward is its group's mean over the scored ones (the
+     * group's mean stays what it is), its tokens are masked out of the loss below (length 0), and the
+     * reward means skip it. */
+    for (int k = 0; k < r->groups; k++) {
+        double sum = 0;
+        int ok = 0;
+        for (int i = k * r->G; i < (k + 1) * r->G; i++)
+            if (g->res[i].outcome != OUTCOME_INFRA_ERROR) { sum += g->reward[i]; ok++; }
+        for (int i = k * r->G; i < (k + 1) * r->G; i++)
+            if (g->res[i].outcome == OUTCOME_INFRA_ERROR) {
+                g->reward[i] = ok ? sum / ok : 0.0;
+                m->infra_errors++;
+            }
+    }
     grpo_advantages(g->reward, g->n, r->G, r->scale, g->adv, &m->reward_std, &m->frac_zero_std);
     shuffle(g->order, g->n, game_seed_mix((uint64_t)c->seed ^ 0x5EEDu, (uint64_t)number, 0));
     if (g->old_logp && keep_logprobs(r, g, &r->pb, g->old_logp) != 0) return -1;
     if (g->ref_logp && keep_logprobs(r, g, &r->rb, g->ref_logp) != 0) return -1;
 
-    /* metrics of this generation (TRL's _generate_and_score_completions) */
-    m->reward = mean_of(g->reward, g->n);
+    /* metrics of this generation (TRL's _generate_and_score_completions), over the scored completions */
+    int scored = 0;
+    for (int i = 0; i < g->n; i++)
+        if (g->res[i].outcome != OUTCOME_INFRA_ERROR) r->func_values[scored++] = g->res[i].reward;
+    m->reward = scored ? mean_of(r->func_values, scored) : 0.0;
     for (int f = 0; f < RF_COUNT; f++) {
-        for (int i = 0; i < g->n; i++) r->func_values[i] = g->res[i].rewards[f];
-        m->func_mean[f] = mean_of(r->func_values, g->n);
-        m->func_std[f] = std_of(r->func_values, g->n);
+        int k = 0;
+        for (int i = 0; i < g->n; i++)
+            if (g->res[i].outcome != OUTCOME_INFRA_ERROR) r->func_values[k++] = g->res[i].rewards[f];
+        m->func_mean[f] = k ? mean_of(r->func_values, k) : 0.0;
+        m->func_std[f] = k ? std_of(r->func_values, k) : 0.0;
     }
     m->min_len = 1e300;
     m->min_term = 1e300;
@@ -412,6 +433,13 @@ static int make_generation(run *r, int number, int step, step_acc *acc) {
     s->reward_time += m->reward_time;
     s->tokens += m->tokens;
     s->timeouts += m->timeouts; s->stuck += m->stuck; s->wins += m->wins;
+    s->infra_errors += m->infra_errors;
+    /* infra_error completions leave the loss: no token of theirs is trained on (see above). */
+    for (int i = 0; i < g->n; i++)
+        if (g->res[i].outcome == OUTCOME_INFRA_ERROR) {
+            g->num_items -= g->len[i];
+            g->len[i] = 0;
+        }
     acc->ngen++;
     return 0;
 }
@@ -473,7 +501,8 @@ static int sync_reference(run *r) {
 static int evaluate(run *r) {
     const grpo_config *c = r->c;
     const double t0 = now_seconds();
-    const int n = c->eval_temperature > 0 ? r->G : 1, jobs = n * c->eval_games;
+    const int n = c->eval_temperature > 0 ? r->G : 1;
+    int jobs = n * c->eval_games;   /* lowered to the scored ones after the rewards */
     int *tokens = malloc(sizeof(int) * (size_t)n * r->max_new), *len = calloc(n, sizeof(int));
     char **text = calloc(n, sizeof(char *));
     const char **job_text = calloc(jobs, sizeof(char *));
@@ -506,6 +535,12 @@ static int evaluate(run *r) {
     }
     gpu_telemetry_phase(r->gpu, GPU_PHASE_REWARD);
     if (reward_pool_score(r->pool, jobs, job_text, seeds, res, NULL, r->err, sizeof r->err) != 0) goto done;
+    /* infra_error jobs (the pool could not score them) are left out of the evaluation's means. */
+    int scored = 0;
+    for (int j = 0; j < jobs; j++)
+        if (res[j].outcome != OUTCOME_INFRA_ERROR) res[scored++] = res[j];
+    if (scored < jobs) fprintf(stderr, "evaluation: %d of %d jobs not scored (infra_error), left out\n", jobs - scored, jobs);
+    jobs = scored > 0 ? scored : 1;   /* all lost: the means below are of one all-zero result */
     double games = 0, wins = 0, timeouts = 0, tile = 0, score = 0;
     for (int j = 0; j < jobs; j++) {
         vals[j] = res[j].reward;
@@ -578,7 +613,7 @@ static int log_step(run *r, const step_acc *a, double grad_norm, double lr, doub
                metrics_add(db, "completions/clipped_ratio", g->clipped_ratio / k) |
                metrics_add(db, "generation_time", g->generation_time) | metrics_add(db, "reward_time", g->reward_time) |
                metrics_add(db, "timeouts", g->timeouts) | metrics_add(db, "stuck", g->stuck) |
-               metrics_add(db, "wins", g->wins);
+               metrics_add(db, "wins", g->wins) | metrics_add(db, "infra_errors", g->infra_errors);
     }
     const double mb = a->micro > 0 ? a->micro : 1;
     bad |= metrics_add(db, "num_tokens", r->num_tokens) | metrics_add(db, "loss", a->loss) |

@@ -235,39 +235,109 @@ static void test_parallel_vs_sequential(void) {
     for (int i = 0; i <= N; i++) free(comp[i]);
 }
 
-/* A worker SIGKILLed in the middle of a batch: its job is reported as a crash, the worker is replaced,
- * the rest of the batch and the next batch score normally. */
-static void test_worker_killed(void) {
-    reward_pool *p = tu_pool(1, 2, 0.4, 2048, 1);
-    int before[2], after[2];
+/* The pid of a child of zygote that is not in known[0..n), or 0 (waits up to 2 s for one). */
+static int new_worker(int zygote, const int *known, int n) {
+    static tu_proc procs[1 << 15];
+    double t0 = tu_now();
+    while (tu_now() - t0 < 2.0) {
+        int np = tu_procs(procs, 1 << 15);
+        for (int i = 0; i < np; i++) {
+            if (procs[i].ppid != zygote || procs[i].state == 'Z') continue;
+            int old = 0;
+            for (int k = 0; k < n; k++) old |= procs[i].pid == known[k];
+            if (!old) return procs[i].pid;
+        }
+        usleep(5000);
+    }
+    return 0;
+}
+
+/* Scores 4 endless strategies on 2 workers while a helper process SIGKILLs worker 0 in its first job
+ * and, with twice = 1, also the fresh worker that runs that job again. Returns the stderr the pool
+ * wrote (malloc'd) and the results in r. */
+static char *score_with_kills(reward_pool *p, int twice, reward_result *r, int *before) {
     CHECK_EQ_INT(reward_pool_worker_pids(p, before, 2), 2);
+    tu_proc z;
+    CHECK(tu_proc_stat(before[0], &z));
     char *loop = tu_strategy("loop");
     const char *s[4] = {loop, loop, loop, loop};
     uint64_t seeds[4] = {1, 2, 3, 4};
-    reward_result r[4];
     char err[256];
+    fflush(stdout);
     pid_t killer = fork();
     if (killer == 0) {
         usleep(150000);   /* both workers are inside their first job */
         kill(before[0], SIGKILL);
+        if (twice) {
+            int fresh = new_worker(z.ppid, before, 2);
+            if (!fresh) _exit(1);
+            usleep(150000);   /* the fresh worker is inside the job again */
+            kill(fresh, SIGKILL);
+        }
         _exit(0);
     }
+    FILE *cap = tmpfile();
+    fflush(stderr);
+    int saved = dup(2);
+    dup2(fileno(cap), 2);
     CHECK_EQ_INT(reward_pool_score_sources(p, 4, s, seeds, r, NULL, err, sizeof err), 0);
-    waitpid(killer, NULL, 0);
-    int died = 0, timeouts = 0;
-    for (int i = 0; i < 4; i++) {
-        if (r[i].outcome == OUTCOME_CRASH && strstr(r[i].error, "worker died")) died++;
-        if (r[i].outcome == OUTCOME_TIMEOUT) timeouts++;
-    }
-    CHECK_EQ_INT(died, 1);
-    CHECK_EQ_INT(timeouts, 3);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    int st;
+    waitpid(killer, &st, 0);
+    CHECK_MSG(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the helper did not find the fresh worker");
+    long n = ftell(cap);
+    char *text = calloc((size_t)n + 1, 1);
+    rewind(cap);
+    CHECK(fread(text, 1, (size_t)n, cap) == (size_t)n);
+    fclose(cap);
+    free(loop);
+    return text;
+}
+
+/* A worker SIGKILLed in the middle of a batch is not the strategy's fault: the worker is replaced, its
+ * job runs again on the fresh one and scores as it should (said on stderr); the rest of the batch and the
+ * next batch score normally. Killed twice, the job is an infra_error: every reward 0, said on stderr. */
+static void test_worker_killed(void) {
+    reward_pool *p = tu_pool(1, 2, 0.4, 2048, 1);
+    int before[2], after[2];
+    reward_result r[4];
+    char *text = score_with_kills(p, 0, r, before);
+    printf("stderr of the pool (one kill): %s", text);
+    for (int i = 0; i < 4; i++)
+        CHECK_MSG(r[i].outcome == OUTCOME_TIMEOUT, "job %d: %s %s", i, reward_outcome_name(r[i].outcome), r[i].error);
+    CHECK(strstr(text, "running it again on a fresh worker") != NULL);
+    CHECK(strstr(text, "infra_error") == NULL);
+    free(text);
     CHECK_EQ_INT(reward_pool_worker_pids(p, after, 2), 2);
     CHECK(after[0] != before[0] && after[1] == before[1]);
     CHECK(wait_gone(before[0], 2.0));
     CHECK(!process_gone(after[0]));
+
+    /* Twice: an infra_error, not a crash. */
+    text = score_with_kills(p, 1, r, before);
+    printf("stderr of the pool (two kills): %s", text);
+    int infra = 0, timeouts = 0;
+    for (int i = 0; i < 4; i++) {
+        if (r[i].outcome == OUTCOME_INFRA_ERROR) {
+            infra++;
+            CHECK(r[i].reward == 0.0 && r[i].games == 0 && strstr(r[i].error, "infra_error") != NULL);
+            for (int f = 0; f < RF_COUNT; f++) CHECK(r[i].rewards[f] == 0.0);
+        }
+        if (r[i].outcome == OUTCOME_TIMEOUT) timeouts++;
+    }
+    CHECK_EQ_INT(infra, 1);
+    CHECK_EQ_INT(timeouts, 3);
+    CHECK(strstr(text, "is an infra_error") != NULL);
+    free(text);
+
     /* The next batch is fine. */
     char *rnd = tu_strategy("random_moves");
     const char *s2[4] = {rnd, rnd, rnd, rnd};
+    uint64_t seeds[4] = {1, 2, 3, 4};
+    char err[256];
+    CHECK_EQ_INT(reward_pool_worker_pids(p, after, 2), 2);
     CHECK_EQ_INT(reward_pool_score_sources(p, 4, s2, seeds, r, NULL, err, sizeof err), 0);
     for (int i = 0; i < 4; i++) {
         CHECK_MSG(r[i].outcome == OUTCOME_FAILED, "after the kill: %s %s", reward_outcome_name(r[i].outcome), r[i].error);
@@ -276,7 +346,6 @@ static void test_worker_killed(void) {
     reward_pool_destroy(p);
     /* Destroy reaps every worker. */
     for (int i = 0; i < 2; i++) CHECK_MSG(wait_gone(after[i], 2.0), "worker %d still alive after destroy", after[i]);
-    free(loop);
     free(rnd);
 }
 
