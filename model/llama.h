@@ -173,9 +173,14 @@ int llama_init_random(llama_model *m, const llama_config *c, uint64_t seed, floa
  * missing, duplicated, extra, mis-typed or mis-shaped tensor, a truncated / corrupt file, a bad
  * index (not JSON, no weight_map, a file name with '/', a tensor found in another shard than the
  * index says) or an invalid generation_config.json -> -1 with a message naming the file and
- * tensor; m is then zeroed. Ignored: rotary_emb.inv_freq buffers, and lm_head.weight when the
- * embeddings are tied (as transformers does). */
+ * tensor; m is then zeroed. So is a tensor holding NaN or inf (the message names the tensor and the
+ * first such value). Ignored: rotary_emb.inv_freq buffers, and lm_head.weight when the embeddings are
+ * tied (as transformers does). */
 int llama_load(llama_model *m, const char *dir, char *err, size_t errlen);
+
+/* The first tensor of m (index into m->tensors) that holds a NaN or inf, with the flat index of the
+ * first such value in *index (index may be NULL); -1 when every value is finite. */
+int llama_find_nonfinite(const llama_model *m, size_t *index);
 
 /* llama_save_ex with max_shard_bytes = LLAMA_DEFAULT_MAX_SHARD_BYTES. */
 int llama_save(const llama_model *m, const char *dir, int bf16, char *err, size_t errlen);
@@ -190,7 +195,7 @@ int llama_save(const llama_model *m, const char *dir, int bf16, char *err, size_
  * missing; weight files of an earlier save in another layout (model.safetensors, the index, shards
  * named model-*-of-*.safetensors that this save did not write) are removed afterwards, so the
  * folder holds exactly one checkpoint. A tied lm_head is not written (as save_pretrained does).
- * 0 or -1 with err. */
+ * A model holding a NaN or inf is not saved at all (-1, naming the tensor). 0 or -1 with err. */
 int llama_save_ex(const llama_model *m, const char *dir, int bf16, size_t max_shard_bytes, char *err, size_t errlen);
 
 /* Frees everything m owns and zeroes it. Safe on a zeroed model. */

@@ -208,6 +208,14 @@ static int load_tensors(llama_model *m, const char *path, const unsigned char *b
                 t->data[i] = bf ? bf16_to_f32(h) : f16_to_f32(h);
             }
         }
+        /* NaN or inf weights would poison every forward pass (and a run trained from them): refused. */
+        for (size_t i = 0; i < t->numel; i++) {
+            if (!isfinite(t->data[i])) {
+                snprintf(err, errlen, "%s: tensor '%s' holds a non-finite value (%g at flat index %zu); refusing "
+                         "NaN/inf weights", path, t->name, (double)t->data[i], i);
+                goto done;
+            }
+        }
     }
     rc = 0;
 done:
@@ -439,9 +447,26 @@ int llama_save(const llama_model *m, const char *dir, int bf16, char *err, size_
     return llama_save_ex(m, dir, bf16, LLAMA_DEFAULT_MAX_SHARD_BYTES, err, errlen);
 }
 
+int llama_find_nonfinite(const llama_model *m, size_t *index) {
+    for (int t = 0; t < m->num_tensors; t++)
+        for (size_t i = 0; i < m->tensors[t].numel; i++)
+            if (!isfinite(m->tensors[t].data[i])) {
+                if (index) *index = i;
+                return t;
+            }
+    return -1;
+}
+
 int llama_save_ex(const llama_model *m, const char *dir, int bf16, size_t max_shard_bytes, char *err, size_t errlen) {
     char path[4096];
     char msg[512];
+    size_t bad_at = 0;
+    int bad = llama_find_nonfinite(m, &bad_at);
+    if (bad >= 0) {
+        snprintf(err, errlen, "%s: not saved: tensor '%s' holds a non-finite value (%g at flat index %zu)", dir,
+                 m->tensors[bad].name, (double)m->tensors[bad].data[bad_at], bad_at);
+        return -1;
+    }
     if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
         snprintf(err, errlen, "%s: cannot create directory: %s", dir, strerror(errno));
         return -1;

@@ -82,7 +82,9 @@ int reward_config_validate(const reward_config *c, char *err, size_t errlen) {
     if (c->memory_limit < ((size_t)16 << 20))
         FAIL("rewards.memory_limit is %zu bytes; expected at least 16 MiB", c->memory_limit);
     for (int f = 0; f < RF_COUNT; f++)
-        if (!isfinite(c->weights[f])) FAIL("rewards weight of %s is not finite", func_names[f]);
+        if (!(fabs(c->weights[f]) <= REWARD_MAX_WEIGHT))
+            FAIL("rewards weight of %s is %g; expected a finite number in [-%g, %g]", func_names[f], c->weights[f],
+                 REWARD_MAX_WEIGHT, REWARD_MAX_WEIGHT);
     return 0;
 }
 
@@ -153,4 +155,5 @@ void reward_compute(const reward_config *c, int check, const char *check_error, 
     }
     out->reward = 0.0;
     for (int f = 0; f < RF_COUNT; f++) out->reward += c->weights[f] * out->rewards[f];
+    if (!isfinite(out->reward)) RW_ABORT("reward_compute: a non-finite reward (weights not validated?)");
 }

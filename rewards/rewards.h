@@ -70,6 +70,10 @@ int reward_func_from_name(const char *name);
  * and the next game still runs in the same child). */
 #define REWARD_KILL_GRACE 0.05
 
+/* Largest |weight| of a reward function: every reward value is at most 20 in size, so weighted sums
+ * stay far from overflowing (a weight of 1e308 once made every reward -inf and the model NaN). */
+#define REWARD_MAX_WEIGHT 1000.0
+
 /* Most worker processes per online CPU: reward_pool_create clamps rewards.workers to this many times the
  * CPUs (more would only time-share the cores, and cost a CPython heap each), saying so on stderr. */
 #define REWARD_MAX_WORKERS_PER_CPU 4
@@ -85,7 +89,7 @@ typedef struct {
     double probability_fours;/* default 0.10 */
     int max_stuck_moves;     /* default 1000 */
     size_t memory_limit;     /* bytes of address space a job may add, default 512 MiB */
-    double weights[RF_COUNT];/* default 1.0 each; 0 disables a function's contribution */
+    double weights[RF_COUNT];/* default 1.0 each; 0 disables a function's contribution; |w| ≤ REWARD_MAX_WEIGHT */
 } reward_config;
 
 /* Fills *c with the defaults listed above (parallel = 1, workers = 0). */

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -37,6 +38,37 @@ int make_dirs(const char *path, char *err, size_t errlen) {
         return -1;
     }
     return 0;
+}
+
+int run_lock_acquire(const char *output_dir, char *err, size_t errlen) {
+    if (make_dirs(output_dir, err, errlen) != 0) return -1;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/.lock", output_dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        snprintf(err, errlen, "%s: cannot open the run lock: %s", path, strerror(errno));
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        char pid[32] = "";
+        ssize_t n = pread(fd, pid, sizeof pid - 1, 0);
+        pid[n > 0 ? n : 0] = '\0';
+        pid[strcspn(pid, "\n")] = '\0';
+        close(fd);
+        if (e == EWOULDBLOCK)
+            snprintf(err, errlen, "%s is in use by another grpo2048 run (pid %s); wait for it to finish or choose "
+                     "another output_dir", output_dir, pid[0] ? pid : "unknown");
+        else
+            snprintf(err, errlen, "%s: cannot lock: %s", path, strerror(e));
+        return -1;
+    }
+    char pid[32];
+    int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)n, 0) != n) {
+        /* The lock holds without the pid in it; only the message of a second run would lack it. */
+    }
+    return fd;
 }
 
 static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
@@ -127,28 +159,47 @@ static int join(char *out, size_t n, const char *dir, const char *name, char *er
     return 0;
 }
 
+/* The tokenizer files a Hugging Face model folder may hold (transformers 5 keeps the chat template in
+ * chat_template.jinja; older ones in tokenizer_config.json or chat_template.json). */
+static const char *const tokenizer_files[] = {
+    "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja",
+    "chat_template.json", "added_tokens.json", "vocab.json", "merges.txt", "tokenizer.model",
+};
+
+int copy_tokenizer_files(const char *src_dir, const char *dst_dir, char *err, size_t errlen) {
+    char src[4096], dst[4096];
+    int copied = 0;
+    for (size_t i = 0; i < sizeof tokenizer_files / sizeof *tokenizer_files; i++) {
+        if (join(src, sizeof src, src_dir, tokenizer_files[i], err, errlen) != 0) return -1;
+        if (join(dst, sizeof dst, dst_dir, tokenizer_files[i], err, errlen) != 0) return -1;
+        if (access(src, R_OK) != 0) continue;
+        struct stat a, b;
+        if (stat(src, &a) == 0 && stat(dst, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino) {
+            copied++;   /* the same file (saving into the folder it came from) */
+            continue;
+        }
+        if (copy_file_atomic(src, dst, err, errlen) != 0) return -1;
+        copied++;
+    }
+    return copied;
+}
+
 int checkpoint_save(const char *dir, const llama_model *m, const adamw_state *opt, const char *tokenizer_dir,
                     const checkpoint_info *info, checkpoint_extra_fn extra, void *ctx, char *err, size_t errlen) {
-    char tmp[4096], old[4096], path[4096], src[4096];
+    char tmp[4096], old[4096], path[4096];
     snprintf(tmp, sizeof tmp, "%s.tmp", dir);
     snprintf(old, sizeof old, "%s.old", dir);
     remove_tree(tmp);
-    if (make_dirs(tmp, err, errlen) != 0) return -1;
-    if (llama_save(m, tmp, 0, err, errlen) != 0) return -1;
-    static const char *const tok_files[] = {"tokenizer.json", "tokenizer_config.json"};
-    for (int i = 0; i < 2; i++) {
-        if (join(src, sizeof src, tokenizer_dir, tok_files[i], err, errlen) != 0) return -1;
-        if (access(src, R_OK) != 0) continue;
-        if (join(path, sizeof path, tmp, tok_files[i], err, errlen) != 0) return -1;
-        if (copy_file_atomic(src, path, err, errlen) != 0) return -1;
-    }
+    if (make_dirs(tmp, err, errlen) != 0) goto fail;
+    if (llama_save(m, tmp, 0, err, errlen) != 0) goto fail;
+    if (copy_tokenizer_files(tokenizer_dir, tmp, err, errlen) < 0) goto fail;
     if (opt) {
-        if (join(path, sizeof path, tmp, "optimizer.bin", err, errlen) != 0) return -1;
-        if (adamw_save(opt, path, err, errlen) != 0) return -1;
+        if (join(path, sizeof path, tmp, "optimizer.bin", err, errlen) != 0) goto fail;
+        if (adamw_save(opt, path, err, errlen) != 0) goto fail;
     }
-    if (extra && extra(tmp, ctx, err, errlen) != 0) return -1;
-    if (join(path, sizeof path, tmp, "trainer_state.json", err, errlen) != 0) return -1;
-    if (write_trainer_state(path, info, err, errlen) != 0) return -1;
+    if (extra && extra(tmp, ctx, err, errlen) != 0) goto fail;
+    if (join(path, sizeof path, tmp, "trainer_state.json", err, errlen) != 0) goto fail;
+    if (write_trainer_state(path, info, err, errlen) != 0) goto fail;
     fsync_dir(tmp);
     /* Swap in: an existing DIR moves aside first, so at every instant one complete folder exists. */
     remove_tree(old);
@@ -156,11 +207,12 @@ int checkpoint_save(const char *dir, const llama_model *m, const adamw_state *op
     int had_old = stat(dir, &st) == 0;
     if (had_old && rename(dir, old) != 0) {
         snprintf(err, errlen, "%s: cannot move the previous checkpoint aside: %s", dir, strerror(errno));
-        return -1;
+        goto fail;
     }
     if (rename(tmp, dir) != 0) {
         snprintf(err, errlen, "%s: cannot rename %s into place: %s", dir, tmp, strerror(errno));
-        return -1;
+        if (had_old) rename(old, dir);   /* put the previous one back */
+        goto fail;
     }
     char parent[4096];
     snprintf(parent, sizeof parent, "%s", dir);
@@ -169,6 +221,9 @@ int checkpoint_save(const char *dir, const llama_model *m, const adamw_state *op
     else fsync_dir(".");
     if (had_old) remove_tree(old);
     return 0;
+fail:
+    remove_tree(tmp);   /* no half-written (or empty) DIR.tmp is left behind */
+    return -1;
 }
 
 /* ------------------------------------------------------------------------------------------------ */

@@ -100,7 +100,20 @@ int write_file_atomic(const char *path, const void *data, size_t len, char *err,
 /* Removes a folder and everything in it (like rm -rf). Returns 0 or -1 (errno set). */
 int remove_tree(const char *path);
 
+/* Copies every tokenizer file src_dir has (tokenizer.json, tokenizer_config.json,
+ * special_tokens_map.json, chat_template.jinja, chat_template.json, added_tokens.json, vocab.json,
+ * merges.txt, tokenizer.model) into dst_dir, each atomically; a file missing in src_dir is skipped, one
+ * that is already the same file is left alone. Returns how many src_dir has, or -1 with a message. */
+int copy_tokenizer_files(const char *src_dir, const char *dst_dir, char *err, size_t errlen);
+
 /* mkdir -p. Returns 0 or -1 with a message. */
 int make_dirs(const char *path, char *err, size_t errlen);
+
+/* One writer per output folder: creates output_dir (mkdir -p) and takes an exclusive advisory lock
+ * (flock) on output_dir/.lock, writing this process's pid into it. The lock lives as long as the
+ * returned fd (close-on-exec; the kernel drops it when the process dies, however it dies), so keep the
+ * fd open for the whole run. Returns the fd (≥ 0), or -1 with a message: the folder cannot be created,
+ * or another process holds the lock ("<output_dir> is in use by another grpo2048 run (pid N); ..."). */
+int run_lock_acquire(const char *output_dir, char *err, size_t errlen);
 
 #endif

@@ -28,6 +28,8 @@
 #include <string.h>
 #include <yaml.h>
 
+#include "rewards/rewards.h"
+
 #define CONFIG_ABORT(...) do { fprintf(stderr, "%s:%d: ", __FILE__, __LINE__); \
     fprintf(stderr, __VA_ARGS__); fputc('\n', stderr); abort(); } while (0)
 
@@ -1119,8 +1121,9 @@ int config_validate(const grpo_config *c, const char *command, char *err, size_t
         case T_WEIGHTS: {
             const double *w = (const double *)field;
             for (int r = 0; r < CONFIG_NUM_REWARDS; r++) {
-                if (!isfinite(w[r])) {
-                    snprintf(err, errlen, "key '%s.%s': expected a finite number", k->name, config_reward_names[r]);
+                if (!(fabs(w[r]) <= REWARD_MAX_WEIGHT)) {
+                    snprintf(err, errlen, "key '%s.%s': expected a finite number in [-%g, %g], got %g", k->name,
+                             config_reward_names[r], REWARD_MAX_WEIGHT, REWARD_MAX_WEIGHT, w[r]);
                     return -1;
                 }
             }
@@ -1129,8 +1132,9 @@ int config_validate(const grpo_config *c, const char *command, char *err, size_t
         case T_WEIGHT_LIST: {
             const double *w = (const double *)field;
             for (int r = 0; is_set(c, k) && r < CONFIG_NUM_REWARDS; r++) {
-                if (!isfinite(w[r])) {
-                    snprintf(err, errlen, "key '%s': element %d: expected a finite number", k->name, r + 1);
+                if (!(fabs(w[r]) <= REWARD_MAX_WEIGHT)) {
+                    snprintf(err, errlen, "key '%s': element %d: expected a finite number in [-%g, %g], got %g", k->name,
+                             r + 1, REWARD_MAX_WEIGHT, REWARD_MAX_WEIGHT, w[r]);
                     return -1;
                 }
             }

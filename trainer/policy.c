@@ -24,13 +24,20 @@ int policy_parse_args(int argc, char **argv, const char *command, grpo_config *c
     return rc;
 }
 
-/* The argument after --resume is its value when it is "latest" or an existing folder (a config file
- * is a file, so `--resume CONFIG.yaml` still reads as "resume the latest, config CONFIG.yaml"). */
+/* The argument after --resume is its value when it is "latest", an existing folder, or a path that is
+ * neither an existing file nor named like a config (*.yaml, *.yml) — so `--resume /no/such/path` is
+ * said not to exist, while `--resume CONFIG.yaml` still reads as "resume the latest, config
+ * CONFIG.yaml". */
 static int resume_value_at(int argc, char **argv, int i) {
     if (i + 1 >= argc) return 0;
     const char *v = argv[i + 1];
     struct stat st;
-    return !strcmp(v, "latest") || (v[0] != '-' && stat(v, &st) == 0 && S_ISDIR(st.st_mode));
+    if (!strcmp(v, "latest")) return 1;
+    if (v[0] == '-' || !v[0]) return 0;
+    if (stat(v, &st) == 0) return S_ISDIR(st.st_mode);
+    size_t n = strlen(v);
+    int yaml = (n > 5 && !strcmp(v + n - 5, ".yaml")) || (n > 4 && !strcmp(v + n - 4, ".yml"));
+    return !yaml;
 }
 
 static int parse_args(int argc, char **argv, const char *command, grpo_config *c, char *err, size_t errlen) {

@@ -185,7 +185,14 @@ int cmd_sft(int argc, char **argv) {
     const char *status = "failed";
     progress pb;
     int progress_started = 0;
+    int lock_fd = -1;
 
+    /* One writer per output_dir: a second run on the same folder would overwrite this one's files. */
+    if ((lock_fd = run_lock_acquire(c.output_dir, err, sizeof err)) < 0) {
+        fprintf(stderr, "grpo2048 sft: %s\n", err);
+        exit_code = 2;
+        goto cleanup;
+    }
     if (!c.dataset_path || !c.dataset_path[0]) {
         fprintf(stderr, "grpo2048 sft: dataset_path is required\n");
         exit_code = 2;
@@ -292,7 +299,20 @@ int cmd_sft(int argc, char **argv) {
             backend_backward_logprobs(&be, dlogp);
         }
         if (strcmp(status, "completed") != 0) break;
-        double grad_norm = backend_clip_grad_norm(&be, c.max_grad_norm);
+        /* A non-finite loss or gradient would make every weight NaN at the optimizer step: the run stops
+         * as failed, naming the step and the quantity; nothing is saved after it. */
+        double grad_norm = isfinite(loss) ? backend_clip_grad_norm(&be, c.max_grad_norm) : NAN;
+        if (!isfinite(loss) || !isfinite(grad_norm)) {
+            progress_clear(&pb);
+            if (!isfinite(loss))
+                fprintf(stderr, "grpo2048 sft: step %d: the loss is %g (not finite); stopping before the optimizer "
+                        "step, nothing of this step is saved\n", step, loss);
+            else
+                fprintf(stderr, "grpo2048 sft: step %d: the gradient norm is %g (not finite; loss %g); stopping before "
+                        "the optimizer step, nothing of this step is saved\n", step, grad_norm, loss);
+            status = "failed";
+            break;
+        }
         double lr = lr_at(sched, c.learning_rate, step - 1, total, c.warmup_ratio);
         hp.lr = (float)lr;
         if (backend_adamw_step(&be, &hp) != 0) {
@@ -346,15 +366,14 @@ int cmd_sft(int argc, char **argv) {
         int ok = backend_download(&be, BACKEND_PARAMS) == 0;
         if (!ok) snprintf(err, sizeof err, "%s", be.err);
         ok = ok && llama_save(&pol.model, c.output_dir, 0, err, sizeof err) == 0;
-        static const char *const tok_files[] = {"tokenizer.json", "tokenizer_config.json"};
-        char src[4096], dst[4096];
+        ok = ok && copy_tokenizer_files(c.model_name_or_path, c.output_dir, err, sizeof err) >= 0;
+        static const char *const need[] = {"tokenizer.json", "tokenizer_config.json"};
+        char src[4096];
         for (int i = 0; ok && i < 2; i++) {
-            snprintf(src, sizeof src, "%s/%s", c.model_name_or_path, tok_files[i]);
-            snprintf(dst, sizeof dst, "%s/%s", c.output_dir, tok_files[i]);
-            if (strcmp(src, dst) == 0) continue;
-            if (access(src, R_OK) == 0) ok = copy_file_atomic(src, dst, err, sizeof err) == 0;
-            else fprintf(stderr, "grpo2048 sft: warning: cannot read %s (%s): %s lacks it; copy it there before "
-                         "loading the model\n", src, strerror(errno), c.output_dir);
+            snprintf(src, sizeof src, "%s/%s", c.model_name_or_path, need[i]);
+            if (access(src, R_OK) != 0)
+                fprintf(stderr, "grpo2048 sft: warning: cannot read %s (%s): %s lacks it; copy it there before "
+                        "loading the model\n", src, strerror(errno), c.output_dir);
         }
         if (!ok) { fprintf(stderr, "grpo2048 sft: saving: %s\n", err); status = "failed"; }
         else if (!strcmp(status, "completed"))
@@ -378,5 +397,6 @@ cleanup:
     adamw_free(&opt);
     policy_free(&pol);
     config_free(&c);
+    if (lock_fd >= 0) close(lock_fd);   /* the last thing: the folder is complete */
     return exit_code;
 }

@@ -42,12 +42,14 @@
  * and entropies from logits divided by `temperature`; the models' forward passes have no temperature
  * (issue 10), so they are at temperature 1 here (identical for the default temperature 1.0).
  */
+#include <errno.h>
 #include <limits.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "game2048/game.h"
@@ -687,13 +689,7 @@ static int save_final(run *r) {
         return -1;
     }
     if (llama_save(&r->pol.model, c->output_dir, 0, r->err, sizeof r->err) != 0) return -1;
-    static const char *const tok_files[] = {"tokenizer.json", "tokenizer_config.json"};
-    char src[4096], dst[4096];
-    for (int i = 0; i < 2; i++) {
-        snprintf(src, sizeof src, "%s/%s", c->model_name_or_path, tok_files[i]);
-        snprintf(dst, sizeof dst, "%s/%s", c->output_dir, tok_files[i]);
-        if (access(src, R_OK) == 0 && copy_file_atomic(src, dst, r->err, sizeof r->err) != 0) return -1;
-    }
+    if (copy_tokenizer_files(c->model_name_or_path, c->output_dir, r->err, sizeof r->err) < 0) return -1;
     return 0;
 }
 
@@ -709,7 +705,26 @@ static int check_resume(grpo_config *c, char *dir, size_t dirlen, checkpoint_sta
     if (!strcmp(c->resume_from_checkpoint, "latest")) {
         if (checkpoint_find_latest(c->output_dir, dir, dirlen, err, errlen) != 0) return -1;
     } else {
-        snprintf(dir, dirlen, "%s", c->resume_from_checkpoint);
+        const char *want = c->resume_from_checkpoint;
+        struct stat sb;
+        char state[4096];
+        snprintf(state, sizeof state, "%s/trainer_state.json", want);
+        if (stat(want, &sb) != 0) {
+            snprintf(err, errlen, "%s: %s (expected a checkpoint-N folder, a run's output_dir, or 'latest')", want,
+                     errno == ENOENT ? "does not exist" : strerror(errno));
+            return -1;
+        }
+        if (!S_ISDIR(sb.st_mode)) {
+            snprintf(err, errlen, "%s is not a folder (expected a checkpoint-N folder, a run's output_dir, or 'latest')",
+                     want);
+            return -1;
+        }
+        if (stat(state, &sb) != 0 && checkpoint_list(want, NULL, 0) > 0) {
+            /* a run's output folder: its newest checkpoint */
+            if (checkpoint_find_latest(want, dir, dirlen, err, errlen) != 0) return -1;
+        } else {
+            snprintf(dir, dirlen, "%s", want);
+        }
     }
     if (checkpoint_read_state(dir, st, err, errlen) != 0) return -1;
     if (strcmp(st->kind, "grpo") != 0) {
@@ -755,7 +770,15 @@ int cmd_train(int argc, char **argv) {
     int start_step = 0, step = 0, last_saved = -1;
     progress pb;
     int progress_started = 0;
+    int lock_fd = -1;
 
+    /* One writer per output_dir: a second run on the same folder would overwrite this one's checkpoints
+     * and final model. */
+    if ((lock_fd = run_lock_acquire(c.output_dir, r.err, sizeof r.err)) < 0) {
+        fprintf(stderr, "grpo2048 train: %s\n", r.err);
+        exit_code = 2;
+        goto cleanup;
+    }
     if (resuming && check_resume(&c, resume_dir, sizeof resume_dir, &cs, r.err, sizeof r.err) != 0) {
         fprintf(stderr, "grpo2048 train: resume: %s\n", r.err);
         exit_code = 2;
@@ -1003,7 +1026,19 @@ int cmd_train(int argc, char **argv) {
             t_train_total += now_seconds() - t0;
         }
         const double t0 = now_seconds();
+        /* A non-finite loss or gradient would make every weight NaN at the optimizer step: the run stops
+         * here as failed, naming the step and the first non-finite quantity; nothing is saved after it. */
+        if (!isfinite(acc.loss)) {
+            snprintf(r.err, sizeof r.err, "the loss is %g (not finite); stopping before the optimizer step, nothing "
+                     "of this step is saved", acc.loss);
+            goto step_failed;
+        }
         const double grad_norm = backend_clip_grad_norm(&r.pb, c.max_grad_norm);
+        if (!isfinite(grad_norm)) {
+            snprintf(r.err, sizeof r.err, "the gradient norm is %g (not finite; loss %g); stopping before the "
+                     "optimizer step, nothing of this step is saved", grad_norm, acc.loss);
+            goto step_failed;
+        }
         const double lr = lr_at(sched, c.learning_rate, s - 1, c.max_steps, c.warmup_ratio);
         hp.lr = (float)lr;
         if (backend_adamw_step(&r.pb, &hp) != 0) {
@@ -1093,5 +1128,6 @@ cleanup:
     policy_free(&r.pol);
     checkpoint_state_free(&cs);
     config_free(&c);
+    if (lock_fd >= 0) close(lock_fd);   /* the last thing: the folder is complete */
     return exit_code;
 }
