@@ -95,24 +95,41 @@ int cmd_generate(int argc, char **argv) {
     free(c.model_name_or_path);
     c.model_name_or_path = strdup(model);
     c.chat_template = chat;   /* an enum field: static names, never freed; checked by policy_load */
+    /* Everything below is released at fail: on every error path. */
+    int rc = 1, loaded = 0, have_backend = 0;
+    int *prompt = NULL, *out = NULL, len = 0;
     policy p;
-    if (policy_load(&p, &c, 0, err, sizeof err) != 0) { fprintf(stderr, "grpo2048 generate: %s\n", err); return 1; }
-    int P = 0;
-    int *prompt = policy_encode_prompt(&p, NULL, prompt_text, &P, err, sizeof err);
-    if (!prompt) { fprintf(stderr, "grpo2048 generate: %s\n", err); return 1; }
-    if (P + max_new > p.model.cfg.max_position_embeddings) max_new = p.model.cfg.max_position_embeddings - P;
-    if (max_new < 1) { fprintf(stderr, "grpo2048 generate: the prompt (%d tokens) fills the context\n", P); return 1; }
     backend be;
+    memset(&p, 0, sizeof p);
+    memset(&be, 0, sizeof be);
+    if (policy_load(&p, &c, 0, err, sizeof err) != 0) { fprintf(stderr, "grpo2048 generate: %s\n", err); goto fail; }
+    loaded = 1;
+    int P = 0;
+    prompt = policy_encode_prompt(&p, NULL, prompt_text, &P, err, sizeof err);
+    if (!prompt) { fprintf(stderr, "grpo2048 generate: %s\n", err); goto fail; }
+    const int ctx = p.model.cfg.max_position_embeddings;
+    if (P >= ctx) {
+        fprintf(stderr, "grpo2048 generate: the prompt (%d tokens) fills the model's context (%d tokens)\n", P, ctx);
+        goto fail;
+    }
+    if (P + max_new > ctx) {
+        fprintf(stderr, "grpo2048 generate: --max-new-tokens %d does not fit the model's context (%d tokens, %d of them "
+                "the prompt's); generating at most %d tokens\n", max_new, ctx, P, ctx - P);
+        max_new = ctx - P;
+    }
     if (backend_create(&be, device, backend_precision(tf32, bf16), &p.model, NULL, err, sizeof err) != 0) {
         fprintf(stderr, "grpo2048 generate: %s\n", err);
-        return 2;
+        rc = 2;
+        goto fail;
     }
-    int *out = malloc(sizeof(int) * max_new), len = 0;
+    have_backend = 1;
+    out = malloc(sizeof(int) * max_new);
+    if (!out) { fprintf(stderr, "grpo2048 generate: out of memory\n"); goto fail; }
     llama_sampling s = {.temperature = (float)temperature, .top_k = top_k, .top_p = (float)top_p,
                         .stop_ids = p.stop_ids, .num_stop = p.num_stop};
     if (backend_generate(&be, prompt, P, 1, max_new, &s, seed, out, &len, NULL, err, sizeof err) != 0) {
         fprintf(stderr, "grpo2048 generate: %s\n", err);
-        return 1;
+        goto fail;
     }
     char *text = policy_decode(&p, out, len);
     cJSON *o = cJSON_CreateObject();
@@ -141,4 +158,11 @@ int cmd_generate(int argc, char **argv) {
     policy_free(&p);
     config_free(&c);
     return print_json(o);
+fail:
+    free(out);
+    free(prompt);
+    if (have_backend) backend_free(&be);
+    if (loaded) policy_free(&p);
+    config_free(&c);
+    return rc;
 }

@@ -18,7 +18,9 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <errno.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -70,6 +72,7 @@ struct metrics_db {
     sqlite3_stmt *ins_metric, *ins_completion;
     char err[1024];
     char step_err[1024];   /* the first failure of the open step */
+    int created;           /* this open created the file: a failed open removes it again */
 };
 
 static _Thread_local char finish_error[1024];
@@ -165,8 +168,25 @@ static void close_db(metrics_db *m) {
     free(m);
 }
 
+/* Rolls back without touching m->err: the error that caused the rollback is the one to report. */
+static void rollback_quiet(metrics_db *m) {
+    sqlite3_exec(m->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
 static metrics_db *open_fail(metrics_db *m, char *err, size_t errlen) {
     if (err && errlen) snprintf(err, errlen, "%s", m->err);
+    if (m->created && m->path) {
+        /* A file this open created and could not set up (a full disk, a read-only folder...) is removed
+         * with its WAL and shared-memory files: no empty metrics file is left behind. */
+        static const char *const sfx[] = {"", "-wal", "-shm", "-journal"};
+        sqlite3_close(m->db);
+        m->db = NULL;
+        char p[4200];
+        for (int i = 0; i < 4; i++) {
+            snprintf(p, sizeof p, "%s%s", m->path, sfx[i]);
+            unlink(p);
+        }
+    }
     close_db(m);
     return NULL;
 }
@@ -180,6 +200,8 @@ static metrics_db *open_begin(const char *path, char *err, size_t errlen) {
         if (err && errlen) snprintf(err, errlen, "%s: out of memory", path);
         return NULL;
     }
+    struct stat sb;
+    m->created = stat(path, &sb) != 0 && errno == ENOENT;
     if (sqlite3_open_v2(path, &m->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK) {
         set_err(m, "%s: cannot open the metrics file: %s", path, m->db ? sqlite3_errmsg(m->db) : "out of memory");
         return open_fail(m, err, errlen);
@@ -222,28 +244,28 @@ static metrics_db *open_begin(const char *path, char *err, size_t errlen) {
     char uv[64];
     snprintf(uv, sizeof uv, "PRAGMA user_version = %d;", METRICS_SCHEMA_VERSION);
     if (version == 0) {
-        if (exec(m, schema_sql) || exec(m, uv)) { exec(m, "ROLLBACK"); return open_fail(m, err, errlen); }
+        if (exec(m, schema_sql) || exec(m, uv)) { rollback_quiet(m); return open_fail(m, err, errlen); }
     } else if (version == 1) {
         /* version 1 → 2: the writer's pid and host, and the resume count */
         if (exec(m, "ALTER TABLE runs ADD COLUMN pid INTEGER; ALTER TABLE runs ADD COLUMN host TEXT; "
                     "ALTER TABLE runs ADD COLUMN resumed INTEGER NOT NULL DEFAULT 0;") || exec(m, uv)) {
-            exec(m, "ROLLBACK");
+            rollback_quiet(m);
             return open_fail(m, err, errlen);
         }
     }
     /* The view is rebuilt on every open, so names added to metrics_names[] later get their columns in
      * existing files too (it is derived data: no schema version change is needed for it). */
     char *view = steps_view_sql();
-    if (!view) { set_err(m, "%s: out of memory", path); exec(m, "ROLLBACK"); return open_fail(m, err, errlen); }
+    if (!view) { set_err(m, "%s: out of memory", path); rollback_quiet(m); return open_fail(m, err, errlen); }
     int vrc = exec(m, "DROP VIEW IF EXISTS steps") || exec(m, view);
     free(view);
-    if (vrc) { exec(m, "ROLLBACK"); return open_fail(m, err, errlen); }
+    if (vrc) { rollback_quiet(m); return open_fail(m, err, errlen); }
     return m;
 }
 
 /* Commits open_begin's transaction and prepares the insert statements. */
 static metrics_db *open_finish(metrics_db *m, char *err, size_t errlen) {
-    if (exec(m, "COMMIT") != 0) { exec(m, "ROLLBACK"); return open_fail(m, err, errlen); }
+    if (exec(m, "COMMIT") != 0) { rollback_quiet(m); return open_fail(m, err, errlen); }
     if (sqlite3_prepare_v2(m->db, "INSERT INTO metrics(run_id, step, name, value) VALUES (?, ?, ?, ?)", -1,
                            &m->ins_metric, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(m->db,
@@ -295,7 +317,7 @@ metrics_db *metrics_open(const char *path, const char *kind, const char *config_
     if (run_stmt(m, "INSERT INTO runs(kind, config, started, status, pid, host) VALUES (?, ?, ?, 'running', ?, ?)",
                  "tttit", kind, config_text ? config_text : "", now, (int)getpid(), host) != SQLITE_DONE) {
         set_err(m, "%s: cannot add the run: %s", path, sqlite3_errmsg(m->db));
-        exec(m, "ROLLBACK");
+        rollback_quiet(m);
         return open_fail(m, err, errlen);
     }
     m->run_id = (int)sqlite3_last_insert_rowid(m->db);
@@ -311,11 +333,11 @@ metrics_db *metrics_resume(const char *path, int run_id, int step, const char *c
     long long found = 0;
     char q[160];
     snprintf(q, sizeof q, "SELECT count(*) FROM runs WHERE run_id = %d AND kind = 'grpo'", run_id);
-    if (query_int(m, q, &found) != 0) { exec(m, "ROLLBACK"); return open_fail(m, err, errlen); }
+    if (query_int(m, q, &found) != 0) { rollback_quiet(m); return open_fail(m, err, errlen); }
     if (!found) {
         *missing = 1;
         set_err(m, "%s has no grpo run %d to continue", path, run_id);
-        exec(m, "ROLLBACK");
+        rollback_quiet(m);
         return open_fail(m, err, errlen);
     }
     char host[256];
@@ -326,7 +348,7 @@ metrics_db *metrics_resume(const char *path, int run_id, int step, const char *c
                     "config = coalesce(?, config) WHERE run_id = ?", "itti", (int)getpid(), host, config_text,
                  run_id) != SQLITE_DONE) {
         set_err(m, "%s: cannot reopen run %d: %s", path, run_id, sqlite3_errmsg(m->db));
-        exec(m, "ROLLBACK");
+        rollback_quiet(m);
         return open_fail(m, err, errlen);
     }
     m->run_id = run_id;

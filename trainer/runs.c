@@ -1,8 +1,8 @@
 /*
  * trainer/runs.c: `grpo2048 runs [DIR]` — the runs recorded in metrics files, one line each.
  *
- * DIR (default "runs") is an output_dir holding metrics.sqlite, or a folder of output_dirs (each
- * subfolder with a metrics.sqlite, in name order). For every run row of every file it prints the
+ * DIR (default "runs") is a metrics file itself, an output_dir holding metrics.sqlite, or a folder of
+ * output_dirs (each subfolder with a metrics.sqlite, in name order). For every run row of every file it prints the
  * output_dir, run id, kind, status, steps (last step / max_steps of its config), the best `reward`
  * of any step (GRPO) and the last step's main metrics: reward, loss and kl for GRPO runs (eval/reward
  * when evaluated), loss and eval_loss for SFT runs, and when it started. A run whose status is
@@ -22,8 +22,9 @@
 #include <sqlite3.h>
 
 static const char *const usage_text =
-    "usage: grpo2048 runs [DIR]\n\n"
-    "Lists the runs in DIR/metrics.sqlite, or in every DIR/*/metrics.sqlite (DIR defaults to runs):\n"
+    "usage: grpo2048 runs [DIR|FILE.sqlite]\n\n"
+    "Lists the runs in FILE.sqlite, in DIR/metrics.sqlite, or in every DIR/*/metrics.sqlite (DIR defaults\n"
+    "to runs):\n"
     "status (running, completed, failed, interrupted; killed when a 'running' run's process is gone),\n"
     "steps done / max_steps, the best reward, and the last step's metrics.\n";
 
@@ -165,7 +166,16 @@ int cmd_runs(int argc, char **argv) {
     struct stat sb;
     int header = 0, total = 0;
     snprintf(path, sizeof path, "%s/metrics.sqlite", dir);
-    if (stat(path, &sb) == 0) {
+    if (stat(dir, &sb) == 0 && S_ISREG(sb.st_mode)) {
+        /* a metrics file itself (FILE.sqlite): its folder is the run's output_dir */
+        char out_dir[4096];
+        snprintf(out_dir, sizeof out_dir, "%s", dir);
+        char *slash = strrchr(out_dir, '/');
+        if (slash) *slash = '\0';
+        else snprintf(out_dir, sizeof out_dir, ".");
+        snprintf(path, sizeof path, "%s", dir);
+        total = list_file(out_dir[0] ? out_dir : "/", path, &header);
+    } else if (stat(path, &sb) == 0) {
         total = list_file(dir, path, &header);
     } else {
         DIR *d = opendir(dir);

@@ -77,14 +77,27 @@ static void check_model(const char *label, const llama_config *cfg, uint64_t see
     float *g = malloc(m.num_params * sizeof(float));
     memcpy(g, m.grads, m.num_params * sizeof(float));
 
-    /* += semantics: a second backward doubles the gradient */
+    /* += semantics: a second backward doubles the gradient. Measured per tensor, relative to the
+     * tensor's norm: the BLAS kernels accumulate into the existing gradient (beta = 1) in an order that
+     * depends on the CPU and the library version, so a small element can differ by far more than 1e-4
+     * of itself (OpenBLAS 0.3.21 on an AVX-512 Xeon: 2e-4) while the tensor is right to fp32 rounding. */
     llama_backward_logprobs(&m, w);
     double worst_acc = 0.0;
-    for (size_t i = 0; i < m.num_params; i++) {
-        double e = fabs(m.grads[i] - 2.0 * g[i]) / (fabs(2.0 * g[i]) + 1e-6);
-        if (e > worst_acc) worst_acc = e;
+    const char *worst_name = "";
+    for (int t = 0; t < m.num_tensors; t++) {
+        const llama_tensor *lt = &m.tensors[t];
+        const size_t off = (size_t)(lt->grad - m.grads);
+        double num = 0.0, den = 0.0;
+        for (size_t i = 0; i < lt->numel; i++) {
+            double want = 2.0 * g[off + i], e = m.grads[off + i] - want;
+            num += e * e;
+            den += want * want;
+        }
+        double rel = den > 0 ? sqrt(num / den) : sqrt(num);
+        if (rel > worst_acc) { worst_acc = rel; worst_name = lt->name; }
     }
-    CHECK_MSG(worst_acc < 1e-4, "%s: second backward is not 2x the first (rel err %g)", label, worst_acc);
+    CHECK_MSG(worst_acc < 1e-5, "%s: second backward is not 2x the first (%s: |error| / |gradient| = %g)", label,
+              worst_name, worst_acc);
 
     /* repeatability: the same forward/backward again gives bitwise identical gradients */
     llama_zero_grad(&m);

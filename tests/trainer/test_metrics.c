@@ -16,6 +16,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
@@ -424,6 +427,41 @@ static void test_docs(void) {
     }
 }
 
+/* A metrics file that cannot be written (a full disk; here RLIMIT_FSIZE makes every write fail, in a
+ * child process) is said to be unwritable — not "cannot rollback - no transaction is active" — and no
+ * empty file is left behind. */
+static void test_full_disk(void) {
+    char path[256];
+    path_in_tmp(path, sizeof path, "full.sqlite");
+    unlink(path);
+    int pfd[2];
+    CHECK(pipe(pfd) == 0);
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(pfd[0]);
+        signal(SIGXFSZ, SIG_IGN);   /* a write past the limit fails with EFBIG instead of killing us */
+        struct rlimit rl = {0, 0};
+        setrlimit(RLIMIT_FSIZE, &rl);
+        char err[1024] = "";
+        metrics_db *db = metrics_open(path, "grpo", "", err, sizeof err);
+        if (db) snprintf(err, sizeof err, "OPENED");
+        if (write(pfd[1], err, strlen(err)) < 0) _exit(2);
+        _exit(0);
+    }
+    close(pfd[1]);
+    char msg[1100] = "";
+    ssize_t n = read(pfd[0], msg, sizeof msg - 1);
+    msg[n > 0 ? n : 0] = '\0';
+    close(pfd[0]);
+    waitpid(pid, NULL, 0);
+    printf("metrics file on a full disk: %s\n", msg);
+    CHECK_MSG(strcmp(msg, "OPENED") != 0 && msg[0], "the metrics file opened without room to write: %s", msg);
+    CHECK_MSG(strstr(msg, "full.sqlite") != NULL, "the message does not name the file: %s", msg);
+    CHECK_MSG(strstr(msg, "no transaction is active") == NULL, "the message hides the cause: %s", msg);
+    CHECK_MSG(access(path, F_OK) != 0, "an empty %s was left behind", path);
+}
+
 int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/grpo2048_metrics_XXXXXX");
     if (!mkdtemp(tmpdir)) { perror("mkdtemp"); return 1; }
@@ -431,6 +469,7 @@ int main(void) {
     test_resume();
     test_upgrade_v1();
     test_refusals();
+    test_full_disk();
     test_progress_format();
     test_progress_output();
     test_docs();
