@@ -191,7 +191,8 @@ static const key_def keys[] = {
           "Completions sampled per generation: a multiple of per_device_train_batch_size and of num_generations."),
     {"reward_weights", T_WEIGHT_LIST, OFF(reward_weights), "null", 0, 0, F_NULLABLE, NULL, USE_TRAIN,
      "Weights of the reward functions in rewards.functions order (function_works, no_cheating, "
-     "strategy_succeeds, game_progress), as a list; when given it replaces rewards.functions' weights.",
+     "strategy_succeeds, game_progress), as a list, each in [-1000, 1000]; when given it replaces "
+     "rewards.functions' weights.",
      OFF(reward_weights_set), "= rewards.functions"},
 
     GROUP("Reference model"),
@@ -265,7 +266,7 @@ static const key_def keys[] = {
     {"rewards.functions", T_WEIGHTS, OFF(rewards.weights),
      "{function_works: 1.0, no_cheating: 1.0, strategy_succeeds: 1.0, game_progress: 1.0}", 0, 0, 0, NULL,
      USE_TRAIN,
-     "Weight of each reward function in a completion's reward; a function missing from a given map gets "
+     "Weight of each reward function in a completion's reward, each in [-1000, 1000]; a function missing from a given map gets "
      "weight 0 (a list of names gives each weight 1). reward_weights, when given, replaces these.", 0, NULL},
 };
 

@@ -6,8 +6,17 @@
  *   checkpoint folder and the final model.
  * - The same step with rewards.parallel=false gives the same completions and the same rewards.
  * - `grpo2048 sft` from scratch for 2 steps on a tiny JSONL writes a loadable model.
- * - Config errors from the command line: exit status 2 and a message naming file, line and key.
+ * - Config errors from the command line: exit status 2 and a message naming file, line and key; a
+ *   reward weight of 1e308 is refused.
+ * - Runs that cannot be corrupted (issue 15): a second train/sft on a locked output_dir refuses, naming
+ *   the pid; --resume /no/such/path says it does not exist; --resume RUN_DIR continues from its newest
+ *   checkpoint; `grpo2048 runs FILE.sqlite` lists the file; every tokenizer file (chat_template.jinja
+ *   included) reaches the checkpoints and the final model; NaN weights are refused at load, naming the
+ *   tensor.
  */
+#include <cjson/cJSON.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -180,6 +189,122 @@ static void test_config_errors(const char *tmp) {
     rc = run(cmd, out, sizeof out);
     CHECK_EQ_INT(rc, 2);
     CHECK_MSG(strstr(out, "--set") && strstr(out, "max_steps"), "%s", out);
+    /* a weight that makes every reward infinite */
+    snprintf(cmd, sizeof cmd, "%s train configs/default.yaml --set rewards.functions.strategy_succeeds=1e308 "
+             "--set output_dir=%s/w", bin, tmp);
+    rc = run(cmd, out, sizeof out);
+    CHECK_EQ_INT(rc, 2);
+    CHECK_MSG(strstr(out, "strategy_succeeds") && strstr(out, "[-1000, 1000]"), "%s", out);
+}
+
+/* Copies file src to dst (small files). */
+static int copy(const char *src, const char *dst) {
+    FILE *i = fopen(src, "rb"), *o = i ? fopen(dst, "wb") : NULL;
+    if (!i || !o) { if (i) fclose(i); return -1; }
+    char buf[65536];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, i)) > 0) fwrite(buf, 1, n, o);
+    fclose(i);
+    return fclose(o);
+}
+
+/* After test_train (tmp/run holds checkpoints 1 and 2 of a completed 2-step run). */
+static void test_run_integrity(const char *tmp) {
+    char cmd[4096], out[65536], path[1024];
+    /* `grpo2048 runs FILE.sqlite` */
+    snprintf(cmd, sizeof cmd, "%s runs %s/run/metrics.sqlite", bin, tmp);
+    int rc = run(cmd, out, sizeof out);
+    CHECK_MSG(rc == 0 && strstr(out, "completed"), "runs FILE.sqlite exited %d:\n%s", rc, out);
+
+    /* --resume of a path that does not exist */
+    snprintf(cmd, sizeof cmd, "%s train configs/default.yaml %s --set output_dir=%s/run2 --resume /no/such/path", bin,
+             SMALL, tmp);
+    rc = run(cmd, out, sizeof out);
+    CHECK_EQ_INT(rc, 2);
+    CHECK_MSG(strstr(out, "/no/such/path") && strstr(out, "does not exist"), "%s", out);
+
+    /* --resume RUN_DIR: its newest checkpoint */
+    snprintf(cmd, sizeof cmd, "%s train configs/default.yaml %s --set max_steps=3 --set output_dir=%s/run --resume %s/run",
+             bin, SMALL, tmp, tmp);
+    rc = run(cmd, out, sizeof out);
+    char want[1100];
+    snprintf(want, sizeof want, "from %s/run/checkpoint-2 at step 2", tmp);
+    CHECK_MSG(rc == 0 && strstr(out, want), "resume of a run folder exited %d:\n%s", rc, out);
+
+    /* One writer per output_dir: while we hold the lock, train and sft refuse and name our pid. */
+    snprintf(path, sizeof path, "%s/run/.lock", tmp);
+    int fd = open(path, O_RDWR | O_CREAT, 0644);
+    CHECK(fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0);
+    char pid[32];
+    int n = snprintf(pid, sizeof pid, "%d\n", (int)getpid());
+    CHECK(ftruncate(fd, 0) == 0 && pwrite(fd, pid, (size_t)n, 0) == n);
+    pid[n - 1] = '\0';
+    snprintf(want, sizeof want, "in use by another grpo2048 run (pid %s)", pid);
+    snprintf(cmd, sizeof cmd, "%s train configs/default.yaml %s --set max_steps=4 --set output_dir=%s/run --resume", bin,
+             SMALL, tmp);
+    rc = run(cmd, out, sizeof out);
+    CHECK_MSG(rc == 2 && strstr(out, want), "train on a locked folder exited %d:\n%s", rc, out);
+    snprintf(cmd, sizeof cmd, "%s sft configs/sft_default.yaml --set dataset_path=x.jsonl --set output_dir=%s/run", bin, tmp);
+    rc = run(cmd, out, sizeof out);
+    CHECK_MSG(rc == 2 && strstr(out, want), "sft on a locked folder exited %d:\n%s", rc, out);
+    close(fd);   /* released: the folder is free again */
+
+    /* Every tokenizer file of the source folder reaches the checkpoints and the final model. */
+    snprintf(cmd, sizeof cmd, "mkdir -p %s/src && cp model/default/config.json model/default/model.safetensors "
+             "model/default/tokenizer.json model/default/tokenizer_config.json %s/src/", tmp, tmp);
+    CHECK(system(cmd) == 0);
+    snprintf(path, sizeof path, "%s/src/chat_template.jinja", tmp);
+    FILE *f = fopen(path, "w");
+    CHECK(f != NULL);
+    if (f) { fputs("{% for m in messages %}{{ m['content'] }}{% endfor %}", f); fclose(f); }
+    snprintf(path, sizeof path, "%s/src/special_tokens_map.json", tmp);
+    f = fopen(path, "w");
+    if (f) { fputs("{}", f); fclose(f); }
+    snprintf(cmd, sizeof cmd, "%s train configs/default.yaml %s --set max_steps=1 --set model_name_or_path=%s/src "
+             "--set output_dir=%s/tok", bin, SMALL, tmp, tmp);
+    rc = run(cmd, out, sizeof out);
+    CHECK_MSG(rc == 0, "train from a folder with chat_template.jinja exited %d:\n%s", rc, out);
+    static const char *const tok[] = {"tok/chat_template.jinja", "tok/special_tokens_map.json",
+                                      "tok/checkpoint-1/chat_template.jinja", "tok/checkpoint-1/special_tokens_map.json"};
+    for (size_t i = 0; i < sizeof tok / sizeof *tok; i++) {
+        snprintf(path, sizeof path, "%s/%s", tmp, tok[i]);
+        CHECK_MSG(access(path, R_OK) == 0, "missing %s", path);
+    }
+
+    /* NaN weights are refused at load, naming the tensor. */
+    snprintf(cmd, sizeof cmd, "mkdir -p %s/nan && cp %s/src/*.json %s/nan/", tmp, tmp, tmp);
+    CHECK(system(cmd) == 0);
+    char src[1024], dst[1024];
+    snprintf(src, sizeof src, "%s/tok/model.safetensors", tmp);   /* F32, written by grpo2048 */
+    snprintf(dst, sizeof dst, "%s/nan/model.safetensors", tmp);
+    CHECK(copy(src, dst) == 0);
+    FILE *m = fopen(dst, "r+b");
+    CHECK(m != NULL);
+    if (m) {
+        unsigned char len8[8];
+        CHECK(fread(len8, 1, 8, m) == 8);
+        unsigned long long hlen = 0;
+        for (int i = 7; i >= 0; i--) hlen = hlen << 8 | len8[i];
+        char *hdr = calloc(hlen + 1, 1);
+        CHECK(fread(hdr, 1, hlen, m) == hlen);
+        cJSON *j = cJSON_Parse(hdr);
+        cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "model.norm.weight");
+        cJSON *dt = cJSON_GetObjectItemCaseSensitive(t, "dtype");
+        cJSON *off = cJSON_GetObjectItemCaseSensitive(t, "data_offsets");
+        CHECK(cJSON_IsString(dt) && !strcmp(dt->valuestring, "F32") && cJSON_IsArray(off));
+        if (cJSON_IsArray(off)) {
+            long pos = (long)(8 + hlen) + (long)cJSON_GetArrayItem(off, 0)->valuedouble + 4 * 3;
+            const unsigned char nan[4] = {0x00, 0x00, 0xc0, 0x7f};   /* a quiet NaN, little-endian */
+            CHECK(fseek(m, pos, SEEK_SET) == 0 && fwrite(nan, 1, 4, m) == 4);
+        }
+        cJSON_Delete(j);
+        free(hdr);
+        fclose(m);
+    }
+    snprintf(cmd, sizeof cmd, "%s generate --model %s/nan --prompt hi --max-new-tokens 2", bin, tmp);
+    rc = run(cmd, out, sizeof out);
+    CHECK_MSG(rc != 0 && strstr(out, "model.norm.weight") && strstr(out, "non-finite") && strstr(out, "index 3"),
+              "generate with a NaN weight exited %d:\n%s", rc, out);
 }
 
 int main(void) {
@@ -189,6 +314,7 @@ int main(void) {
     if (!mkdtemp(tmp)) { perror("mkdtemp"); return 1; }
     test_config_errors(tmp);
     test_train(tmp);
+    test_run_integrity(tmp);
     test_parallel_equals_sequential(tmp);
     test_sft(tmp);
     char cmd[1200];
