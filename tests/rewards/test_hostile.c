@@ -226,6 +226,46 @@ static void pool_pass(void) {
     reward_pool_destroy(p);
 }
 
+/* The trainer's path: every attack as a model completion (a fenced block) in ONE batch, scored in
+ * parallel by reward_pool_score as a training step does; each result as in the table, the pool clean. */
+static void training_step_pass(void) {
+    reward_pool *p = hostile_pool(2);
+    const char *texts[N_ATTACKS];
+    char *owned[N_ATTACKS];
+    uint64_t seeds[N_ATTACKS];
+    reward_result r[N_ATTACKS];
+    int n = 0, which[N_ATTACKS];
+    for (int i = 0; i < N_ATTACKS; i++) {
+        if (skipped(&attacks[i])) continue;
+        char *src = tu_strategy(attacks[i].file);
+        if (strncmp(src, "def strategy(board):", 20) != 0) {
+            /* seed_profile's annotated parameter: the extraction already refuses such a completion
+             * (no_function), so only the pass above can run it */
+            free(src);
+            continue;
+        }
+        size_t len = strlen(src) + 64;
+        owned[n] = malloc(len);
+        snprintf(owned[n], len, "Here is my strategy:\n```python\n%s\n```\n", src);
+        free(src);
+        texts[n] = owned[n];
+        seeds[n] = SEED;
+        which[n++] = i;
+    }
+    char err[256];
+    double t0 = tu_now();
+    CHECK_EQ_INT(reward_pool_score(p, n, texts, seeds, r, NULL, err, sizeof err), 0);
+    for (int k = 0; k < n; k++) {
+        const attack *a = &attacks[which[k]];
+        check_outcome(a, "training step", r[k].outcome, r[k].error, r[k].seconds, &r[k]);
+        free(owned[k]);
+    }
+    char why[256];
+    CHECK_MSG(tu_pool_clean(p, 2.0, why, sizeof why), "after the batch: %s", why);
+    printf("training-step pass: %d attacks in one batch in %.2f s\n", n, tu_now() - t0);
+    reward_pool_destroy(p);
+}
+
 /* Monkey-patching in one job reaches neither the next job on the same worker nor the checker. */
 static void monkeypatch_isolation(void) {
     char *probe = tu_strategy("monkeypatch_probe"), *patch = tu_strategy("monkeypatch"),
@@ -422,6 +462,7 @@ int main(int argc, char **argv) {
     unlink("/tmp/grpo2048_pwned");
     double t0 = tu_now();
     pool_pass();
+    training_step_pass();
     monkeypatch_isolation();
     sequential_log_escaped();
     CHECK_MSG(tu_wait_unmarked(tu_mark, 3.0) == 0, "processes remain after the pools were destroyed");
