@@ -18,9 +18,11 @@
  *                                  │   compiles sources (never runs them); its verdicts and code are
  *                                  │   cached by the worker per source.
  *                                  └── one child per job: sandbox.c confines it (process group,
- *                                      parent-death signal, fds closed, rlimits, no capabilities,
- *                                      no_new_privs, seccomp), pyrunner.c builds the function from the
- *                                      checker's code and plays the games.
+ *                                      parent-death signal, fds closed, rlimits, not dumpable, no
+ *                                      capabilities, no_new_privs, seccomp), pyrunner.c builds the
+ *                                      function from the checker's code and answers one move per board;
+ *                                      the worker owns and plays the games (board, spawn RNG, clock,
+ *                                      outcome), so nothing in the child can forge a result.
  *
  * Every process up the chain holds PR_SET_PDEATHSIG(SIGKILL), so a dying trainer takes the zygote,
  * the workers and their children along. The worker, not the child, enforces wall-clock limits.

@@ -12,30 +12,31 @@
  *      overhead. A failed verdict ends the job here, without forking anything. If the checker cannot
  *      answer (it died, or could not start) the job's child runs the checker itself, as a fallback.
  *   2. fork a child (run_child), which enters the sandbox (sandbox.c), unmarshals and builds the
- *      function and plays the games (pyrunner.c), writing token-stamped records to a pipe.
+ *      function (pyrunner.c) and answers CHECK; then the worker PLAYS EVERY GAME ITSELF (play_child): it
+ *      holds the board, the spawn RNG, the move count and the clock, sends the child each board and plays
+ *      the move the child answers. The child never computes, holds or reports anything the reward is made
+ *      of (a strategy must be assumed to control its whole process: hand-built code objects give it raw
+ *      memory access), and never sees a game seed: seeds, games and results live in MADV_WIPEONFORK
+ *      memory (worker_secret), only noinline helpers read them, and each child zeroes the dead stack
+ *      below its frame before anything else (scrub_stack).
  * The worker, not the child, enforces the wall clock, since code inside the child can defeat any timer
  * there:
  *   - deadlines: REWARD_CHECK_ALLOWANCE seconds for the checker's answer and again until the child's
- *     CHECK record, then per game cfg->timeout + REWARD_KILL_GRACE from the previous record's time stamp
- *     (the child stops a game itself at cfg->timeout when the strategy keeps returning; the grace lets
- *     that happen first), and a job deadline of REWARD_CHECK_ALLOWANCE + G × (timeout + grace) over
- *     everything;
- *   - after the CHECK record the worker sleeps until the deadline or until the pipe's write end closes
- *     (the child closes it after its last record, or dies), without waking for each game record
- *     (records queue in the pipe, sized to hold them all); at the deadline it reads what arrived, and
- *     kills the process group (killpg(SIGKILL)) only when no record moved the deadline on; it always
- *     reaps the child.
+ *     CHECK answer; per game, cfg->timeout from the game's first board (an answer that arrives later
+ *     ends the game as a timeout, keeping its moves; no answer by timeout + REWARD_KILL_GRACE: the
+ *     process group is killed), and a job deadline of REWARD_CHECK_ALLOWANCE + G × (timeout + grace);
  *   - a child that completed is reaped right after the result went to the trainer, so the trainer does
  *     not wait for its exit (tearing down a copy of a CPython heap: ~0.1-0.3 ms).
- * A child that dies mid-game (killed at its deadline, a signal, a seccomp kill, MemoryError outside the
- * strategy's call, exit without reporting, corrupt records) loses only that game: the game gets the
- * death's outcome and the remaining games continue in a new child, while the job deadline holds. A child
- * that dies during the checks takes all remaining games along.
+ * A child that dies mid-game (killed at its deadline, a signal, a seccomp kill, an exit) or breaks the
+ * protocol (an answer out of turn, a wrong kind, a move that is not one, a board it does not read) loses
+ * only that game: the game gets the outcome and the remaining games continue in a new child, while the
+ * job deadline holds. A child that dies during the checks takes all remaining games along.
  *
- * Death → outcome: killed at our deadline or SIGXCPU (RLIMIT_CPU) → timeout; any other signal
- * (SIGSYS from seccomp, SIGSEGV, a SIGKILL from elsewhere) → crash "crash: signal N (name)"; exit
- * without the expected records, a record with a wrong token, kind or order, a truncated record, or more
- * records than expected → crash. A MemoryError inside the strategy is reported by the child (memory).
+ * Death → outcome, by what really happened: killed by us at a deadline → timeout; SIGXCPU → timeout only
+ * when the child's CPU time (wait4's rusage) reached its RLIMIT_CPU, else crash (the strategy signalled
+ * itself); any other signal (SIGSYS from seccomp, SIGSEGV, a SIGKILL from elsewhere) → crash "crash:
+ * signal N (name)"; an exit before its answers → crash. Messages from the child (exception text, an
+ * invalid return's description) are stored escaped (reward_escape_text).
  */
 #include <Python.h>
 
@@ -343,8 +344,9 @@ static int worker_secret_map(int G) {
 /* Zeroes the stack below the caller's frame (in a fresh child, before any strategy or parser runs):
  * the worker's dead frames — its game helpers' temporaries included — lie there. */
 __attribute__((noinline)) static void scrub_stack(void) {
-    /* 256 KiB: far deeper than any call chain of the worker (game, snprintf, the check cache). */
-    char buf[256 * 1024];
+    /* 64 KiB: several times deeper than any call chain of the worker below run_child's frame (the game
+     * helpers, snprintf, ppoll: a few KiB); each page costs the child a page fault, so not more. */
+    char buf[64 * 1024];
     explicit_bzero(buf, sizeof buf);
     __asm__ volatile("" : : "r"(buf) : "memory");
 }

@@ -9,7 +9,9 @@ pool against — what the public Unsloth 2048 GRPO notebook does to score a stra
     splitmix64 stream and spawn protocol (and game_seed_mix), so that for the same seeds both play
     exactly the same games — the benchmark checks it (same total moves and score). Like grpo2048 it
     ends a game as stuck after 1000 moves in a row that change nothing (the notebook would spin until
-    its timer), and calls random.seed(game seed) before each game;
+    its timer), and calls random.seed(python_seed(game seed)) before each game — grpo2048 seeds a
+    strategy's `random` with SipHash-2-4 of the game seed (rewards/wire.c, rw_python_seed), a one-way
+    function, so the strategy learns nothing about the spawns; ported here so random strategies match;
   * a strategy that does not return one of W/A/S/D is an invalid move (the notebook: "failed");
   * the time limit as the notebook sets it, a SIGALRM timer around the game (execute_with_time_limit),
     plus a kill from the parent at the limit + 50 ms for strategies that ignore or outlast the alarm;
@@ -56,6 +58,38 @@ def game_seed_mix(seed, a, b):
     h = _finalize((seed + GAMMA) & MASK)
     h = _finalize((h + a + 2 * GAMMA) & MASK)
     return _finalize((h + b + 3 * GAMMA) & MASK)
+
+
+def _rotl(x, b):
+    return ((x << b) | (x >> (64 - b))) & MASK
+
+
+def _sip_round(v0, v1, v2, v3):
+    v0 = (v0 + v1) & MASK; v1 = _rotl(v1, 13); v1 ^= v0; v0 = _rotl(v0, 32)
+    v2 = (v2 + v3) & MASK; v3 = _rotl(v3, 16); v3 ^= v2
+    v0 = (v0 + v3) & MASK; v3 = _rotl(v3, 21); v3 ^= v0
+    v2 = (v2 + v1) & MASK; v1 = _rotl(v1, 17); v1 ^= v2; v2 = _rotl(v2, 32)
+    return v0, v1, v2, v3
+
+
+def python_seed(game_seed):
+    """rw_python_seed: SipHash-2-4 of the 64-bit game seed under grpo2048's fixed key."""
+    k0, k1 = 0x6772706F32303438, 0x7079746872616E64
+    v0, v1 = k0 ^ 0x736F6D6570736575, k1 ^ 0x646F72616E646F6D
+    v2, v3 = k0 ^ 0x6C7967656E657261, k1 ^ 0x7465646279746573
+    m, b = game_seed & MASK, 8 << 56
+    v3 ^= m
+    v0, v1, v2, v3 = _sip_round(v0, v1, v2, v3)
+    v0, v1, v2, v3 = _sip_round(v0, v1, v2, v3)
+    v0 ^= m
+    v3 ^= b
+    v0, v1, v2, v3 = _sip_round(v0, v1, v2, v3)
+    v0, v1, v2, v3 = _sip_round(v0, v1, v2, v3)
+    v0 ^= b
+    v2 ^= 0xFF
+    for _ in range(4):
+        v0, v1, v2, v3 = _sip_round(v0, v1, v2, v3)
+    return v0 ^ v1 ^ v2 ^ v3
 
 
 class SplitMix:
@@ -239,7 +273,7 @@ def play(source, base_seed, timeout, target, games=1):
 def play_one(strategy, seed, timeout, target):
     """Plays one game: returns (outcome, moves, score, max_tile)."""
     game = GameBoard(4, seed, target, 0.10)
-    random.seed(seed)
+    random.seed(python_seed(seed))
     outcome, unchanged, t0 = None, 0, time.monotonic()
     signal.signal(signal.SIGALRM, _on_alarm)
     signal.setitimer(signal.ITIMER_REAL, timeout)
