@@ -22,6 +22,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,8 +50,32 @@ static void send_status(int ctl, int status, int pid, int fd, const char *error)
     (void)rw_send_msg_fd(ctl, &m, sizeof m, fd);
 }
 
-/* Forks one worker; returns its pid (and sends the trainer its socket), or -1 (error sent). */
-static pid_t spawn_worker(const reward_config *cfg) {
+/* The CPUs this process may run on (sched_getaffinity), filled once in zygote_main. */
+static int allowed_cpus[CPU_SETSIZE];
+static int n_allowed;
+
+/* The allowed CPU with the fewest of the n live workers (cpus[i]: worker i's CPU), or -1 when there
+ * is at most one CPU (nothing to choose). */
+static int pick_cpu(const int *cpus, int n) {
+    if (n_allowed < 2) return -1;
+    int best = allowed_cpus[0], best_count = -1;
+    for (int k = 0; k < n_allowed; k++) {
+        int c = allowed_cpus[k], count = 0;
+        for (int i = 0; i < n; i++) count += cpus[i] == c;
+        if (best_count < 0 || count < best_count) { best = c; best_count = count; }
+    }
+    return best;
+}
+
+/* Forks one worker, pinned to cpu (and with it every child it forks) unless cpu < 0; returns its pid
+ * (and sends the trainer its socket), or -1 (error sent).
+ *
+ * Why pinned: the worker plays each move of its child's games (a pipe round trip per move). With worker
+ * and child on one CPU a round trip is two context switches there (~3 µs on a 2-vCPU VM); left to
+ * float, the two often sit on different CPUs and every move pays a cross-CPU wake-up, 10-25 µs when the
+ * other virtual CPU is idle (bench/bench_exchange.c). Workers are spread over the allowed CPUs, the
+ * least used first. */
+static pid_t spawn_worker(const reward_config *cfg, int cpu) {
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
         char e[128];
@@ -62,6 +87,12 @@ static pid_t spawn_worker(const reward_config *cfg) {
     PyOS_BeforeFork();
     pid_t pid = fork();
     if (pid == 0) {
+        if (cpu >= 0) {
+            cpu_set_t set;
+            CPU_ZERO(&set);
+            CPU_SET(cpu, &set);
+            (void)sched_setaffinity(0, sizeof set, &set);   /* a failure only costs speed */
+        }
         /* The worker's job socket replaces the control socket on fd 3; nothing else is inherited. */
         if (dup2(sv[1], CTL_FD) != CTL_FD) _exit(2);
         rw_close_fds_from(CTL_FD + 1, -1);
@@ -152,12 +183,21 @@ static void zygote_main(int ctl, const reward_config *cfg, int nworkers, pid_t t
         _exit(1);
     }
 
+    cpu_set_t mine;
+    CPU_ZERO(&mine);
+    n_allowed = 0;
+    if (sched_getaffinity(0, sizeof mine, &mine) == 0)
+        for (int c = 0; c < CPU_SETSIZE; c++)
+            if (CPU_ISSET(c, &mine)) allowed_cpus[n_allowed++] = c;
     int cap = nworkers > 0 ? nworkers * 2 : 2, n = 0;
     pid_t *pids = malloc((size_t)cap * sizeof *pids);
-    if (!pids) { send_status(CTL_FD, -1, 0, -1, "zygote: out of memory"); _exit(1); }
+    int *cpus = malloc((size_t)cap * sizeof *cpus);
+    if (!pids || !cpus) { send_status(CTL_FD, -1, 0, -1, "zygote: out of memory"); _exit(1); }
     for (int i = 0; i < nworkers; i++) {
-        pid_t pid = spawn_worker(cfg);
+        int cpu = pick_cpu(cpus, n);
+        pid_t pid = spawn_worker(cfg, cpu);
         if (pid < 0) _exit(1);
+        cpus[n] = cpu;
         pids[n++] = pid;
     }
     for (;;) {
@@ -169,17 +209,28 @@ static void zygote_main(int ctl, const reward_config *cfg, int nworkers, pid_t t
         if (m.cmd != RW_CTL_SPAWN) continue;
         /* Reap workers that died since the last request; they are why the trainer asks. */
         for (int i = 0; i < n;) {
-            if (waitpid(pids[i], NULL, WNOHANG) == pids[i]) pids[i] = pids[--n];
-            else i++;
+            if (waitpid(pids[i], NULL, WNOHANG) == pids[i]) {
+                --n;
+                pids[i] = pids[n];
+                cpus[i] = cpus[n];
+            } else {
+                i++;
+            }
         }
         if (n == cap) {
             pid_t *np = realloc(pids, (size_t)cap * 2 * sizeof *pids);
-            if (!np) { send_status(CTL_FD, -1, 0, -1, "zygote: out of memory"); continue; }
-            pids = np;
+            if (np) pids = np;
+            int *nc = np ? realloc(cpus, (size_t)cap * 2 * sizeof *cpus) : NULL;
+            if (nc) cpus = nc;
+            if (!np || !nc) { send_status(CTL_FD, -1, 0, -1, "zygote: out of memory"); continue; }
             cap *= 2;
         }
-        pid_t pid = spawn_worker(cfg);
-        if (pid > 0) pids[n++] = pid;
+        int cpu = pick_cpu(cpus, n);
+        pid_t pid = spawn_worker(cfg, cpu);
+        if (pid > 0) {
+            cpus[n] = cpu;
+            pids[n++] = pid;
+        }
     }
     for (int i = 0; i < n; i++) kill(pids[i], SIGKILL);
     for (int i = 0; i < n; i++)
