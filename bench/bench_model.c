@@ -9,11 +9,13 @@
  *     ids are cleared) for G rows, generated tokens/s and GFLOP/s (2 FLOPs per matrix parameter per
  *     token + attention).
  * Usage: bench_model [--shape tiny|default|smollm2|qwen0.5b] [--iters N] [--batch B] [--seq T]
- *                    [--rows G[,G...]] [--prompt P] [--new NEW] [--no-train] [--no-generate] [--json]
+ *                    [--rows G[,G...]] [--prompt P] [--new NEW] [--no-train] [--no-generate] [--json] [--bf16]
  * Shapes: tiny ~3M (C=256, L=4, NH=8, NKV=2, F=704, V=512; the default), default = model/default's
  * (C=192, L=4, NH=6, NKV=2, F=512, V=1024), smollm2 = SmolLM2-135M (C=576, L=30, NH=9, NKV=3,
  * F=1536, V=49152), qwen0.5b = Qwen2.5-0.5B (C=896, L=24, NH=14, NKV=2, F=4864, V=151936, bias).
  * --json prints one JSON object per measurement (for bench/bench_vs_torch.py).
+ * --bf16 trains with bf16 matrix products (llama_set_bf16; an error where the CPU cannot) and also
+ * measures the bf16 peak (2048^3 through llama_gemm_bf16); the fraction of peak is then of that one.
  * Threads: OMP_NUM_THREADS.
  */
 #include <ctype.h>
@@ -65,7 +67,7 @@ static void set_shape(llama_config *c, const char *shape) {
 
 int main(int argc, char **argv) {
     const char *shape = "tiny";
-    int iters = 5, B = 8, T = 256, P = 64, NEW = 150, do_train = 1, do_gen = 1, json = 0;
+    int iters = 5, B = 8, T = 256, P = 64, NEW = 150, do_train = 1, do_gen = 1, json = 0, bf16 = 0;
     int Gs[16] = {1, 8, 16}, nG = 3;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -83,6 +85,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--no-train")) do_train = 0;
         else if (!strcmp(a, "--no-generate")) do_gen = 0;
         else if (!strcmp(a, "--json")) json = 1;
+        else if (!strcmp(a, "--bf16")) bf16 = 1;
         else if (isdigit((unsigned char)a[0])) iters = atoi(a); /* the old positional [iterations] */
         else { fprintf(stderr, "bench_model: unknown argument '%s' (see the header of bench/bench_model.c)\n", a); return 2; }
     }
@@ -94,6 +97,13 @@ int main(int argc, char **argv) {
     if (llama_init_random(&m, &c, 1, 0.02f) != 0) {
         fprintf(stderr, "llama_init_random failed\n");
         return 1;
+    }
+    if (bf16) {
+        char why[160];
+        if (llama_set_bf16(&m, 1, why, sizeof why) != 0) {
+            fprintf(stderr, "bench_model: --bf16: %s\n", why);
+            return 2;
+        }
     }
     char blas[256];
     blas_describe(blas, sizeof blas);
@@ -108,16 +118,19 @@ int main(int argc, char **argv) {
         enum { N = 2048 };
         float *a = malloc(sizeof(float) * N * N), *b = malloc(sizeof(float) * N * N), *o = malloc(sizeof(float) * N * N);
         for (size_t i = 0; i < (size_t)N * N; i++) { a[i] = (float)(i % 97) * 0.01f; b[i] = (float)(i % 89) * 0.01f; }
-        llama_sgemm(0, 1, N, N, N, a, N, b, N, 0.0f, o, N);
+        llama_prec prec0 = {.bf16 = bf16}, *prec = &prec0;
+        llama_gemm(prec, 0, 1, N, N, N, a, N, b, N, 0.0f, o, N);
         for (int it = 0; it < 3; it++) {
             double t0 = now();
-            llama_sgemm(0, 1, N, N, N, a, N, b, N, 0.0f, o, N);
+            llama_gemm(prec, 0, 1, N, N, N, a, N, b, N, 0.0f, o, N);
             double t = now() - t0;
             if (2.0 * N * N * N / t * 1e-9 > peak) peak = 2.0 * N * N * N / t * 1e-9;
         }
         free(a); free(b); free(o);
-        if (json) printf("{\"bench\":\"peak\",\"shape\":\"%s\",\"threads\":%d,\"gflops\":%.2f}\n", shape, omp_get_max_threads(), peak);
-        else printf("sgemm peak (2048^3, llama_sgemm, %d threads): %.1f GFLOP/s\n", omp_get_max_threads(), peak);
+        if (json) printf("{\"bench\":\"peak\",\"shape\":\"%s\",\"threads\":%d,\"precision\":\"%s\",\"gflops\":%.2f}\n",
+                         shape, omp_get_max_threads(), bf16 ? "bf16" : "fp32", peak);
+        else printf("%s peak (2048^3, %s, %d threads): %.1f GFLOP/s\n", bf16 ? "bf16 matmul" : "sgemm",
+                    bf16 ? llama_bf16_isa_name() : "llama_sgemm", omp_get_max_threads(), peak);
     }
 
     llama_rng r;
@@ -147,9 +160,9 @@ int main(int argc, char **argv) {
                    B * T / (tf + tb), 3 * ff / (tf + tb) * 1e-9, 3 * ff / (tf + tb) * 1e-9 / peak);
         else
             printf("train B=%d T=%d (best of %d): forward %.1f ms (%.1f GFLOP/s), backward %.1f ms (%.1f GFLOP/s), "
-                   "forward+backward %.0f tokens/s, %.1f GFLOP/s = %.0f%% of the sgemm peak\n",
+                   "forward+backward %.0f tokens/s, %.1f GFLOP/s = %.0f%% of the %s peak\n",
                    B, T, iters, 1e3 * tf, ff / tf * 1e-9, 1e3 * tb, 2 * ff / tb * 1e-9, B * T / (tf + tb),
-                   3 * ff / (tf + tb) * 1e-9, 100.0 * 3 * ff / (tf + tb) * 1e-9 / peak);
+                   3 * ff / (tf + tb) * 1e-9, 100.0 * 3 * ff / (tf + tb) * 1e-9 / peak, bf16 ? "bf16 matmul" : "sgemm");
         free(tok);
         free(logp);
         free(dlogp);

@@ -11,8 +11,12 @@ start and the end of the run):
     early stop (ours: bench_model --no-train, llama_generate; transformers: model.generate with
     do_sample=True, num_return_sequences=G, min_new_tokens=max_new_tokens=NEW), generated tokens/s;
   - ours: achieved GFLOP/s of the training step as a fraction of this process's sgemm peak.
+With --bf16, our training runs with bf16 matrix products (bench_model --bf16, oneDNN) and torch's
+training is measured twice: eager fp32 (the issue's reference) and under torch.autocast("cpu",
+dtype=torch.bfloat16) (the like-for-like one: PyTorch's own bf16 products, also oneDNN); the fraction
+of peak is then of the bf16 matmul peak measured in our process. Generation is fp32 on both sides.
 Prints the ratios ours / torch. Needs torch and transformers (an offline venv; not used by CI):
-  python bench/bench_vs_torch.py --bench build/bench_model --shape smollm2 --threads 2
+  python bench/bench_vs_torch.py --bench build/bench_model --shape smollm2 --threads 2 [--bf16]
 """
 import argparse
 import json
@@ -36,6 +40,8 @@ def ours(args, what):
     cmd = [args.bench, "--shape", args.shape, "--json", "--iters", str(args.iters), "--batch", str(args.batch),
            "--seq", str(args.seq), "--rows", str(args.rows), "--prompt", str(args.prompt), "--new", str(args.new)]
     cmd.append("--no-generate" if what == "train" else "--no-train")
+    if args.bf16 and what == "train":
+        cmd.append("--bf16")
     out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
     rows = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
     return {r["bench"]: r for r in rows}
@@ -51,7 +57,8 @@ def torch_model(args):
     return model
 
 
-def torch_train(args, model):
+def torch_train(args, model, bf16=False):
+    import contextlib
     import torch
     g = torch.Generator().manual_seed(1)
     tok = torch.randint(0, model.config.vocab_size, (args.batch, args.seq), generator=g)
@@ -60,8 +67,10 @@ def torch_train(args, model):
     for it in range(args.iters + 1):  # the first is a warm-up
         model.zero_grad(set_to_none=True)
         t0 = time.perf_counter()
-        logits = model(tok).logits[:, :-1]
-        logp = torch.log_softmax(logits, dim=-1).gather(-1, tok[:, 1:, None]).squeeze(-1)
+        ctx = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+        with ctx:
+            logits = model(tok).logits[:, :-1]
+        logp = torch.log_softmax(logits.float(), dim=-1).gather(-1, tok[:, 1:, None]).squeeze(-1)
         logp.mean().backward()
         t = time.perf_counter() - t0
         if it > 0:
@@ -100,6 +109,7 @@ def main():
     ap.add_argument("--prompt", type=int, default=128)
     ap.add_argument("--new", type=int, default=256)
     ap.add_argument("--skip", choices=["train", "generate"], default=None)
+    ap.add_argument("--bf16", action="store_true", help="ours with bf16 products; torch fp32 and autocast bf16")
     args = ap.parse_args()
 
     import torch
@@ -107,7 +117,8 @@ def main():
     torch.set_num_threads(args.threads)
     load0 = os.getloadavg()
     model = torch_model(args)
-    res = {"ours_train": 0, "torch_train": 0, "ours_gen": 0, "torch_gen": 0, "peak": 0, "ours_gflops": 0}
+    res = {"ours_train": 0, "torch_train": 0, "torch_train_bf16": 0, "ours_gen": 0, "torch_gen": 0, "peak": 0,
+           "ours_gflops": 0}
     for r in range(args.rounds):
         if args.skip != "train":
             o = ours(args, "train")
@@ -115,6 +126,8 @@ def main():
             if o["train"]["tokens_per_s"] >= res["ours_train"]:
                 res["peak"], res["ours_gflops"] = o["peak"]["gflops"], o["train"]["gflops"]
             res["torch_train"] = max(res["torch_train"], torch_train(args, model))
+            if args.bf16:
+                res["torch_train_bf16"] = max(res["torch_train_bf16"], torch_train(args, model, bf16=True))
         if args.skip != "generate":
             o = ours(args, "generate")
             res["ours_gen"] = max(res["ours_gen"], o["generate"]["tokens_per_s"])
@@ -125,10 +138,14 @@ def main():
           f"transformers {transformers.__version__}; load average {load0[0]:.1f} at start, {load1[0]:.1f} at end; "
           f"best of {args.rounds} interleaved rounds x {args.iters} iterations")
     if args.skip != "train":
-        print(f"training fwd+bwd B={args.batch} T={args.seq}: ours {res['ours_train']:.0f} tokens/s, torch "
-              f"{res['torch_train']:.0f} tokens/s, ratio {res['ours_train'] / res['torch_train']:.2f}x; ours "
-              f"{res['ours_gflops']:.1f} GFLOP/s = {100 * res['ours_gflops'] / res['peak']:.0f}% of the sgemm peak "
-              f"{res['peak']:.1f} GFLOP/s measured in the same process")
+        prec = "bf16 products" if args.bf16 else "fp32"
+        print(f"training fwd+bwd B={args.batch} T={args.seq}: ours ({prec}) {res['ours_train']:.0f} tokens/s, torch "
+              f"eager fp32 {res['torch_train']:.0f} tokens/s, ratio {res['ours_train'] / res['torch_train']:.2f}x; ours "
+              f"{res['ours_gflops']:.1f} GFLOP/s = {100 * res['ours_gflops'] / res['peak']:.0f}% of the "
+              f"{'bf16 matmul' if args.bf16 else 'sgemm'} peak {res['peak']:.1f} GFLOP/s measured in the same process")
+        if args.bf16:
+            print(f"training fwd+bwd, like for like: torch autocast bf16 {res['torch_train_bf16']:.0f} tokens/s, ratio "
+                  f"{res['ours_train'] / res['torch_train_bf16']:.2f}x")
     if args.skip != "generate":
         print(f"generation G={args.rows} P={args.prompt} new={args.new}: ours {res['ours_gen']:.1f} tokens/s, "
               f"transformers generate {res['torch_gen']:.1f} tokens/s, ratio {res['ours_gen'] / res['torch_gen']:.2f}x")

@@ -255,6 +255,7 @@ static void free_state(struct llama_state *st) {
     free(st->tokens);
     free(st->rope_cos);
     free(st->rope_sin);
+    free(st->params_bf16);
     free(st);
 }
 
@@ -328,6 +329,19 @@ size_t llama_activation_bytes_ex(const llama_config *c, size_t N, int gradient_c
 size_t llama_activation_bytes(const llama_config *c, size_t N) { return llama_activation_bytes_ex(c, N, 0); }
 
 void llama_set_gradient_checkpointing(llama_model *m, int on) { m->gradient_checkpointing = on != 0; }
+
+int llama_set_bf16(llama_model *m, int on, char *why, size_t whylen) {
+    if (!on) {
+        m->bf16 = 0;
+        return 0;
+    }
+    if (!llama_bf16_supported(why, whylen)) {
+        m->bf16 = 0;
+        return -1;
+    }
+    m->bf16 = 1;
+    return 0;
+}
 
 /* Activation buffers for N rows in the layout ckpt (0: every layer's, 1: gradient checkpointing).
  * A change of layout re-lays them out for the largest N seen so far. 0, or -1 (out of memory). */
@@ -429,29 +443,29 @@ static void layer_forward(llama_model *m, int l, float *res_out) {
     llama_rmsnorm_forward(st->ln, a->rstd1, a->res_in, lw->ln1, (int)N, C, eps);
     if (llama_has_qk_norm(c)) {
         /* Qwen3: per-head RMSNorm over HS of the projections, i.e. rows of (N*heads, HS) */
-        llama_matmul_forward(a->qr, st->ln, lw->wq, lw->bq, (int)N, C, QD, 0.0f);
-        llama_matmul_forward(a->kr, st->ln, lw->wk, lw->bk, (int)N, C, KD, 0.0f);
+        llama_matmul_forward(&m->state->prec, a->qr, st->ln, lw->wq, lw->bq, (int)N, C, QD, 0.0f);
+        llama_matmul_forward(&m->state->prec, a->kr, st->ln, lw->wk, lw->bk, (int)N, C, KD, 0.0f);
         llama_rmsnorm_forward(a->q, a->rstdq, a->qr, lw->qn, (int)N * NH, HS, eps);
         llama_rmsnorm_forward(a->k, a->rstdk, a->kr, lw->kn, (int)N * NKV, HS, eps);
     } else {
-        llama_matmul_forward(a->q, st->ln, lw->wq, lw->bq, (int)N, C, QD, 0.0f);
-        llama_matmul_forward(a->k, st->ln, lw->wk, lw->bk, (int)N, C, KD, 0.0f);
+        llama_matmul_forward(&m->state->prec, a->q, st->ln, lw->wq, lw->bq, (int)N, C, QD, 0.0f);
+        llama_matmul_forward(&m->state->prec, a->k, st->ln, lw->wk, lw->bk, (int)N, C, KD, 0.0f);
     }
-    llama_matmul_forward(a->v, st->ln, lw->wv, lw->bv, (int)N, C, KD, 0.0f);
+    llama_matmul_forward(&m->state->prec, a->v, st->ln, lw->wv, lw->bv, (int)N, C, KD, 0.0f);
     llama_rope_forward(m, a->q, (int)N, NH, 0, T);
     llama_rope_forward(m, a->k, (int)N, NKV, 0, T);
     llama_attention_forward(a->atty, a->lse, st->att_scratch, st->att_threads, a->q, a->k, a->v, B, T, NH, NKV, HS,
                             c->sliding_window);
     memcpy(a->res_mid, a->res_in, N * C * sizeof(float));
-    llama_matmul_forward(a->res_mid, a->atty, lw->wo, lw->bo, (int)N, QD, C, 1.0f);
+    llama_matmul_forward(&m->state->prec, a->res_mid, a->atty, lw->wo, lw->bo, (int)N, QD, C, 1.0f);
     /* MLP block */
     llama_rmsnorm_forward(st->ln, a->rstd2, a->res_mid, lw->ln2, (int)N, C, eps);
-    llama_matmul_forward(a->gate, st->ln, lw->wg, NULL, (int)N, C, F, 0.0f);
-    llama_matmul_forward(a->up, st->ln, lw->wu, NULL, (int)N, C, F, 0.0f);
+    llama_matmul_forward(&m->state->prec, a->gate, st->ln, lw->wg, NULL, (int)N, C, F, 0.0f);
+    llama_matmul_forward(&m->state->prec, a->up, st->ln, lw->wu, NULL, (int)N, C, F, 0.0f);
     if (!res_out) return;
     llama_swiglu_forward(st->hbuf, a->gate, a->up, N * F);
     memcpy(res_out, a->res_mid, N * C * sizeof(float));
-    llama_matmul_forward(res_out, st->hbuf, lw->wd, NULL, (int)N, F, C, 1.0f);
+    llama_matmul_forward(&m->state->prec, res_out, st->hbuf, lw->wd, NULL, (int)N, F, C, 1.0f);
 }
 
 /* The forward pass behind llama_forward_logprobs (logp != NULL; entropy optional) and
@@ -488,6 +502,17 @@ static int forward(llama_model *m, const char *fn, const int *tokens, int B, int
         snprintf(m->err, sizeof m->err, "%s: out of memory for B*T=%zu rows", fn, N);
         return -1;
     }
+    /* bf16 products: the weights rounded to bf16 once here, for every product of this forward and of
+     * the backward that follows (which must see the same weights). */
+    st->prec = (llama_prec){0};
+    if (m->bf16) {
+        if (!st->params_bf16 && !(st->params_bf16 = malloc(m->num_params * sizeof(uint16_t)))) {
+            snprintf(m->err, sizeof m->err, "%s: out of memory for the bf16 copy of the weights", fn);
+            return -1;
+        }
+        llama_to_bf16(st->params_bf16, m->params, m->num_params);
+        st->prec = (llama_prec){1, m->params, m->num_params, st->params_bf16};
+    }
     int C = c->hidden_size, V = c->vocab_size;
     memcpy(st->tokens, tokens, N * sizeof(int));
     st->B = B;
@@ -507,7 +532,7 @@ static int forward(llama_model *m, const char *fn, const int *tokens, int B, int
     if (logits_out) {
         for (size_t r0 = 0; r0 < N; r0 += (size_t)st->logit_rows) {
             int nr = (int)(N - r0 < (size_t)st->logit_rows ? N - r0 : (size_t)st->logit_rows);
-            llama_sgemm(0, 1, nr, V, C, st->lnf + r0 * C, C, m->w.lm_head, C, 0.0f, logits_out + r0 * V, V);
+            llama_gemm(&m->state->prec, 0, 1, nr, V, C, st->lnf + r0 * C, C, m->w.lm_head, C, 0.0f, logits_out + r0 * V, V);
         }
     }
     if (!logp) return 0;
@@ -518,7 +543,7 @@ static int forward(llama_model *m, const char *fn, const int *tokens, int B, int
     int R = st->logit_rows;
     for (size_t r0 = 0; r0 < N; r0 += R) {
         int nr = (int)(N - r0 < (size_t)R ? N - r0 : (size_t)R);
-        llama_sgemm(0, 1, nr, V, C, st->lnf + r0 * C, C, m->w.lm_head, C, 0.0f, st->logits, V);
+        llama_gemm(&m->state->prec, 0, 1, nr, V, C, st->lnf + r0 * C, C, m->w.lm_head, C, 0.0f, st->logits, V);
         #pragma omp parallel for schedule(static) if ((size_t)nr * V >= LLAMA_OMP_MIN_WORK)
         for (int i = 0; i < nr; i++) {
             size_t n = r0 + i;
@@ -580,7 +605,7 @@ void llama_backward_logprobs(llama_model *m, const float *dlogp) {
         int nr = nrows - r0 < R ? nrows - r0 : R;
         const int *idx = st->rowidx + r0;
         for (int i = 0; i < nr; i++) memcpy(st->xrows + (size_t)i * C, st->lnf + (size_t)idx[i] * C, C * sizeof(float));
-        llama_sgemm(0, 1, nr, V, C, st->xrows, C, m->w.lm_head, C, 0.0f, st->logits, V);
+        llama_gemm(&m->state->prec, 0, 1, nr, V, C, st->xrows, C, m->w.lm_head, C, 0.0f, st->logits, V);
         #pragma omp parallel for schedule(static) if ((size_t)nr * V >= LLAMA_OMP_MIN_WORK)
         for (int i = 0; i < nr; i++) {
             size_t n = (size_t)idx[i];
@@ -590,8 +615,8 @@ void llama_backward_logprobs(llama_model *m, const float *dlogp) {
             z[tokens[n + 1]] += d;
         }
         /* dlm_head (V, C) += dz^T (V, nr) @ x (nr, C); then dx (nr, C) = dz @ lm_head, into xrows */
-        llama_sgemm(1, 0, V, C, nr, st->logits, V, st->xrows, C, 1.0f, m->g.lm_head, C);
-        llama_sgemm(0, 0, nr, C, V, st->logits, V, m->w.lm_head, C, 0.0f, st->xrows, C);
+        llama_gemm(&m->state->prec, 1, 0, V, C, nr, st->logits, V, st->xrows, C, 1.0f, m->g.lm_head, C);
+        llama_gemm(&m->state->prec, 0, 0, nr, C, V, st->logits, V, m->w.lm_head, C, 0.0f, st->xrows, C);
         for (int i = 0; i < nr; i++) memcpy(st->dln + (size_t)idx[i] * C, st->xrows + (size_t)i * C, C * sizeof(float));
     }
     memset(st->dres, 0, N * C * sizeof(float));
@@ -609,13 +634,13 @@ void llama_backward_logprobs(llama_model *m, const float *dlogp) {
         /* MLP block: res_out = res_mid + down(silu(gate) * up); dres holds dL/dres_out. */
         llama_rmsnorm_recompute(st->ln, a->res_mid, a->rstd2, lw->ln2, (int)N, C);
         llama_swiglu_forward(st->hbuf, a->gate, a->up, N * F);
-        llama_matmul_backward(st->dh, lg->wd, NULL, st->dres, st->hbuf, lw->wd, (int)N, F, C, 0.0f);
+        llama_matmul_backward(&m->state->prec, st->dh, lg->wd, NULL, st->dres, st->hbuf, lw->wd, (int)N, F, C, 0.0f);
         llama_swiglu_backward(st->dh, st->dup, st->dh, a->gate, a->up, N * F);
-        llama_matmul_backward(st->dln, lg->wg, NULL, st->dh, st->ln, lw->wg, (int)N, C, F, 0.0f);
-        llama_matmul_backward(st->dln, lg->wu, NULL, st->dup, st->ln, lw->wu, (int)N, C, F, 1.0f);
+        llama_matmul_backward(&m->state->prec, st->dln, lg->wg, NULL, st->dh, st->ln, lw->wg, (int)N, C, F, 0.0f);
+        llama_matmul_backward(&m->state->prec, st->dln, lg->wu, NULL, st->dup, st->ln, lw->wu, (int)N, C, F, 1.0f);
         llama_rmsnorm_backward(st->dres, lg->ln2, st->dln, a->res_mid, lw->ln2, a->rstd2, (int)N, C);
         /* attention block: res_mid = res_in + o_proj(attn); dres now holds dL/dres_mid. */
-        llama_matmul_backward(st->datty, lg->wo, lg->bo, st->dres, a->atty, lw->wo, (int)N, QD, C, 0.0f);
+        llama_matmul_backward(&m->state->prec, st->datty, lg->wo, lg->bo, st->dres, a->atty, lw->wo, (int)N, QD, C, 0.0f);
         llama_attention_backward(st->dq, st->dk, st->dv, st->att_scratch, st->att_threads, st->datty, a->q, a->k,
                                  a->v, a->atty, a->lse, B, T, NH, NKV, HS, c->sliding_window);
         llama_rope_backward(m, st->dq, (int)N, NH, 0, T);
@@ -631,9 +656,9 @@ void llama_backward_logprobs(llama_model *m, const float *dlogp) {
             dkp = st->dkr;
         }
         llama_rmsnorm_recompute(st->ln, a->res_in, a->rstd1, lw->ln1, (int)N, C);
-        llama_matmul_backward(st->dln, lg->wq, lg->bq, dqp, st->ln, lw->wq, (int)N, C, QD, 0.0f);
-        llama_matmul_backward(st->dln, lg->wk, lg->bk, dkp, st->ln, lw->wk, (int)N, C, KD, 1.0f);
-        llama_matmul_backward(st->dln, lg->wv, lg->bv, st->dv, st->ln, lw->wv, (int)N, C, KD, 1.0f);
+        llama_matmul_backward(&m->state->prec, st->dln, lg->wq, lg->bq, dqp, st->ln, lw->wq, (int)N, C, QD, 0.0f);
+        llama_matmul_backward(&m->state->prec, st->dln, lg->wk, lg->bk, dkp, st->ln, lw->wk, (int)N, C, KD, 1.0f);
+        llama_matmul_backward(&m->state->prec, st->dln, lg->wv, lg->bv, st->dv, st->ln, lw->wv, (int)N, C, KD, 1.0f);
         llama_rmsnorm_backward(st->dres, lg->ln1, st->dln, a->res_in, lw->ln1, a->rstd1, (int)N, C);
     }
     /* embedding: serial over rows, so repeated tokens accumulate in a fixed order; the padding token

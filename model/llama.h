@@ -130,6 +130,7 @@ typedef struct llama_model {
     char *generation_config;     /* generation_config.json text read by llama_load (NULL if none); llama_save
                                     writes it back (malloc'ed, freed by llama_free) */
     int gradient_checkpointing;  /* 0 (default) or 1: see llama_set_gradient_checkpointing; read by each forward */
+    int bf16;                    /* 0 fp32 (default), 1 bf16 products: see llama_set_bf16; read by each forward */
     struct llama_state *state;
 } llama_model;
 
@@ -286,6 +287,17 @@ void llama_set_gradient_checkpointing(llama_model *m, int on);
  * with gradient checkpointing off (llama_activation_bytes) or as given (llama_activation_bytes_ex).
  * For choosing micro-batch sizes. */
 size_t llama_activation_bytes(const llama_config *c, size_t N);
+/* Mixed precision for training (TRL's / transformers' bf16: true, as torch.autocast(bfloat16) does it
+ * for nn.Linear): on, the matrix products of llama_forward_logprobs / llama_forward_logits /
+ * llama_backward_logprobs (projections, MLP, LM head) take their two operands rounded to bfloat16 and
+ * accumulate in fp32 (oneDNN's matmul on AMX-BF16 or AVX512-BF16); weights, activations between
+ * products, gradients and the optimizer stay fp32. Generation (llama_generate.c) always runs in fp32.
+ * Results stay bitwise repeatable for a fixed thread count. Returns 0; -1 when on and this build or CPU
+ * cannot (no oneDNN, no bf16 instructions, GRPO2048_NO_BF16 set: the reason in why), leaving fp32. */
+int llama_set_bf16(llama_model *m, int on, char *why, size_t whylen);
+/* "oneDNN AMX-BF16", "oneDNN AVX512-BF16" or "none": what llama_set_bf16's products run on here. */
+const char *llama_bf16_isa_name(void);
+
 size_t llama_activation_bytes_ex(const llama_config *c, size_t N, int gradient_checkpointing);
 
 /* Matrix-product FLOPs (2 per multiply-add) of one llama_forward_logprobs over B*T = N tokens of

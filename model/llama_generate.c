@@ -107,9 +107,9 @@ static void gen_step(const llama_model *m, gen_buf *gb, int R, const int *crow, 
     for (int l = 0; l < c->num_hidden_layers; l++) {
         const llama_layer_weights *lw = &m->w.layers[l];
         llama_rmsnorm_forward(gb->ln, NULL, gb->x, lw->ln1, rows, C, eps);
-        llama_matmul_forward(gb->q, gb->ln, lw->wq, lw->bq, rows, C, QD, 0.0f);
-        llama_matmul_forward(gb->k, gb->ln, lw->wk, lw->bk, rows, C, KD, 0.0f);
-        llama_matmul_forward(gb->v, gb->ln, lw->wv, lw->bv, rows, C, KD, 0.0f);
+        llama_matmul_forward(NULL, gb->q, gb->ln, lw->wq, lw->bq, rows, C, QD, 0.0f);
+        llama_matmul_forward(NULL, gb->k, gb->ln, lw->wk, lw->bk, rows, C, KD, 0.0f);
+        llama_matmul_forward(NULL, gb->v, gb->ln, lw->wv, lw->bv, rows, C, KD, 0.0f);
         if (lw->qn) { /* Qwen3: per-head RMSNorm of q and k (in place: each row's scale is taken first) */
             llama_rmsnorm_forward(gb->q, NULL, gb->q, lw->qn, rows * NH, HS, eps);
             llama_rmsnorm_forward(gb->k, NULL, gb->k, lw->kn, rows * NKV, HS, eps);
@@ -140,12 +140,12 @@ static void gen_step(const llama_model *m, gen_buf *gb, int R, const int *crow, 
                              gb->q + (size_t)i * QD + (size_t)h * HS, kc + base, vc + base, KD, j0, pos, HS, scale);
         }
         }
-        llama_matmul_forward(gb->x, gb->att, lw->wo, lw->bo, rows, QD, C, 1.0f);
+        llama_matmul_forward(NULL, gb->x, gb->att, lw->wo, lw->bo, rows, QD, C, 1.0f);
         llama_rmsnorm_forward(gb->ln, NULL, gb->x, lw->ln2, rows, C, eps);
-        llama_matmul_forward(gb->h1, gb->ln, lw->wg, NULL, rows, C, F, 0.0f);
-        llama_matmul_forward(gb->h2, gb->ln, lw->wu, NULL, rows, C, F, 0.0f);
+        llama_matmul_forward(NULL, gb->h1, gb->ln, lw->wg, NULL, rows, C, F, 0.0f);
+        llama_matmul_forward(NULL, gb->h2, gb->ln, lw->wu, NULL, rows, C, F, 0.0f);
         llama_swiglu_forward(gb->h1, gb->h1, gb->h2, (size_t)rows * F);
-        llama_matmul_forward(gb->x, gb->h1, lw->wd, NULL, rows, F, C, 1.0f);
+        llama_matmul_forward(NULL, gb->x, gb->h1, lw->wd, NULL, rows, F, C, 1.0f);
     }
     for (int r = 0; r < R; r++)
         llama_rmsnorm_forward(gb->xl + (size_t)r * C, NULL, gb->x + ((size_t)r * n + n - 1) * C, m->w.lnf, 1, C, eps);

@@ -10,6 +10,7 @@
 #define GRPO2048_LLAMA_INTERNAL_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -24,6 +25,16 @@
 #define LLAMA_ASSERT(cond) do { if (!(cond)) { fprintf(stderr, "%s:%d: assertion failed: %s\n", \
     __FILE__, __LINE__, #cond); abort(); } } while (0)
 
+/* How a model's products are computed. NULL or bf16 == 0: fp32 (llama_sgemm). bf16 == 1: every product
+ * of at least LLAMA_SGEMM_PAR_MIN multiply-adds in bf16 (llama_gemm_bf16_ex), smaller ones in fp32; an
+ * operand inside [params, params + num_params) is taken from params_bf16 (the same offsets), the
+ * copy the forward pass makes once, instead of being converted per product. */
+typedef struct {
+    int bf16;
+    const float *params;           /* the model's parameter block (llama_model.params) */
+    size_t num_params;
+    const uint16_t *params_bf16;   /* (num_params) its bf16 copy, or NULL */
+} llama_prec;
 /* Activations of one decoder layer kept by the forward pass for the backward pass. */
 typedef struct {
     float *res_in;   /* (N, C) residual stream entering the layer */
@@ -85,6 +96,10 @@ struct llama_state {
      * before its backward whenever work_layer != l. */
     int ckpt;
     int work_layer;         /* -1: the work rows hold no layer's activations */
+    /* bf16 products (llama_set_bf16): the parameters' bf16 copy, remade by every forward (the backward
+     * that follows uses the same weights), and the precision the products of this forward/backward use. */
+    uint16_t *params_bf16;  /* (num_params) or NULL */
+    llama_prec prec;
 };
 
 /* Largest logits chunk, in floats (16 MiB), and the rows it allows for vocabulary V (>= 1). */
@@ -157,12 +172,38 @@ void llama_blas_init(void);
 void llama_sgemm(int transA, int transB, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
                  float beta, float *C, int ldc);
 
-/* out (N, OC) = beta*out + inp (N, IC) @ w (OC, IC)^T + bias (OC, or NULL). sgemm. */
-void llama_matmul_forward(float *out, const float *inp, const float *w, const float *bias,
+/* ---- bfloat16 products (llama_gemm_bf16.c, oneDNN) ---- */
+
+/* 1 if bf16 products can run here: built with oneDNN, the CPU has AVX512-BF16 or AMX-BF16, and
+ * GRPO2048_NO_BF16 is unset. 0 otherwise, with the reason in why (NULL allowed). Thread-safe. */
+int llama_bf16_supported(char *why, size_t whylen);
+/* C (M, N) = beta*C + op(A) (M, K) @ op(B) (K, N) as llama_sgemm, with A and B rounded to bfloat16
+ * (nearest even) and products accumulated in fp32 by oneDNN's matmul (its OpenMP threads; call it
+ * outside parallel regions). Calls are serialized by a lock (shared bf16 scratch). 0, or -1 when bf16
+ * is not supported or memory/oneDNN fails (C then untouched). */
+int llama_gemm_bf16(int transA, int transB, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+                    float beta, float *C, int ldc);
+
+/* dst (n) = src (n) rounded to bfloat16 (nearest even, NaN kept quiet), OpenMP-parallel. Where bf16
+ * products are not supported, a portable loop (the same results). */
+void llama_to_bf16(uint16_t *dst, const float *src, size_t n);
+/* As llama_gemm_bf16, where an operand may come already in bf16: Abf (NULL: convert A) holds op(A)'s
+ * stored matrix in bf16 with the same row stride lda, and likewise Bbf for B. */
+int llama_gemm_bf16_ex(int transA, int transB, int M, int N, int K, const float *A, int lda, const uint16_t *Abf,
+                       const float *B, int ldb, const uint16_t *Bbf, float beta, float *C, int ldc);
+
+/* llama_sgemm or, per prec (NULL allowed), the bf16 product (fp32 where that is refused, said once). */
+void llama_gemm(const llama_prec *prec, int transA, int transB, int M, int N, int K, const float *A, int lda,
+                const float *B, int ldb, float beta, float *C, int ldc);
+
+/* out (N, OC) = beta*out + inp (N, IC) @ w (OC, IC)^T + bias (OC, or NULL), in precision prec
+ * (NULL: fp32; see llama_gemm). */
+void llama_matmul_forward(const llama_prec *prec, float *out, const float *inp, const float *w, const float *bias,
                           int N, int IC, int OC, float beta);
 /* For out = inp @ w^T + bias: dinp (N, IC) = dinp_beta*dinp + dout @ w (skipped when dinp NULL);
- * dw (OC, IC) += dout^T @ inp; dbias (OC) += column sums of dout (skipped when NULL). */
-void llama_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout, const float *inp,
+ * dw (OC, IC) += dout^T @ inp; dbias (OC) += column sums of dout (skipped when NULL). Precision prec
+ * as for the forward (bias sums always fp32). */
+void llama_matmul_backward(const llama_prec *prec, float *dinp, float *dw, float *dbias, const float *dout, const float *inp,
                            const float *w, int N, int IC, int OC, float dinp_beta);
 
 /* out (N, C) = w * (inp * rstd), rstd (N, or NULL) = 1/sqrt(mean(inp^2) + eps) (HF LlamaRMSNorm).

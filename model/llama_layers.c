@@ -71,14 +71,36 @@ void llama_sgemm(int transA, int transB, int M, int N, int K, const float *A, in
     }
 }
 
+/* The bf16 copy of x when x lies in prec's parameter block, else NULL. */
+static const uint16_t *param_bf16(const llama_prec *prec, const float *x) {
+    if (!prec->params_bf16 || x < prec->params || x >= prec->params + prec->num_params) return NULL;
+    return prec->params_bf16 + (x - prec->params);
+}
+
+void llama_gemm(const llama_prec *prec, int transA, int transB, int M, int N, int K, const float *A, int lda,
+                const float *B, int ldb, float beta, float *C, int ldc) {
+    if (prec && prec->bf16 && (double)M * N * K >= LLAMA_SGEMM_PAR_MIN && !omp_in_parallel()) {
+        if (llama_gemm_bf16_ex(transA, transB, M, N, K, A, lda, param_bf16(prec, A), B, ldb, param_bf16(prec, B), beta,
+                               C, ldc) == 0)
+            return;
+        static int warned = 0;  /* a refused product (out of memory, oneDNN) is computed in fp32, said once */
+        if (!warned) {
+            warned = 1;
+            fprintf(stderr, "grpo2048: warning: a bf16 matrix product (%d x %d x %d) was refused; computing it in fp32\n",
+                    M, N, K);
+        }
+    }
+    llama_sgemm(transA, transB, M, N, K, A, lda, B, ldb, beta, C, ldc);
+}
+
 /* ------------------------------------------------------------------------------------------------
  * Linear: out = inp @ w^T + bias
  */
 
-void llama_matmul_forward(float *out, const float *inp, const float *w, const float *bias,
+void llama_matmul_forward(const llama_prec *prec, float *out, const float *inp, const float *w, const float *bias,
                           int N, int IC, int OC, float beta) {
     /* out (N, OC) = beta*out + inp (N, IC) @ w (OC, IC)^T */
-    llama_sgemm(0, 1, N, OC, IC, inp, IC, w, IC, beta, out, OC);
+    llama_gemm(prec, 0, 1, N, OC, IC, inp, IC, w, IC, beta, out, OC);
     if (bias) {
         #pragma omp parallel for schedule(static) if ((size_t)N * OC >= LLAMA_OMP_MIN_WORK)
         for (int n = 0; n < N; n++) {
@@ -88,13 +110,13 @@ void llama_matmul_forward(float *out, const float *inp, const float *w, const fl
     }
 }
 
-void llama_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout, const float *inp,
+void llama_matmul_backward(const llama_prec *prec, float *dinp, float *dw, float *dbias, const float *dout, const float *inp,
                            const float *w, int N, int IC, int OC, float dinp_beta) {
     /* dinp (N, IC) = dinp_beta*dinp + dout (N, OC) @ w (OC, IC) */
     if (dinp)
-        llama_sgemm(0, 0, N, IC, OC, dout, OC, w, IC, dinp_beta, dinp, IC);
+        llama_gemm(prec, 0, 0, N, IC, OC, dout, OC, w, IC, dinp_beta, dinp, IC);
     /* dw (OC, IC) += dout^T (OC, N) @ inp (N, IC) */
-    llama_sgemm(1, 0, OC, IC, N, dout, OC, inp, IC, 1.0f, dw, IC);
+    llama_gemm(prec, 1, 0, OC, IC, N, dout, OC, inp, IC, 1.0f, dw, IC);
     if (dbias) {
         /* serial over rows: a fixed summation order */
         for (int n = 0; n < N; n++) {

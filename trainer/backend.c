@@ -38,10 +38,17 @@ int backend_create(backend *b, const char *device, int precision, llama_model *m
     const char *d = backend_resolve_device(device);
     if (!strcmp(d, "cpu")) {
         if (backend_cpu_create(b, m, opt, err, errlen) != 0) return -1;
-        if (precision != BACKEND_FP32) {   /* said, so that nobody reads a CPU run as a bf16 one */
-            size_t n = strlen(b->description);
-            snprintf(b->description + n, sizeof b->description - n, " (%s applies to cuda only)",
-                     backend_precision_name(precision));
+        /* bf16: the training products in bf16 with fp32 accumulation where the CPU has bf16 instructions
+         * (llama_set_bf16); said either way, so that nobody reads a CPU run as what it is not. */
+        size_t n = strlen(b->description);
+        char why[160] = "";
+        if (llama_set_bf16(m, precision == BACKEND_BF16, why, sizeof why) == 0) {
+            if (precision == BACKEND_BF16)
+                snprintf(b->description + n, sizeof b->description - n, ", bf16 matmuls (%s)", llama_bf16_isa_name());
+            else if (precision == BACKEND_TF32)
+                snprintf(b->description + n, sizeof b->description - n, " (tf32 applies to cuda only)");
+        } else {
+            snprintf(b->description + n, sizeof b->description - n, " (bf16 not applied: %s; fp32)", why);
         }
         return 0;
     }

@@ -32,14 +32,14 @@ static void test_matmul(llama_cuda_ctx *ctx, int p) {
     float *d_bias = dup_f32(ctx, bias, OC);
 
     /* out (act) = inp @ w^T + bias */
-    llama_matmul_forward(out, inp, w, bias, N, IC, OC, 0.0f);
+    llama_matmul_forward(NULL, out, inp, w, bias, N, IC, OC, 0.0f);
     void *d_out = dup_act(ctx, out0, (size_t)N * OC);
     llama_cuda_matmul_forward(ctx, d_out, act, d_inp, d_w, d_bias, N, IC, OC, 0.0f);
     down_act(ctx, got, d_out, (size_t)N * OC);
     CHECK_ERR("matmul forward (act out, bias)", got, out, (size_t)N * OC, tol);
     /* out (fp32) = out0 + inp @ w^T (beta 1, no bias): the residual-add form */
     memcpy(out, out0, sizeof(float) * N * OC);
-    llama_matmul_forward(out, inp, w, NULL, N, IC, OC, 1.0f);
+    llama_matmul_forward(NULL, out, inp, w, NULL, N, IC, OC, 1.0f);
     float *d_res = dup_f32(ctx, out0, (size_t)N * OC);
     llama_cuda_matmul_forward(ctx, d_res, LLAMA_CUDA_DT_F32, d_inp, d_w, NULL, N, IC, OC, 1.0f);
     down_dt(ctx, got, d_res, (size_t)N * OC, LLAMA_CUDA_DT_F32);
@@ -59,7 +59,7 @@ static void test_matmul(llama_cuda_ctx *ctx, int p) {
     void *d_dinp = dup_act(ctx, dinp0, (size_t)N * IC);
     memcpy(dw, dw0, sizeof(float) * OC * IC);
     memcpy(db, db0, sizeof(float) * OC);
-    llama_matmul_backward(dinp, dw, db, dout, inp, w, N, IC, OC, 0.0f);
+    llama_matmul_backward(NULL, dinp, dw, db, dout, inp, w, N, IC, OC, 0.0f);
     llama_cuda_matmul_backward(ctx, d_dinp, act, d_dw, d_db, d_dout, d_inp, d_w, N, IC, OC, 0.0f);
     down_act(ctx, gdinp, d_dinp, (size_t)N * IC);
     down_dt(ctx, gdw, d_dw, (size_t)OC * IC, LLAMA_CUDA_DT_F32);
@@ -69,7 +69,7 @@ static void test_matmul(llama_cuda_ctx *ctx, int p) {
     CHECK_ERR("matmul backward dbias (+=)", gdb, db, OC, tol);
     float *d_dinp32 = dup_f32(ctx, dinp0, (size_t)N * IC);
     memcpy(dinp, dinp0, sizeof(float) * N * IC);
-    llama_matmul_backward(dinp, dw, NULL, dout, inp, w, N, IC, OC, 1.0f);
+    llama_matmul_backward(NULL, dinp, dw, NULL, dout, inp, w, N, IC, OC, 1.0f);
     llama_cuda_matmul_backward(ctx, d_dinp32, LLAMA_CUDA_DT_F32, d_dw, NULL, d_dout, d_inp, d_w, N, IC, OC, 1.0f);
     down_dt(ctx, gdinp, d_dinp32, (size_t)N * IC, LLAMA_CUDA_DT_F32);
     down_dt(ctx, gdw, d_dw, (size_t)OC * IC, LLAMA_CUDA_DT_F32);
