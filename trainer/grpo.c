@@ -57,6 +57,23 @@ void grpo_advantages(const double *rewards, int N, int G, grpo_scale scale, floa
     if (frac_zero_std) *frac_zero_std = (double)zero_std / N;
 }
 
+int grpo_fill_unscored(double *rewards, const unsigned char *scored, int N, int G) {
+    if (G < 1 || N < 1 || N % G != 0) GRPO_ABORT("grpo_fill_unscored: N=%d is not a positive multiple of G=%d", N, G);
+    int filled = 0;
+    for (int g = 0; g < N / G; g++) {
+        double sum = 0.0;
+        int ok = 0;
+        for (int i = g * G; i < (g + 1) * G; i++)
+            if (scored[i]) { sum += rewards[i]; ok++; }
+        for (int i = g * G; i < (g + 1) * G; i++)
+            if (!scored[i]) {
+                rewards[i] = ok ? sum / ok : 0.0;
+                filled++;
+            }
+    }
+    return filled;
+}
+
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);

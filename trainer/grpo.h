@@ -32,6 +32,14 @@ typedef enum { IS_TOKEN, IS_SEQUENCE } grpo_is_level;
 void grpo_advantages(const double *rewards, int N, int G, grpo_scale scale, float *adv,
                      double *reward_std, double *frac_zero_std);
 
+/* Completions the reward pool could not score (infra_error; scored[i] == 0) must not move the policy:
+ * each such rewards[i] is replaced by the mean of the scored rewards of its group (0 when none of the
+ * group is scored), so that its advantage is 0 and the group's mean — and with it every scored
+ * completion's sign — stays that of the scored ones (the group's std then also counts the filled-in
+ * means). rewards: (N,) in and out; scored: (N,) 0 or 1; N a multiple of G ≥ 1 (else it aborts).
+ * Returns how many were replaced. The trainer also masks their tokens out of the loss. */
+int grpo_fill_unscored(double *rewards, const unsigned char *scored, int N, int G);
+
 /* TRL's get_high_entropy_mask for one micro-batch: the threshold is torch.quantile (linear
  * interpolation) at `quantile` = 1 − top_entropy_quantile of the entropies of active tokens
  * (mask 1); out[i] = 1 where mask[i] is 1 and entropy[i] >= threshold, else 0 (all 0 when no token is

@@ -359,16 +359,12 @@ static int make_generation(run *r, int number, int step, step_acc *acc) {
      * doing) is left out: for the advantages its reward is its group's mean over the scored ones (the
      * group's mean stays what it is), its tokens are masked out of the loss below (length 0), and the
      * reward means skip it. */
-    for (int k = 0; k < r->groups; k++) {
-        double sum = 0;
-        int ok = 0;
-        for (int i = k * r->G; i < (k + 1) * r->G; i++)
-            if (g->res[i].outcome != OUTCOME_INFRA_ERROR) { sum += g->reward[i]; ok++; }
-        for (int i = k * r->G; i < (k + 1) * r->G; i++)
-            if (g->res[i].outcome == OUTCOME_INFRA_ERROR) {
-                g->reward[i] = ok ? sum / ok : 0.0;
-                m->infra_errors++;
-            }
+    {
+        unsigned char *scored = malloc(g->n > 0 ? (size_t)g->n : 1);
+        if (!scored) { snprintf(r->err, sizeof r->err, "out of memory"); return -1; }
+        for (int i = 0; i < g->n; i++) scored[i] = g->res[i].outcome != OUTCOME_INFRA_ERROR;
+        m->infra_errors = grpo_fill_unscored(g->reward, scored, g->n, r->G);
+        free(scored);
     }
     grpo_advantages(g->reward, g->n, r->G, r->scale, g->adv, &m->reward_std, &m->frac_zero_std);
     shuffle(g->order, g->n, game_seed_mix((uint64_t)c->seed ^ 0x5EEDu, (uint64_t)number, 0));

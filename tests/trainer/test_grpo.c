@@ -275,8 +275,29 @@ static void test_schedules_and_adamw(void) {
     CHECK_NEAR(gr2[0], 0.3, 1e-7);   /* under the limit: unchanged */
 }
 
+/* infra_error completions: filled with their group's scored mean, so their advantage is 0 and the
+ * scored completions keep their signs; a group with none scored gets 0s. */
+static void test_fill_unscored(void) {
+    double r[8] = {1.0, 2.0, 6.0, -99.0, /* group 2: nothing scored */ 5.0, 5.0, 5.0, 5.0};
+    const unsigned char scored[8] = {1, 1, 1, 0, 0, 0, 0, 0};
+    CHECK_EQ_INT(grpo_fill_unscored(r, scored, 8, 4), 5);
+    CHECK_NEAR(r[3], 3.0, 1e-12);
+    CHECK_NEAR(r[0], 1.0, 0);
+    for (int i = 4; i < 8; i++) CHECK_NEAR(r[i], 0.0, 0);
+    float adv[8];
+    grpo_advantages(r, 8, 4, SCALE_GROUP, adv, NULL, NULL);
+    CHECK_NEAR(adv[3], 0.0, 1e-6);
+    CHECK(adv[0] < 0 && adv[1] < 0 && adv[2] > 0);
+    for (int i = 4; i < 8; i++) CHECK_NEAR(adv[i], 0.0, 1e-6);
+    const unsigned char all[4] = {1, 1, 1, 1};
+    double q[4] = {1, 2, 3, 4};
+    CHECK_EQ_INT(grpo_fill_unscored(q, all, 4, 4), 0);
+    CHECK_NEAR(q[3], 4.0, 0);
+}
+
 int main(void) {
     test_advantages();
+    test_fill_unscored();
     test_loss_fixtures();
     test_loss_finite_differences();
     test_schedules_and_adamw();
