@@ -13,8 +13,9 @@
  *
  * Failure handling: a worker whose socket reaches EOF or errors (it was killed, or broke the protocol)
  * is replaced by a fresh fork of the zygote, and its job runs again there. A worker that does not
- * answer within its job's deadline plus WORKER_SLACK seconds (stopped from outside, or a worker bug: the
- * worker enforces the real limits) is killed and handled the same way. A job whose second worker dies
+ * answer within its job's deadline plus WORKER_SLACK seconds (a worker bug: the worker enforces the real
+ * limits) is killed and handled the same way, and so is one found stopped (SIGSTOP from outside) once
+ * its job's own deadline has passed (looked at every STOPPED_CHECK seconds). A job whose second worker dies
  * too is an infra_error: all rewards 0, left out of the loss by the trainer. Neither is the strategy's
  * doing (it cannot reach its worker), so neither is scored as its crash. Both are said on stderr. If
  * the zygote is gone no worker can be replaced: the call fails and the pool is marked broken.
@@ -32,6 +33,8 @@
 #include "rewards/pool_internal.h"
 
 #define WORKER_SLACK 10.0    /* seconds past a job's own deadline before the trainer kills its worker */
+#define STOPPED_CHECK 0.5    /* past its job's own deadline, a worker is looked at this often: a stopped
+                                one (SIGSTOP from outside) is killed at once, not after WORKER_SLACK */
 #define LOG_SOURCE_LINES 60  /* lines of each strategy printed in sequential mode */
 
 typedef struct {
@@ -40,6 +43,8 @@ typedef struct {
     int job;                 /* completion index in flight, -1 when idle */
     uint32_t job_id;
     double deadline;         /* trainer-side deadline of the job in flight (monotonic seconds) */
+    double next_check;       /* when to look whether the worker is stopped (its job's own deadline + 0.5 s,
+                                then every 0.5 s) */
     double sent;             /* when the job in flight was sent (monotonic seconds) */
 } worker_slot;
 
@@ -106,7 +111,7 @@ reward_pool *reward_pool_create(const reward_config *cfg, char *err, size_t errl
         free(p->w); free(p->games); free(p); free(fds); free(pids);
         return NULL;
     }
-    for (int i = 0; i < n; i++) p->w[i] = (worker_slot){fds[i], pids[i], -1, 0, 0.0, 0.0};
+    for (int i = 0; i < n; i++) p->w[i] = (worker_slot){fds[i], pids[i], -1, 0, 0.0, 0.0, 0.0};
     free(fds);
     free(pids);
     return p;
@@ -136,6 +141,20 @@ void reward_pool_reset_stats(reward_pool *p) {
 int reward_pool_worker_pids(const reward_pool *p, int *pids, int max) {
     for (int i = 0; i < p->nworkers && i < max; i++) pids[i] = p->w[i].pid;
     return p->nworkers;
+}
+
+/* Whether process pid is stopped (state T or t in /proc/PID/stat: SIGSTOP, a debugger). 0 when it is
+ * not, or when /proc does not say. */
+static int process_stopped(pid_t pid) {
+    char path[64], buf[256];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *close_paren = strrchr(buf, ')');   /* the name may hold spaces and parentheses */
+    return close_paren && close_paren[1] == ' ' && (close_paren[2] == 'T' || close_paren[2] == 't');
 }
 
 /* Replaces the worker in slot w with a fresh one from the zygote. alive: the old worker may still run
@@ -170,6 +189,7 @@ static int dispatch(reward_pool *p, worker_slot *w, int i, const prepared *job, 
             w->sent = rw_now();
             w->deadline = w->sent + REWARD_CHECK_ALLOWANCE +
                           p->cfg.games_per_strategy * (p->cfg.timeout + REWARD_KILL_GRACE) + WORKER_SLACK;
+            w->next_check = w->deadline - WORKER_SLACK + STOPPED_CHECK;
             return 0;
         }
         if (attempt == 1) P_FAIL("reward pool: a fresh worker refused a job (%s)", strerror(errno));
@@ -284,7 +304,8 @@ static int pool_run(reward_pool *p, int n, const prepared *jobs, const uint64_t 
         double now = rw_now(), first_deadline = 0.0;
         for (int k = 0; k < p->nworkers; k++) {
             if (p->w[k].job < 0) continue;
-            if (np == 0 || p->w[k].deadline < first_deadline) first_deadline = p->w[k].deadline;
+            double d = p->w[k].next_check < p->w[k].deadline ? p->w[k].next_check : p->w[k].deadline;
+            if (np == 0 || d < first_deadline) first_deadline = d;
             pfd[np] = (struct pollfd){p->w[k].fd, POLLIN, 0};
             slot_of[np++] = k;
         }
@@ -297,6 +318,13 @@ static int pool_run(reward_pool *p, int n, const prepared *jobs, const uint64_t 
             worker_slot *w = &p->w[slot_of[q]];
             int ready = r > 0 && (pfd[q].revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL));
             int hung = 0;
+            if (!ready && now >= w->next_check && now < w->deadline) {
+                w->next_check = now + STOPPED_CHECK;
+                if (process_stopped(w->pid)) {
+                    kill(w->pid, SIGKILL);   /* stopped from outside: its socket reaches EOF, read below */
+                    ready = hung = 1;
+                }
+            }
             if (!ready && now >= w->deadline) {
                 kill(w->pid, SIGKILL);   /* hung: its socket reaches EOF, read below */
                 ready = hung = 1;

@@ -318,6 +318,7 @@ static void test_worker_killed(void) {
     /* Twice: an infra_error, not a crash. */
     text = score_with_kills(p, 1, r, before);
     printf("stderr of the pool (two kills): %s", text);
+    fflush(stdout);
     int infra = 0, timeouts = 0;
     for (int i = 0; i < 4; i++) {
         if (r[i].outcome == OUTCOME_INFRA_ERROR) {
@@ -347,6 +348,52 @@ static void test_worker_killed(void) {
     /* Destroy reaps every worker. */
     for (int i = 0; i < 2; i++) CHECK_MSG(wait_gone(after[i], 2.0), "worker %d still alive after destroy", after[i]);
     free(rnd);
+}
+
+/* A worker stopped from outside (SIGSTOP) mid-job is found stopped soon after its job's own deadline,
+ * killed and replaced, and its job runs again — not a crash of the strategy, and no 10 s stall. */
+static void test_worker_stopped(void) {
+    reward_pool *p = tu_pool(1, 2, 0.4, 2048, 1);
+    int before[2];
+    CHECK_EQ_INT(reward_pool_worker_pids(p, before, 2), 2);
+    char *loop = tu_strategy("loop");
+    const char *s[2] = {loop, loop};
+    uint64_t seeds[2] = {1, 2};
+    reward_result r[2];
+    char err[256];
+    fflush(stdout);
+    pid_t stopper = fork();
+    if (stopper == 0) {
+        usleep(100000);
+        kill(before[0], SIGSTOP);
+        _exit(0);
+    }
+    FILE *cap = tmpfile();
+    fflush(stderr);
+    int saved = dup(2);
+    dup2(fileno(cap), 2);
+    double t0 = tu_now();
+    CHECK_EQ_INT(reward_pool_score_sources(p, 2, s, seeds, r, NULL, err, sizeof err), 0);
+    double took = tu_now() - t0;
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    waitpid(stopper, NULL, 0);
+    long n = ftell(cap);
+    char *text = calloc((size_t)n + 1, 1);
+    rewind(cap);
+    CHECK(fread(text, 1, (size_t)n, cap) == (size_t)n);
+    fclose(cap);
+    printf("a stopped worker: batch of 2 endless jobs in %.2f s; stderr: %s", took, text);
+    fflush(stdout);   /* later tests fork: nothing buffered may be printed twice */
+    for (int i = 0; i < 2; i++)
+        CHECK_MSG(r[i].outcome == OUTCOME_TIMEOUT, "job %d: %s %s", i, reward_outcome_name(r[i].outcome), r[i].error);
+    CHECK_MSG(strstr(text, "stopped?") && strstr(text, "running it again"), "%s", text);
+    /* the job's deadline (0.5 + 0.45 s), the look (0.5 s), the rerun (~1 s): far below 10 s */
+    CHECK_MSG(took < 4.0, "the stopped worker stalled the batch for %.2f s", took);
+    free(text);
+    free(loop);
+    reward_pool_destroy(p);
 }
 
 /* A trainer that dies (SIGKILL, no cleanup) takes the zygote and the workers along. */
@@ -521,6 +568,7 @@ int main(void) {
     test_random_repeatable();
     test_parallel_vs_sequential();
     test_worker_killed();
+    test_worker_stopped();
     test_trainer_death();
     test_zygote_death();
     printf("test_pool: %.2f s\n", tu_now() - t0);
