@@ -444,6 +444,11 @@ static void layer_forward(llama_cuda_model *cm, int l, float *res_out) {
 
 extern "C" int llama_cuda_forward_logprobs(llama_cuda_model *cm, const int *tokens, int B, int T, float *logp,
                                            float *entropy) {
+    return llama_cuda_forward_logprobs_t(cm, tokens, B, T, 1.0f, logp, entropy);
+}
+
+extern "C" int llama_cuda_forward_logprobs_t(llama_cuda_model *cm, const int *tokens, int B, int T, float temperature,
+                                             float *logp, float *entropy) {
     const char *fn = "llama_cuda_forward_logprobs";
     struct llama_cuda_state *st = cm->state;
     const llama_config *c = &cm->cfg;
@@ -451,6 +456,11 @@ extern "C" int llama_cuda_forward_logprobs(llama_cuda_model *cm, const int *toke
     CUDA_ASSERT(st != NULL && tokens != NULL && logp != NULL);
     st->fwd_valid = 0;
     cm->err[0] = 0;
+    if (!(temperature > 0.0f) || !isfinite(temperature)) {
+        snprintf(cm->err, sizeof cm->err, "%s: temperature %g must be > 0", fn, (double)temperature);
+        return -1;
+    }
+    st->inv_temperature = 1.0f / temperature;   /* the LM head's GEMMs scale the logits by it (TRL: logits / T) */
     if (B < 1 || T < 1) {
         snprintf(cm->err, sizeof cm->err, "%s: B=%d and T=%d must be >= 1", fn, B, T);
         return -1;
@@ -500,8 +510,8 @@ extern "C" int llama_cuda_forward_logprobs(llama_cuda_model *cm, const int *toke
     int R = st->logit_rows;
     for (size_t r0 = 0; r0 < N; r0 += (size_t)R) {
         int nr = (int)(N - r0 < (size_t)R ? N - r0 : (size_t)R);
-        llama_cuda_gemm(ctx, 0, 1, nr, V, C, 1.0f, (const char *)st->lnf + r0 * C * A, C, lm_head, C, 0.0f, st->logits,
-                        V, act, F32);
+        llama_cuda_gemm(ctx, 0, 1, nr, V, C, st->inv_temperature, (const char *)st->lnf + r0 * C * A, C, lm_head, C,
+                        0.0f, st->logits, V, act, F32);
         llama_cuda_head_logprobs(ctx, st->logp_d, entropy ? st->ent_d : NULL, st->head_lse, st->logits, st->tokens_d,
                                  (int)r0, nr, V, T);
     }
@@ -543,11 +553,12 @@ extern "C" void llama_cuda_backward_logprobs(llama_cuda_model *cm, const float *
         int nr = nrows - r0 < R ? nrows - r0 : R;
         const int *idx = st->rowidx_d + r0;
         llama_cuda_gather_rows(ctx, st->xrows, st->lnf, idx, nr, C, act);
-        llama_cuda_gemm(ctx, 0, 1, nr, V, C, 1.0f, st->xrows, C, lm_head, C, 0.0f, st->logits, V, act, F32);
+        const float it = st->inv_temperature;   /* z' = z / T: dz = dz' / T, folded into the GEMMs' alpha */
+        llama_cuda_gemm(ctx, 0, 1, nr, V, C, it, st->xrows, C, lm_head, C, 0.0f, st->logits, V, act, F32);
         llama_cuda_head_dlogits(ctx, st->dlogits, st->logits, idx, nr, st->head_lse, st->dlogp_d, st->tokens_d, V);
         /* dlm_head (V, C) += dz^T (V, nr) @ x (nr, C); dx (nr, C) = dz @ lm_head */
-        llama_cuda_gemm(ctx, 1, 0, V, C, nr, 1.0f, st->dlogits, V, st->xrows, C, 1.0f, cm->g.lm_head, C, act, F32);
-        llama_cuda_gemm(ctx, 0, 0, nr, C, V, 1.0f, st->dlogits, V, lm_head, C, 0.0f, st->dx, C, act, F32);
+        llama_cuda_gemm(ctx, 1, 0, V, C, nr, it, st->dlogits, V, st->xrows, C, 1.0f, cm->g.lm_head, C, act, F32);
+        llama_cuda_gemm(ctx, 0, 0, nr, C, V, it, st->dlogits, V, lm_head, C, 0.0f, st->dx, C, act, F32);
         llama_cuda_scatter_rows(ctx, st->dln, st->dx, idx, nr, C, F32);
     }
     llama_cuda_memset0(ctx, st->dres, N * C * sizeof(float));

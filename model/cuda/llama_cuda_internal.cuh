@@ -76,6 +76,7 @@ struct llama_cuda_state {
     int *tokens_h;           /* (cap_rows) */
     int *rowidx_h;           /* (cap_rows) */
     int B, T, fwd_valid;
+    float inv_temperature;  /* 1 / the temperature of the last forward (the LM head GEMMs scale by it) */
     /* generation buffers (generate.cu): one allocation of gen_bytes */
     void *gen;
     size_t gen_bytes;
