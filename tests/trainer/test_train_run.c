@@ -132,8 +132,7 @@ static void test_trl_options_run(const char *tmp) {
                  "--set eval_games=1 --set loss_type=%s %s --set output_dir=%s/trl-%s", bin, runs[i].loss, runs[i].extra,
                  tmp, runs[i].loss);
         int rc = run(cmd, out, sizeof out);
-        CHECK_MSG(rc == 0, "train (%s) exited %d:
-%s", runs[i].loss, rc, out);
+        CHECK_MSG(rc == 0, "train (%s) exited %d:\n%s", runs[i].loss, rc, out);
         snprintf(path, sizeof path, "%s/trl-%s/metrics.sqlite", tmp, runs[i].loss);
         sqlite3 *db;
         CHECK(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK);
