@@ -138,6 +138,17 @@ def tensor_list(t):
     return [[float(v) for v in row] for row in t.tolist()] if t.dim() == 2 else [float(v) for v in t.tolist()]
 
 
+def short(x):
+    """Floats with 9 significant digits (every value here is a float32, which 9 digits round-trip exactly)."""
+    if isinstance(x, float):
+        return float(f"{x:.9g}")
+    if isinstance(x, list):
+        return [short(v) for v in x]
+    if isinstance(x, dict):
+        return {k: short(v) for k, v in x.items()}
+    return x
+
+
 def metrics_of(trainer):
     out = {}
     for k, v in trainer._metrics["train"].items():
@@ -348,7 +359,7 @@ def main():
 
     gens = [run_generation(c) for c in generation_cases()]
     with open(os.path.join(out_dir, "generation.json"), "w") as f:
-        json.dump({"about": header, "trl_version": trl.__version__, "cases": gens}, f, indent=0)
+        json.dump(short({"about": header, "trl_version": trl.__version__, "cases": gens}), f, indent=0)
         f.write("\n")
 
     rng = random.Random(2048)
@@ -374,7 +385,8 @@ def main():
             args[k] = getattr(trainer.args, k)
         out.append({"inputs": which, "args": args, **res})
     with open(os.path.join(out_dir, "loss.json"), "w") as f:
-        json.dump({"about": header, "trl_version": trl.__version__, "inputs": inputs, "cases": out}, f)
+        json.dump(short({"about": header, "trl_version": trl.__version__, "inputs": inputs, "cases": out}), f,
+                  separators=(",", ":"))
         f.write("\n")
     em = entropy_mask_cases(make_trainer(top_entropy_quantile=0.5))
     with open(os.path.join(out_dir, "entropy_mask.json"), "w") as f:
