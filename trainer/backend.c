@@ -78,8 +78,6 @@ void backend_backward_logprobs_entropy(backend *b, const float *dlogp, const flo
     b->ops->backward_logprobs(b, dlogp, dentropy);
 }
 
-int backend_has_entropy_grad(const backend *b) { return !strcmp(b->ops->name, "cpu"); }
-
 void backend_zero_grad(backend *b) { b->ops->zero_grad(b); }
 
 double backend_clip_grad_norm(backend *b, double max_norm) { return b->ops->clip_grad_norm(b, max_norm); }

@@ -130,11 +130,9 @@ int backend_forward_logprobs(backend *b, const int *tokens, int B, int T, float 
 /* dlogp (B,T) host: accumulates (+=) the gradients. Must follow a successful forward on the same batch. */
 void backend_backward_logprobs(backend *b, const float *dlogp);
 
-/* The same with dentropy (B,T) host or NULL: dLoss/dentropy of the forward's entropies (TRL's entropy bonus).
- * The CPU backend differentiates the entropy; the CUDA backend does not yet (backend_has_entropy_grad says
- * which) and aborts with file:line when given a nonzero dentropy. */
+/* The same with dentropy (B,T) host or NULL: dLoss/dentropy of the forward's entropies (TRL's entropy bonus;
+ * the forward must have returned the entropies). */
 void backend_backward_logprobs_entropy(backend *b, const float *dlogp, const float *dentropy);
-int backend_has_entropy_grad(const backend *b);
 
 void backend_zero_grad(backend *b);
 

@@ -21,13 +21,11 @@
 
 typedef struct {
     llama_cuda_model cm;
-    size_t last_n;          /* B*T of the last forward */
 } cuda_impl;
 
 static llama_cuda_model *CM(backend *b) { return &((cuda_impl *)b->impl)->cm; }
 
 static int cuda_forward(backend *b, const int *tokens, int B, int T, float temperature, float *logp, float *entropy) {
-    ((cuda_impl *)b->impl)->last_n = (size_t)B * T;
     if (llama_cuda_forward_logprobs_t(CM(b), tokens, B, T, temperature, logp, entropy) != 0) {
         snprintf(b->err, sizeof b->err, "%s", CM(b)->err);
         return -1;
@@ -36,16 +34,7 @@ static int cuda_forward(backend *b, const int *tokens, int B, int T, float tempe
 }
 
 static void cuda_backward(backend *b, const float *dlogp, const float *dentropy) {
-    /* the CUDA LM head has no entropy gradient (backend_has_entropy_grad); the trainer refuses entropy_coef here */
-    if (dentropy) {
-        size_t n = ((cuda_impl *)b->impl)->last_n;
-        for (size_t i = 0; i < n; i++)
-            if (dentropy[i] != 0.0f) {
-                fprintf(stderr, "%s:%d: the CUDA backend cannot differentiate the entropy\n", __FILE__, __LINE__);
-                abort();
-            }
-    }
-    llama_cuda_backward_logprobs(CM(b), dlogp);
+    llama_cuda_backward_logprobs_entropy(CM(b), dlogp, dentropy);
 }
 
 static void cuda_zero_grad(backend *b) { llama_cuda_zero_grad(CM(b)); }

@@ -1425,7 +1425,6 @@ void config_write_markdown(FILE *f) {
           "| `num_train_epochs` | 3.0 | 1.0 | sft only; one pass over the small SFT corpora grpo2048 ships. |\n"
           "| `save_steps` | 500 | 0 (only at the end) | Small runs; a checkpoint is also written when the run is interrupted. |\n"
           "| `temperature` | > 0 | 0 allowed (greedy) | Greedy sampling for debugging; the training log-probabilities are then taken at temperature 1 (TRL divides the logits by `temperature`, which is 1 by default, so the default runs agree). |\n"
-          "| `entropy_coef` | any backend | CPU only | The CUDA LM head does not differentiate the entropy yet; a CUDA run with `entropy_coef` != 0 stops at start-up. |\n"
           "| `warmup_ratio` | removed in transformers 5 | kept | Older configs still load; `warmup_steps` (int steps, or a fraction below 1, as transformers 5) wins when nonzero. |\n"
           "| `eval_steps` | evaluates an eval dataset | plays `eval_games` games | grpo2048's evaluation is greedy (or `eval_temperature`) completions on fixed game seeds; the metrics carry TRL's `eval_` prefix. |\n\n"
           "grpo2048-only keys: `max_prompt_length` (a longer prompt is an error; TRL 1.16 has no such key), `device`,\n"

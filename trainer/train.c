@@ -893,12 +893,6 @@ int cmd_train(int argc, char **argv) {
         exit_code = 2;
         goto cleanup;
     }
-    if (c.entropy_coef != 0.0 && !backend_has_entropy_grad(&r.pb)) {
-        fprintf(stderr, "grpo2048 train: entropy_coef needs the entropy's gradient, which the %s backend does not "
-                "compute yet; use device: cpu or entropy_coef: 0\n", r.pb.ops->name);
-        exit_code = 2;
-        goto cleanup;
-    }
     if (r.have_ref && backend_create(&r.rb, r.pb.ops->name, r.pb.precision, &r.ref, NULL, r.err, sizeof r.err) != 0) {
         fprintf(stderr, "grpo2048 train: reference model: %s\n", r.err);
         goto cleanup;

@@ -128,19 +128,23 @@ static void check_step(int which, int pi) {
         int differs = 0;
         for (int i = 0; i < N; i++) differs += fabsf(tl[i] - logp[i]) > 1e-4f;
         CHECK(differs > 0);
+        /* with an entropy term too (TRL's entropy bonus): dLoss/dentropy on every other position */
+        float dent[39];
+        fill_normal(dent, N, 400 + which, 1.0f);
+        for (int i = 0; i < N; i += 2) dent[i] = 0.0f;
         llama_zero_grad(&m);
-        llama_backward_logprobs(&m, dlogp);
+        llama_backward_logprobs_entropy(&m, dlogp, dent);
         llama_cuda_zero_grad(&cm);
-        llama_cuda_backward_logprobs(&cm, dlogp);
+        llama_cuda_backward_logprobs_entropy(&cm, dlogp, dent);
         CHECK(llama_cuda_download(&cm, &mg, 0, 1, err, sizeof err) == 0);
         double tworst = 0.0;
         for (int i = 0; i < m.num_tensors; i++) {
             const llama_tensor *t = &m.tensors[i];
             double e = norm_err(mg.grads + (t->data - m.params), t->grad, t->numel);
             if (e > tworst) tworst = e;
-            CHECK_MSG(e < grad_tol[pi], "temperature 0.7: gradient of %s: normalized error %.3g", t->name, e);
+            CHECK_MSG(e < grad_tol[pi], "temperature 0.7 with entropy: gradient of %s: normalized error %.3g", t->name, e);
         }
-        printf("  %-44s worst normalized error %.3g (limit %.g)\n", "gradients at temperature 0.7", tworst, grad_tol[pi]);
+        printf("  %-44s worst normalized error %.3g (limit %.g)\n", "gradients at temperature 0.7 with entropy", tworst, grad_tol[pi]);
         /* back to temperature 1 for what follows */
         CHECK(llama_forward_logprobs(&m, tok, B, T, logp, ent) == 0);
         CHECK(llama_cuda_forward_logprobs(&cm, tok, B, T, glogp, gent) == 0);
