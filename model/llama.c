@@ -470,13 +470,18 @@ static void layer_forward(llama_model *m, int l, float *res_out) {
 
 /* The forward pass behind llama_forward_logprobs (logp != NULL; entropy optional) and
  * llama_forward_logits (logits != NULL: (B,T,V) out). `fn` names the caller in messages. */
-static int forward(llama_model *m, const char *fn, const int *tokens, int B, int T, float *logp, float *entropy,
-                   float *logits_out) {
+static int forward(llama_model *m, const char *fn, const int *tokens, int B, int T, float temperature, float *logp,
+                   float *entropy, float *logits_out) {
     struct llama_state *st = m->state;
     const llama_config *c = &m->cfg;
     LLAMA_ASSERT(st != NULL && tokens != NULL && (logp != NULL || logits_out != NULL));
     st->fwd_valid = 0;
     m->err[0] = 0;
+    if (!(temperature > 0.0f) || !isfinite(temperature)) {
+        snprintf(m->err, sizeof m->err, "%s: temperature %g must be > 0", fn, (double)temperature);
+        return -1;
+    }
+    st->inv_temperature = 1.0f / temperature;
     if (B < 1 || T < 1) {
         snprintf(m->err, sizeof m->err, "%s: B=%d and T=%d must be >= 1", fn, B, T);
         return -1;
@@ -544,11 +549,13 @@ static int forward(llama_model *m, const char *fn, const int *tokens, int B, int
     for (size_t r0 = 0; r0 < N; r0 += R) {
         int nr = (int)(N - r0 < (size_t)R ? N - r0 : (size_t)R);
         llama_gemm(&m->state->prec, 0, 1, nr, V, C, st->lnf + r0 * C, C, m->w.lm_head, C, 0.0f, st->logits, V);
+        const float inv_t = st->inv_temperature;
         #pragma omp parallel for schedule(static) if ((size_t)nr * V >= LLAMA_OMP_MIN_WORK)
         for (int i = 0; i < nr; i++) {
             size_t n = r0 + i;
             if ((int)(n % T) == T - 1) continue; /* the last position predicts nothing here */
-            const float *z = st->logits + (size_t)i * V;
+            float *z = st->logits + (size_t)i * V;
+            if (inv_t != 1.0f) for (int v = 0; v < V; v++) z[v] *= inv_t;   /* logits / temperature (TRL) */
             float mx = z[0];
             for (int v = 1; v < V; v++) if (z[v] > mx) mx = z[v];
             double sum = 0.0;
@@ -570,19 +577,27 @@ static int forward(llama_model *m, const char *fn, const int *tokens, int B, int
 
 int llama_forward_logprobs(llama_model *m, const int *tokens, int B, int T, float *logp, float *entropy) {
     LLAMA_ASSERT(logp != NULL);
-    return forward(m, "llama_forward_logprobs", tokens, B, T, logp, entropy, NULL);
+    return forward(m, "llama_forward_logprobs", tokens, B, T, 1.0f, logp, entropy, NULL);
+}
+
+int llama_forward_logprobs_t(llama_model *m, const int *tokens, int B, int T, float temperature, float *logp,
+                             float *entropy) {
+    LLAMA_ASSERT(logp != NULL);
+    return forward(m, "llama_forward_logprobs_t", tokens, B, T, temperature, logp, entropy, NULL);
 }
 
 int llama_forward_logits(llama_model *m, const int *tokens, int B, int T, float *logits) {
     LLAMA_ASSERT(logits != NULL);
-    return forward(m, "llama_forward_logits", tokens, B, T, NULL, NULL, logits);
+    return forward(m, "llama_forward_logits", tokens, B, T, 1.0f, NULL, NULL, logits);
 }
 
 /* ------------------------------------------------------------------------------------------------
  * Backward
  */
 
-void llama_backward_logprobs(llama_model *m, const float *dlogp) {
+void llama_backward_logprobs(llama_model *m, const float *dlogp) { llama_backward_logprobs_entropy(m, dlogp, NULL); }
+
+void llama_backward_logprobs_entropy(llama_model *m, const float *dlogp, const float *dentropy) {
     struct llama_state *st = m->state;
     const llama_config *c = &m->cfg;
     LLAMA_ASSERT(st != NULL && st->fwd_valid && dlogp != NULL);
@@ -594,12 +609,15 @@ void llama_backward_logprobs(llama_model *m, const float *dlogp) {
     int qk = llama_has_qk_norm(c);
     const int *tokens = st->tokens;
 
-    /* LM head: logp[n+1] = z_n[tok] - lse_n, so dz_n = dlogp[n+1] * (onehot(tok) - softmax(z_n)).
-     * Only rows with a nonzero dlogp are recomputed; their dlnf rows are scattered into dln. */
+    /* LM head: with z' = z / temperature, logp[n+1] = z'_n[tok] - lse_n and H = lse_n - sum p z', so
+     * dz'_n = dlogp[n+1] * (onehot(tok) - p) - dentropy[n+1] * p * (log p + H), dz = dz' / temperature.
+     * Only rows with a nonzero dlogp or dentropy are recomputed; their dlnf rows are scattered into dln. */
     memset(st->dln, 0, N * C * sizeof(float));
     int nrows = 0;
     for (size_t n = 0; n < N; n++)
-        if ((int)(n % T) != T - 1 && dlogp[n + 1] != 0.0f) st->rowidx[nrows++] = (int)n;
+        if ((int)(n % T) != T - 1 && (dlogp[n + 1] != 0.0f || (dentropy && dentropy[n + 1] != 0.0f)))
+            st->rowidx[nrows++] = (int)n;
+    const float inv_t = st->inv_temperature;
     int R = st->logit_rows;
     for (int r0 = 0; r0 < nrows; r0 += R) {
         int nr = nrows - r0 < R ? nrows - r0 : R;
@@ -610,9 +628,21 @@ void llama_backward_logprobs(llama_model *m, const float *dlogp) {
         for (int i = 0; i < nr; i++) {
             size_t n = (size_t)idx[i];
             float *z = st->logits + (size_t)i * V;
-            float lse = st->head_lse[n], d = dlogp[n + 1];
-            for (int v = 0; v < V; v++) z[v] = -d * expf(z[v] - lse);
+            float lse = st->head_lse[n], d = dlogp[n + 1], de = dentropy ? dentropy[n + 1] : 0.0f;
+            if (inv_t != 1.0f) for (int v = 0; v < V; v++) z[v] *= inv_t;
+            if (de != 0.0f) {
+                double pz = 0.0;   /* H = lse - sum p z', as the forward computes it */
+                for (int v = 0; v < V; v++) pz += (double)expf(z[v] - lse) * z[v];
+                const float H = (float)((double)lse - pz);
+                for (int v = 0; v < V; v++) {
+                    const float lpv = z[v] - lse, p = expf(lpv);
+                    z[v] = -d * p - de * p * (lpv + H);
+                }
+            } else {
+                for (int v = 0; v < V; v++) z[v] = -d * expf(z[v] - lse);
+            }
             z[tokens[n + 1]] += d;
+            if (inv_t != 1.0f) for (int v = 0; v < V; v++) z[v] *= inv_t;
         }
         /* dlm_head (V, C) += dz^T (V, nr) @ x (nr, C); then dx (nr, C) = dz @ lm_head, into xrows */
         llama_gemm(&m->state->prec, 1, 0, V, C, nr, st->logits, V, st->xrows, C, 1.0f, m->g.lm_head, C);

@@ -215,6 +215,14 @@ void llama_zero_grad(llama_model *m);
  * the message in m->err. */
 int llama_forward_logprobs(llama_model *m, const int *tokens, int B, int T, float *logp, float *entropy);
 
+/* As llama_forward_logprobs, with the logits divided by temperature before the softmax, as TRL's GRPOTrainer
+ * computes its training log-probabilities and entropies (trl 1.16.0 trl/trainer/utils.py
+ * selective_log_softmax_and_entropy / add_fused_lm_head(temperature)): logp and entropy are those of
+ * softmax(logits / temperature). llama_backward_logprobs(_entropy) after it differentiates the same
+ * tempered quantities. temperature must be finite and > 0 (else -1 with m->err). */
+int llama_forward_logprobs_t(llama_model *m, const int *tokens, int B, int T, float temperature, float *logp,
+                             float *entropy);
+
 /* Teacher-forced logits, as transformers' model(input_ids).logits. tokens: (B,T) int in [0,V).
  * logits: (B,T,V) out: logits[b,t,:] are the unnormalized next-token scores after tokens[b,<=t].
  * Same errors as llama_forward_logprobs (message in m->err). Does not prepare a backward pass:
@@ -225,6 +233,11 @@ int llama_forward_logits(llama_model *m, const int *tokens, int B, int T, float 
  * gradients into m->grads. Must follow a successful llama_forward_logprobs on the same tokens, B, T
  * (aborts with file:line otherwise). Rows whose dlogp is 0 cost nothing in the LM head. */
 void llama_backward_logprobs(llama_model *m, const float *dlogp);
+
+/* As llama_backward_logprobs, plus dentropy: (B,T) dLoss/dentropy[b,t] or NULL (0 everywhere), for a loss
+ * that uses the entropies the forward pass returned (TRL's entropy bonus, entropy_coef). The entropy's
+ * gradient w.r.t. the (tempered) logits z' is -p * (log p + H). */
+void llama_backward_logprobs_entropy(llama_model *m, const float *dlogp, const float *dentropy);
 
 /* Sampling settings. Zero-initialized fields mean "off" for everything after top_p, so positional
  * initializers {temperature, top_k, top_p} keep working. */

@@ -86,6 +86,7 @@ struct llama_state {
     /* The last successful forward. */
     int *tokens;            /* (cap_rows) copy of the tokens */
     int B, T, fwd_valid;
+    float inv_temperature;  /* 1 / the temperature of the last llama_forward_logprobs_t (logits are divided by it) */
     /* Rope tables for positions [0, rope_len): cos/sin (rope_len, HS/2). */
     int rope_len;
     float *rope_cos, *rope_sin;

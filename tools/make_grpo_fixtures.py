@@ -1,326 +1,398 @@
 #!/usr/bin/env python3
-"""tools/make_grpo_fixtures.py: reference values of TRL's GRPO formulas for tests/trainer/test_grpo.c.
+"""tools/make_grpo_fixtures.py: reference values for tests/trainer/test_grpo.c, computed by the real TRL.
 
-Writes tests/fixtures/grpo/advantages.json and tests/fixtures/grpo/loss.json (run from the repository
-root: `python3 tools/make_grpo_fixtures.py`; pure Python 3, no numpy or torch needed).
+Writes tests/fixtures/grpo/generation.json and tests/fixtures/grpo/loss.json. Run from the repository root,
+offline, in a venv with the pinned TRL (not in CI):
 
-What is transcribed, line for line, from TRL (trl/trainer/grpo_trainer.py, GRPOTrainer):
-  - _generate_and_score_completions: grouped mean, std (torch.std, unbiased) for scale_rewards
-    group/none or the batch std for batch, is_std_zero = torch.isclose(std, 0), advantages / (std + 1e-4)
-    unless scale_rewards == "none", and the logged reward_std / frac_reward_zero_std;
-  - get_high_entropy_mask: torch.quantile (linear interpolation) of the active tokens' entropies at
-    1 - top_entropy_quantile, then entropies * mask >= threshold, and mask;
-  - _compute_loss: log_ratio, token or sequence importance weights (GSPO), coef_1 = exp, coef_2 = clamp,
-    the delta cap of two-sided clipping, -min(coef_1 * A, coef_2 * A), the entropy mask, the k3 KL term,
-    the four loss_type aggregations, and the logged kl / entropy / clip_ratio values (masked_batch_mean).
+    python3 -m venv ~/.cache/grpo2048/trl-venv
+    ~/.cache/grpo2048/trl-venv/bin/pip install trl==1.16.0 torch
+    ~/.cache/grpo2048/trl-venv/bin/python tools/make_grpo_fixtures.py
 
-The gradient with respect to per_token_logps is not derived by hand: the transcription runs on a small
-reverse-mode automatic differentiation of scalars (class V) whose clamp and minimum have torch's
-backward rules (clamp passes the gradient where min <= x <= max, ends included; torch.minimum gives
-half to each argument on a tie). So the C code, whose gradient is written out by hand, is checked
-against autograd applied to TRL's expression.
+Nothing of TRL is transcribed here: the script builds a real `trl.GRPOTrainer` (a tiny randomly initialised
+LlamaForCausalLM and a word-level tokenizer made in memory, so nothing is downloaded) and calls its own
+methods on fixed inputs:
 
-Inputs are rounded to float32 (the C side receives float arrays); all arithmetic here is in double.
+  - `GRPOTrainer._generate_and_score_completions` (advantages, num_items_in_batch after
+    mask_truncated_completions, and the metrics it logs: reward, reward_std, frac_reward_zero_std,
+    rewards/<f>/mean|std, completions/*, num_tokens). Generation is stubbed with TRL's own `rollout_func`
+    hook (it returns the fixed completion ids); the reward functions are plain callables that return the
+    fixed rewards. The model's log-probabilities are never needed there (old and reference log-probs are
+    the stub below).
+  - `GRPOTrainer._compute_loss` for one micro-batch: `_get_per_token_logps_and_entropies` is replaced by a
+    stub that returns the fixed per-token log-probabilities and entropies as leaf tensors, so
+    `loss.backward()` gives d loss / d logp (and d loss / d entropy, which the entropy bonus uses) by torch's
+    autograd of TRL's own expression. The metrics `_compute_loss` appends to `trainer._metrics["train"]`
+    are recorded as logged.
+
+The trainer's settings go through a real `GRPOConfig` (so its __post_init__ runs: scale_rewards True/False,
+steps_per_generation). All tensors are float32, as in TRL; inputs are float32 values, written with 9
+significant digits (exact round trip).
 """
 import json
-import math
 import os
 import random
-import struct
+import sys
+import tempfile
+
+import torch
+
+import transformers
+import trl
+from datasets import Dataset
+from tokenizers import Tokenizer, models, pre_tokenizers
+from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+from trl import GRPOConfig, GRPOTrainer
+
+TRL_VERSION = "1.16.0"
+REWARD_FUNCS = ("function_works", "no_cheating", "strategy_succeeds", "game_progress")
+
+# ------------------------------------------------------------------------------------------------
+# A real GRPOTrainer on a tiny model
+
+
+def make_tokenizer():
+    vocab = {"<pad>": 0, "<eos>": 1}
+    for i in range(30):
+        vocab[f"w{i}"] = len(vocab)
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<pad>"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="<eos>")
+
+
+PAD, EOS = 0, 1
+
+# the case being computed: the reward functions and the generation stub read it
+CURRENT = {}
+
+
+def make_reward_func(k):
+    def f(prompts, completions, **kwargs):
+        return [float(x) for x in CURRENT["rewards_per_func"][k]]
+
+    f.__name__ = REWARD_FUNCS[k]
+    return f
+
+
+def rollout_func(prompts, trainer):
+    """TRL's rollout_func hook: the fixed prompt and completion ids of the current case, in order."""
+    n = len(prompts)
+    assert n == len(CURRENT["completion_ids"]), (n, len(CURRENT["completion_ids"]))
+    prompt_ids = [list(range(2, 2 + CURRENT["prompt_length"])) for _ in range(n)]
+    return {"prompt_ids": prompt_ids, "completion_ids": [list(c) for c in CURRENT["completion_ids"]],
+            "logprobs": [[0.0] * len(c) for c in CURRENT["completion_ids"]]}
+
+
+MODEL_DIR = None
+
+
+def model_dir():
+    """A tiny randomly initialised Llama saved once to a temporary folder (the reference model loads from it)."""
+    global MODEL_DIR
+    if MODEL_DIR is None:
+        torch.manual_seed(0)
+        model = LlamaForCausalLM(LlamaConfig(vocab_size=32, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                                             num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=64,
+                                             pad_token_id=PAD, eos_token_id=EOS))
+        model.generation_config.eos_token_id = EOS
+        MODEL_DIR = tempfile.mkdtemp(prefix="grpo2048-tiny-llama-")
+        model.save_pretrained(MODEL_DIR)
+    return MODEL_DIR
+
+
+def make_trainer(**cfg):
+    model = model_dir()
+    tmp = tempfile.mkdtemp(prefix="grpo2048-trl-")
+    args = GRPOConfig(output_dir=tmp, use_cpu=True, bf16=False, report_to=[], logging_steps=1, save_strategy="no",
+                      **cfg)
+    ds = Dataset.from_dict({"prompt": ["w1 w2 w3"] * 64})
+    trainer = GRPOTrainer(model=model, reward_funcs=[make_reward_func(k) for k in range(4)], args=args,
+                          train_dataset=ds, processing_class=make_tokenizer(), rollout_func=rollout_func)
+    trainer.model.train()
+    # set by transformers' training loop for each accumulation window (all windows are full here)
+    trainer.current_gradient_accumulation_steps = args.gradient_accumulation_steps
+    return trainer
+
+
+class LogpStub:
+    """Replaces trainer._get_per_token_logps_and_entropies: the fixed log-probs (and entropies) of a micro-batch."""
+
+    def __init__(self, trainer):
+        self.trainer = trainer
+        self.logp = self.entropy = self.old = self.ref = None
+
+    def __call__(self, model, input_ids, attention_mask, logits_to_keep, compute_entropy=False, **kw):
+        if model is self.trainer.model:
+            if torch.is_grad_enabled():
+                return self.logp, (self.entropy if compute_entropy else None), None
+            return self.old.clone(), None, None   # old_per_token_logps at generation time
+        if model is self.trainer.ref_model:
+            return self.ref.clone(), None, None
+        raise AssertionError("unexpected model")
 
 
 def f32(x):
-    return struct.unpack("f", struct.pack("f", x))[0]
+    return float(torch.tensor(x, dtype=torch.float32))
 
 
-class V:
-    """A scalar node of a computation graph: value, parents with local derivatives, gradient."""
-
-    __slots__ = ("v", "parents", "grad")
-
-    def __init__(self, v, parents=()):
-        self.v = float(v)
-        self.parents = parents  # tuple of (node, d self / d node)
-        self.grad = 0.0
-
-    @staticmethod
-    def lift(x):
-        return x if isinstance(x, V) else V(x)
-
-    def __add__(self, o):
-        o = V.lift(o)
-        return V(self.v + o.v, ((self, 1.0), (o, 1.0)))
-
-    __radd__ = __add__
-
-    def __sub__(self, o):
-        o = V.lift(o)
-        return V(self.v - o.v, ((self, 1.0), (o, -1.0)))
-
-    def __rsub__(self, o):
-        return V.lift(o) - self
-
-    def __mul__(self, o):
-        o = V.lift(o)
-        return V(self.v * o.v, ((self, o.v), (o, self.v)))
-
-    __rmul__ = __mul__
-
-    def __truediv__(self, o):
-        o = V.lift(o)
-        return V(self.v / o.v, ((self, 1.0 / o.v), (o, -self.v / (o.v * o.v))))
-
-    def __neg__(self):
-        return V(-self.v, ((self, -1.0),))
-
-    def exp(self):
-        e = math.exp(self.v)
-        return V(e, ((self, e),))
+def tensor_list(t):
+    return [[float(v) for v in row] for row in t.tolist()] if t.dim() == 2 else [float(v) for v in t.tolist()]
 
 
-def backward(out):
-    order, seen = [], set()
-
-    def visit(n):
-        if id(n) in seen:
-            return
-        seen.add(id(n))
-        for p, _ in n.parents:
-            visit(p)
-        order.append(n)
-
-    visit(out)
-    out.grad = 1.0
-    for n in reversed(order):
-        for p, d in n.parents:
-            p.grad += d * n.grad
+def short(x):
+    """Floats with 9 significant digits (every value here is a float32, which 9 digits round-trip exactly)."""
+    if isinstance(x, float):
+        return float(f"{x:.9g}")
+    if isinstance(x, list):
+        return [short(v) for v in x]
+    if isinstance(x, dict):
+        return {k: short(v) for k, v in x.items()}
+    return x
 
 
-def clamp(x, lo=None, hi=None):
-    """torch.clamp: gradient 1 where lo <= x <= hi (ends included), else 0."""
-    v = x.v
-    if lo is not None and v < lo:
-        return V(lo, ((x, 0.0),))
-    if hi is not None and v > hi:
-        return V(hi, ((x, 0.0),))
-    return V(v, ((x, 1.0),))
-
-
-def minimum(a, b):
-    """torch.minimum: the smaller argument gets the gradient; a tie splits it in halves."""
-    if a.v < b.v:
-        return V(a.v, ((a, 1.0), (b, 0.0)))
-    if b.v < a.v:
-        return V(b.v, ((a, 0.0), (b, 1.0)))
-    return V(a.v, ((a, 0.5), (b, 0.5)))
+def metrics_of(trainer):
+    out = {}
+    for k, v in trainer._metrics["train"].items():
+        assert len(v) == 1, (k, v)
+        out[k] = float(v[0])
+    trainer._metrics["train"].clear()
+    return out
 
 
 # ------------------------------------------------------------------------------------------------
-# TRL, transcribed
+# _compute_loss on one micro-batch
 
 
-def torch_std(xs):
-    n = len(xs)
-    m = sum(xs) / n
-    return math.sqrt(sum((x - m) ** 2 for x in xs) / (n - 1)) if n > 1 else float("nan")
-
-
-def trl_advantages(rewards, num_generations, scale_rewards):
-    G = num_generations
-    groups = [rewards[i:i + G] for i in range(0, len(rewards), G)]
-    # mean_grouped_rewards = rewards.view(-1, G).mean(dim=1).repeat_interleave(G)
-    mean_grouped = [sum(g) / G for g in groups for _ in range(G)]
-    advantages = [r - m for r, m in zip(rewards, mean_grouped)]
-    if scale_rewards in ("group", "none"):
-        std_rewards = [torch_std(g) for g in groups for _ in range(G)]
-    elif scale_rewards == "batch":
-        std_rewards = [torch_std(rewards)] * len(rewards)
-    else:
-        raise ValueError(scale_rewards)
-    is_std_zero = [abs(s) <= 1e-8 for s in std_rewards]  # torch.isclose(std, 0): atol 1e-8, rtol * 0
-    if scale_rewards != "none":
-        advantages = [a / (s + 1e-4) for a, s in zip(advantages, std_rewards)]
+def run_loss(trainer, stub, x, micro, num_items_in_batch):
+    """One _compute_loss call on micro-batch `micro` of inputs x; returns loss, grads and logged metrics."""
+    B, T = len(x["logp"]), len(x["logp"][0])
+    stub.logp = torch.tensor(x["logp"], dtype=torch.float32, requires_grad=True)
+    stub.entropy = torch.tensor(x["entropy"], dtype=torch.float32, requires_grad=True)
+    inputs = {
+        "prompt_ids": torch.full((B, 2), 2, dtype=torch.long),
+        "prompt_mask": torch.ones((B, 2), dtype=torch.long),
+        "completion_ids": torch.full((B, T), 3, dtype=torch.long),
+        "completion_mask": torch.tensor(x["mask"], dtype=torch.long),
+        "advantages": torch.tensor(x["advantages"], dtype=torch.float32),
+        "num_items_in_batch": torch.tensor(float(num_items_in_batch)),
+    }
+    if micro.get("old", True):
+        inputs["old_per_token_logps"] = torch.tensor(x["old_logp"], dtype=torch.float32)
+    if trainer.beta != 0.0:
+        inputs["ref_per_token_logps"] = torch.tensor(x["ref_logp"], dtype=torch.float32)
+    emask = None
+    if trainer.top_entropy_quantile < 1.0:
+        emask = trainer.get_high_entropy_mask(stub.entropy.detach(), inputs["completion_mask"],
+                                              1 - trainer.top_entropy_quantile).float()
+    trainer._metrics["train"].clear()
+    loss = trainer._compute_loss(trainer.model, inputs)
+    loss.backward()
     return {
-        "advantages": advantages,
-        "reward": sum(mean_grouped) / len(mean_grouped),
-        "reward_std": sum(std_rewards) / len(std_rewards),
-        "frac_reward_zero_std": sum(is_std_zero) / len(is_std_zero),
+        "loss": float(loss),
+        "dlogp": tensor_list(stub.logp.grad),
+        "dentropy": tensor_list(stub.entropy.grad) if stub.entropy.grad is not None else None,
+        "entropy_mask": tensor_list(emask) if emask is not None else None,
+        "metrics": metrics_of(trainer),
     }
 
 
-def torch_quantile(values, q):
-    s = sorted(values)
-    rank = q * (len(s) - 1)
-    lo, hi = math.floor(rank), math.ceil(rank)
-    return s[lo] + (s[hi] - s[lo]) * (rank - lo)
+def make_inputs(rng, B, T, lens, advantages, seq_shift, noise):
+    """Per-token log-probs of a micro-batch: old = logp + per-sequence shift + noise, so that token and sequence
+    ratios land on both sides of the clip ranges and of delta; padding holds values the loss must ignore."""
+    logp = [[f32(-rng.uniform(0.05, 3.0)) for _ in range(T)] for _ in range(B)]
+    old = [[f32(logp[b][t] + seq_shift[b] + rng.uniform(-noise, noise)) for t in range(T)] for b in range(B)]
+    old[0][2] = logp[0][2]  # a ratio of exactly 1: torch.min's tie
+    ref = [[f32(logp[b][t] + rng.uniform(-0.5, 0.5)) for t in range(T)] for b in range(B)]
+    ent = [[f32(rng.uniform(0.0, 3.0)) for _ in range(T)] for _ in range(B)]
+    ent[1][1] = ent[2][0]  # equal entropies: a tie at the quantile threshold is possible
+    mask = [[1.0 if t < lens[b] else 0.0 for t in range(T)] for b in range(B)]
+    for b in range(B):
+        for t in range(lens[b], T):
+            logp[b][t], old[b][t], ref[b][t] = f32(-7.0), f32(3.0), f32(-9.0)
+    return {"B": B, "T": T, "logp": logp, "old_logp": old, "ref_logp": ref, "entropy": ent, "mask": mask,
+            "advantages": [f32(a) for a in advantages]}
 
 
-def get_high_entropy_mask(entropies, mask, threshold):
-    local = [e for row, mrow in zip(entropies, mask) for e, m in zip(row, mrow) if m]
-    if not local:
-        return [[0.0] * len(row) for row in entropies]
-    entropy_threshold = torch_quantile(local, threshold)
-    return [[1.0 if (e * m >= entropy_threshold and m) else 0.0 for e, m in zip(row, mrow)]
-            for row, mrow in zip(entropies, mask)]
+LOSS_TYPES = ("grpo", "bnpo", "dr_grpo", "dapo", "cispo", "sapo", "luspo", "vespo")
 
 
-def trl_compute_loss(logp_in, old, ref, advantages, completion_mask, entropies, a):
-    """_compute_loss for one micro-batch; returns (loss value, d loss / d logp, logged metrics)."""
-    B, T = len(logp_in), len(logp_in[0])
-    per_token_logps = [[V(x) for x in row] for row in logp_in]
-    mask = completion_mask
-    entropy_mask = (get_high_entropy_mask(entropies, mask, 1 - a["top_entropy_quantile"])
-                    if a["top_entropy_quantile"] < 1.0 else None)
-    beta = a["beta"]
-    if beta != 0.0:
-        per_token_kl = [[(ref[b][t] - per_token_logps[b][t]).exp() - (ref[b][t] - per_token_logps[b][t]) - 1
-                         for t in range(T)] for b in range(B)]
-    log_ratio = [[per_token_logps[b][t] - old[b][t] for t in range(T)] for b in range(B)]
-    if a["importance_sampling_level"] == "token":
-        log_importance_weights = log_ratio  # (B, T)
-    else:
-        # (log_ratio * completion_mask).sum(-1) / completion_mask.sum(-1).clamp(min=1.0), unsqueezed: (B, 1)
-        log_importance_weights = []
-        for b in range(B):
-            num = V(0.0)
-            for t in range(T):
-                num = num + log_ratio[b][t] * mask[b][t]
-            log_importance_weights.append([num / max(sum(mask[b]), 1.0)])
-    eps_low, eps_high = a["epsilon"], a["epsilon_high"]
-    coef_1 = [[x.exp() for x in row] for row in log_importance_weights]
-    coef_2 = [[clamp(c, 1 - eps_low, 1 + eps_high) for c in row] for row in coef_1]
-    if a["delta"] is not None:
-        coef_1 = [[clamp(c, None, a["delta"]) for c in row] for row in coef_1]
-    per_token_loss1 = [[c * advantages[b] for c in row] for b, row in enumerate(coef_1)]
-    per_token_loss2 = [[c * advantages[b] for c in row] for b, row in enumerate(coef_2)]
-    per_token_loss = [[-minimum(x, y) for x, y in zip(r1, r2)] for r1, r2 in zip(per_token_loss1, per_token_loss2)]
-
-    def bcast(row, t):  # a (B, 1) row broadcast against T columns
-        return row[t] if len(row) == T else row[0]
-
-    if entropy_mask is not None:
-        per_token_loss = [[bcast(per_token_loss[b], t) * entropy_mask[b][t] for t in range(T)] for b in range(B)]
-    if beta != 0.0:
-        per_token_loss = [[bcast(per_token_loss[b], t) + beta * per_token_kl[b][t] for t in range(T)]
-                          for b in range(B)]
-    per_token_loss = [[bcast(per_token_loss[b], t) for t in range(T)] for b in range(B)]
-
-    accum = a["gradient_accumulation_steps"]
-    masked = [[per_token_loss[b][t] * mask[b][t] for t in range(T)] for b in range(B)]
-    total_mask = sum(sum(r) for r in mask)
-    if a["loss_type"] == "grpo":
-        loss = V(0.0)
-        for b in range(B):
-            s = V(0.0)
-            for t in range(T):
-                s = s + masked[b][t]
-            loss = loss + s / max(sum(mask[b]), 1.0)
-        loss = loss / B / accum
-    else:
-        s = V(0.0)
-        for b in range(B):
-            for t in range(T):
-                s = s + masked[b][t]
-        if a["loss_type"] == "bnpo":
-            loss = s / max(total_mask, 1.0) / accum
-        elif a["loss_type"] == "dr_grpo":
-            loss = s / (B * a["max_completion_length"]) / accum
-        elif a["loss_type"] == "dapo":
-            loss = s / a["num_items_in_batch"]  # num_processes = 1
-        else:
-            raise ValueError(a["loss_type"])
-    backward(loss)
-
-    completion_token_count = max(total_mask, 1.0)
-
-    def masked_batch_mean(x):
-        if len(x[0]) == 1:  # importance_sampling_level == "sequence"
-            return sum(r[0] for r in x) / len(x)
-        return sum(x[b][t] * mask[b][t] for b in range(B) for t in range(T)) / completion_token_count
-
-    metrics = {}
-    if beta != 0.0:
-        metrics["kl"] = masked_batch_mean([[k.v for k in row] for row in per_token_kl])
-    metrics["entropy"] = masked_batch_mean(entropies)
-    c1 = [[c.v for c in row] for row in coef_1]
-    is_low = [[float(c < 1 - eps_low and advantages[b] < 0) for c in row] for b, row in enumerate(c1)]
-    is_high = [[float(c > 1 + eps_high and advantages[b] > 0) for c in row] for b, row in enumerate(c1)]
-    is_region = [[float(lo or hi) for lo, hi in zip(rl, rh)] for rl, rh in zip(is_low, is_high)]
-    metrics["clip_ratio/low_mean"] = masked_batch_mean(is_low)
-    metrics["clip_ratio/high_mean"] = masked_batch_mean(is_high)
-    metrics["clip_ratio/region_mean"] = masked_batch_mean(is_region)
-    grad = [[x.grad for x in row] for row in per_token_logps]
-    return loss.v, grad, metrics, entropy_mask
+def loss_cases(rng):
+    B, T = 5, 7
+    inputs = {
+        "token": make_inputs(rng, B, T, [7, 6, 3, 0, 5], [1.3, -0.7, 0.4, -1.1, -0.5], [0.0] * 5, 0.6),
+        "sequence": make_inputs(rng, B, T, [7, 5, 3, 6, 0], [-0.9, 1.2, 0.6, -0.4, 0.8],
+                                [0.5, -0.45, -0.05, -0.4, 0.0], 0.3),
+        # on-policy: old_per_token_logps absent, TRL uses per_token_logps.detach()
+        "onpolicy": make_inputs(rng, B, T, [4, 7, 2, 6, 5], [0.8, -1.2, 0.3, 0.0, -0.6], [0.0] * 5, 0.0),
+    }
+    # variants: (beta, epsilon_high, delta, top_entropy_quantile, entropy_coef, use_bias_correction_kl)
+    variants = []
+    for beta in (0.0, 0.04):
+        variants.append(dict(beta=beta, epsilon_high=None, delta=None, top_entropy_quantile=1.0, entropy_coef=0.0))
+        variants.append(dict(beta=beta, epsilon_high=0.28, delta=1.35, top_entropy_quantile=0.6, entropy_coef=0.0))
+    variants.append(dict(beta=0.04, epsilon_high=None, delta=None, top_entropy_quantile=1.0, entropy_coef=0.0,
+                         use_bias_correction_kl=False))
+    variants.append(dict(beta=0.04, epsilon_high=0.28, delta=None, top_entropy_quantile=0.6, entropy_coef=0.01))
+    variants.append(dict(beta=0.0, epsilon_high=None, delta=1.35, top_entropy_quantile=1.0, entropy_coef=0.02))
+    cases = []
+    # steps_per_generation (4) != gradient_accumulation_steps (2): the dapo-style normaliser's factor A / S
+    layout = dict(per_device_train_batch_size=B, gradient_accumulation_steps=2, steps_per_generation=4,
+                  num_generations=5, max_completion_length=8)
+    num_items_in_batch = 57.0
+    for loss_type in LOSS_TYPES:
+        for level in ("token", "sequence"):
+            for which in (level, "onpolicy"):
+                for v in variants:
+                    if which == "onpolicy" and (v["delta"] is not None and v["entropy_coef"] == 0.0):
+                        continue   # keep the file small: on-policy ratios are 1, delta changes nothing
+                    eps_high = v["epsilon_high"]
+                    if loss_type == "cispo" and eps_high is not None:
+                        eps_high = 1.3   # cispo's epsilon_high is an upper bound on the ratio itself (ScaleRL: 5)
+                    cfg = dict(layout, loss_type=loss_type, importance_sampling_level=level, beta=v["beta"],
+                               epsilon=0.2, epsilon_high=eps_high, delta=v["delta"],
+                               top_entropy_quantile=v["top_entropy_quantile"], entropy_coef=v["entropy_coef"],
+                               use_bias_correction_kl=v.get("use_bias_correction_kl", True))
+                    cases.append((which, cfg))
+    return inputs, cases, num_items_in_batch
 
 
 # ------------------------------------------------------------------------------------------------
-# Inputs
+# _generate_and_score_completions
 
 
-def make_inputs(rng, B, T, lens, advantages, seq_shift, noise):
-    """Per-token log-probabilities of a micro-batch: old = logp + per-sequence shift + noise, so that token
-    and sequence ratios land on both sides of the clip ranges and of delta."""
-    logp = [[f32(-rng.uniform(0.05, 3.0)) for _ in range(T)] for _ in range(B)]
-    old = [[f32(logp[b][t] + seq_shift[b] + rng.uniform(-noise, noise)) for t in range(T)] for b in range(B)]
-    old[0][2] = logp[0][2]  # a ratio of exactly 1: torch.minimum's tie
-    ref = [[f32(logp[b][t] + rng.uniform(-0.5, 0.5)) for t in range(T)] for b in range(B)]
-    ent = [[f32(rng.uniform(0.0, 3.0)) for _ in range(T)] for _ in range(B)]
-    mask = [[1.0 if t < lens[b] else 0.0 for t in range(T)] for b in range(B)]
-    # padding positions hold values the loss must ignore
-    for b in range(B):
-        for t in range(lens[b], T):
-            logp[b][t], old[b][t] = f32(-7.0), f32(3.0)
-    return {"B": B, "T": T, "logp": logp, "old_logp": old, "ref_logp": ref, "entropy": ent, "mask": mask,
-            "advantages": [f32(x) for x in advantages]}
+def generation_cases():
+    """(config, rewards_per_func (4, N), completion lengths, terminated flags, prompt length)."""
+    rng = random.Random(7)
+    cases = []
+
+    def completions(lens, term):
+        out = []
+        for L, t in zip(lens, term):
+            ids = [rng.randrange(2, 32) for _ in range(L)]
+            if t and L > 0:
+                ids[-1] = EOS
+            out.append(ids)
+        return out
+
+    # 3 groups of 4 (the last all equal), scale_rewards in every spelling, truncation masked or not,
+    # steps_per_generation 4 != gradient_accumulation_steps 2
+    rpf = [[1, 1, -2, 1, 1, -0.5, 1, 1, 1, 1, 1, 1],
+           [1, 1, -1, 1, -20, 1, 1, 1, 1, 1, 1, 1],
+           [2, 20, 0, -3, 0, 0, -1, 2, 2, 2, 2, 2],
+           [0.5, 0.75, 0, 0, 0, 0, 0, 0.625, 0.5, 0.5, 0.5, 0.5]]
+    lens = [5, 8, 3, 8, 6, 8, 2, 7, 4, 4, 8, 1]
+    term = [1, 0, 1, 0, 1, 1, 1, 1, 1, 1, 0, 1]
+    comp = completions(lens, term)
+    for scale in ("group", "batch", "none", True, False):
+        for mask_trunc in (False, True):
+            cases.append(dict(cfg=dict(num_generations=4, per_device_train_batch_size=3, gradient_accumulation_steps=2,
+                                       steps_per_generation=4, max_completion_length=8, scale_rewards=scale,
+                                       mask_truncated_completions=mask_trunc, reward_weights=[1.0, 0.5, 1.0, 2.0]),
+                              rpf=rpf, comp=comp, prompt_length=5))
+    # equal rewards everywhere (zero std); every completion truncated (terminated metrics 0)
+    rpf2 = [[2.0] * 6, [1.0] * 6, [0.0] * 6, [0.25] * 6]
+    comp2 = completions([4, 4, 4, 4, 4, 4], [0] * 6)
+    for scale in ("group", "batch"):
+        cases.append(dict(cfg=dict(num_generations=3, per_device_train_batch_size=3, gradient_accumulation_steps=2,
+                                   max_completion_length=4, scale_rewards=scale, mask_truncated_completions=True),
+                          rpf=rpf2, comp=comp2, prompt_length=3))
+    return cases
+
+
+def run_generation(case):
+    cfg = dict(case["cfg"])
+    trainer = make_trainer(**cfg)
+    N = len(case["comp"])
+    CURRENT.update(rewards_per_func=case["rpf"], completion_ids=case["comp"], prompt_length=case["prompt_length"])
+    stub = LogpStub(trainer)
+    stub.old = torch.zeros((N, max(len(c) for c in case["comp"])))
+    trainer._get_per_token_logps_and_entropies = stub
+    trainer._metrics["train"].clear()
+    out = trainer._generate_and_score_completions([{"prompt": "w1 w2 w3"} for _ in range(N)])
+    metrics = {}
+    for k, v in trainer._metrics["train"].items():
+        metrics[k] = float(v[-1])
+    weights = cfg.get("reward_weights") or [1.0] * 4
+    cfg_out = {k: v for k, v in cfg.items()}
+    cfg_out["scale_rewards_resolved"] = trainer.scale_rewards
+    return {
+        "config": cfg_out,
+        "reward_weights": weights,
+        "rewards_per_func": case["rpf"],
+        "completion_lengths": [len(c) for c in case["comp"]],
+        "terminated": [int(len(c) > 0 and c[-1] == EOS) for c in case["comp"]],
+        "prompt_length": case["prompt_length"],
+        "advantages": [float(a) for a in out["advantages"].tolist()],
+        "num_items_in_batch": float(out["num_items_in_batch"]),
+        "completion_mask_rows": [int(r.sum()) for r in out["completion_mask"]],
+        "metrics": metrics,
+    }
+
+
+# ------------------------------------------------------------------------------------------------
+# get_high_entropy_mask on many random micro-batches: its quantile runs in float32, which decides whether a
+# token at the threshold is in or out
+
+
+def entropy_mask_cases(trainer, count=300):
+    rng = random.Random(80)
+    out = []
+    for _ in range(count):
+        B, T = 3, 6
+        lens = [rng.randint(0, T) for _ in range(B)]
+        ent = [[round(rng.uniform(0.0, 4.0), 2) for _ in range(T)] for _ in range(B)]
+        q = rng.choice([0.1, 0.2, 0.3, 0.4, 0.6, 0.7, 0.8, 0.9])   # top_entropy_quantile
+        mask = torch.tensor([[1 if t < L else 0 for t in range(T)] for L in lens])
+        got = trainer.get_high_entropy_mask(torch.tensor(ent, dtype=torch.float32), mask, 1 - q)
+        out.append({"lens": lens, "entropy": ent, "top_entropy_quantile": q,
+                    "mask": "".join("1" if v else "0" for v in got.flatten().tolist())})
+    return out
 
 
 def main():
+    if trl.__version__ != TRL_VERSION:
+        sys.exit(f"make_grpo_fixtures: needs trl {TRL_VERSION}, found {trl.__version__}")
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     out_dir = os.path.join(root, "tests", "fixtures", "grpo")
     os.makedirs(out_dir, exist_ok=True)
+    header = (f"made by tools/make_grpo_fixtures.py from trl {trl.__version__} (transformers {transformers.__version__}, "
+              f"torch {torch.__version__}): GRPOTrainer._generate_and_score_completions and _compute_loss; do not edit")
+
+    gens = [run_generation(c) for c in generation_cases()]
+    with open(os.path.join(out_dir, "generation.json"), "w") as f:
+        json.dump(short({"about": header, "trl_version": trl.__version__, "cases": gens}), f, indent=0)
+        f.write("\n")
+
     rng = random.Random(2048)
-
-    # advantages: 3 groups of 4 (the last all equal), and a batch of equal rewards
-    adv_cases = []
-    rewards = [1.0, 2.0, 3.0, 4.5, -2.0, 0.5, 0.5, 7.25, 3.0, 3.0, 3.0, 3.0]
-    for scale in ("group", "batch", "none"):
-        adv_cases.append({"rewards": rewards, "num_generations": 4, "scale_rewards": scale,
-                          **trl_advantages(rewards, 4, scale)})
-    equal = [2.0] * 6
-    for scale in ("group", "batch"):
-        adv_cases.append({"rewards": equal, "num_generations": 3, "scale_rewards": scale,
-                          **trl_advantages(equal, 3, scale)})
-
-    # loss: token level on inputs with per-token spread, sequence level on inputs with per-sequence shifts;
-    # each loss_type plain (beta 0, symmetric clip) and with every option (beta, epsilon_high, delta, entropy mask)
-    B, T = 5, 7
-    tok_inputs = make_inputs(rng, B, T, [7, 6, 3, 0, 5], [1.3, -0.7, 0.4, -1.1, -0.5], [0.0] * 5, 0.6)
-    seq_inputs = make_inputs(rng, B, T, [7, 5, 3, 6, 0], [-0.9, 1.2, 0.6, -0.4, 0.8],
-                             [0.5, -0.45, -0.05, -0.4, 0.0], 0.3)
-    variants = [
-        {"beta": 0.0, "epsilon": 0.2, "epsilon_high": 0.2, "delta": None, "top_entropy_quantile": 1.0},
-        {"beta": 0.04, "epsilon": 0.2, "epsilon_high": 0.28, "delta": 1.35, "top_entropy_quantile": 0.6},
-    ]
-    loss_cases = []
-    for level, inputs in (("token", tok_inputs), ("sequence", seq_inputs)):
-        for loss_type in ("grpo", "bnpo", "dr_grpo", "dapo"):
-            for v in variants:
-                args = dict(v, loss_type=loss_type, importance_sampling_level=level, max_completion_length=8,
-                            gradient_accumulation_steps=2, num_items_in_batch=23.0)
-                loss, grad, metrics, emask = trl_compute_loss(
-                    inputs["logp"], inputs["old_logp"], inputs["ref_logp"], inputs["advantages"], inputs["mask"],
-                    inputs["entropy"], args)
-                loss_cases.append({"inputs": level, "args": args, "loss": loss, "dlogp": grad, "metrics": metrics,
-                                   "entropy_mask": emask})
-    header = ("made by tools/make_grpo_fixtures.py from a transcription of TRL's GRPOTrainer "
-              "(_generate_and_score_completions, get_high_entropy_mask, _compute_loss); do not edit")
-    with open(os.path.join(out_dir, "advantages.json"), "w") as f:
-        json.dump({"about": header, "cases": adv_cases}, f, indent=1)
-        f.write("\n")
+    inputs, cases, num_items = loss_cases(rng)
+    out = []
+    trainers = {}
+    for which, cfg in cases:
+        key = json.dumps(cfg, sort_keys=True)
+        trainer = trainers.get(key) or make_trainer(**cfg)
+        trainers.clear()
+        trainers[key] = trainer
+        stub = LogpStub(trainer)
+        trainer._get_per_token_logps_and_entropies = stub
+        x = inputs[which]
+        res = run_loss(trainer, stub, x, {"old": which != "onpolicy"}, num_items)
+        args = {k: cfg[k] for k in ("loss_type", "importance_sampling_level", "beta", "epsilon", "delta",
+                                    "top_entropy_quantile", "entropy_coef", "use_bias_correction_kl",
+                                    "gradient_accumulation_steps", "steps_per_generation", "max_completion_length")}
+        args["epsilon_high"] = trainer.epsilon_high
+        args["num_items_in_batch"] = num_items
+        for k in ("sapo_temperature_pos", "sapo_temperature_neg", "vespo_k_pos", "vespo_lambda_pos", "vespo_k_neg",
+                  "vespo_lambda_neg"):
+            args[k] = getattr(trainer.args, k)
+        out.append({"inputs": which, "args": args, **res})
     with open(os.path.join(out_dir, "loss.json"), "w") as f:
-        json.dump({"about": header, "inputs": {"token": tok_inputs, "sequence": seq_inputs}, "cases": loss_cases}, f)
+        json.dump(short({"about": header, "trl_version": trl.__version__, "inputs": inputs, "cases": out}), f,
+                  separators=(",", ":"))
         f.write("\n")
-    print(f"wrote {len(adv_cases)} advantage cases and {len(loss_cases)} loss cases to {out_dir}")
+    em = entropy_mask_cases(make_trainer(top_entropy_quantile=0.5))
+    with open(os.path.join(out_dir, "entropy_mask.json"), "w") as f:
+        json.dump({"about": header, "trl_version": trl.__version__, "cases": em}, f, separators=(",", ":"))
+        f.write("\n")
+    print(f"wrote {len(em)} entropy-mask cases, {len(gens)} generation cases and {len(out)} loss cases to {out_dir} (trl {trl.__version__})")
 
 
 if __name__ == "__main__":

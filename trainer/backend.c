@@ -76,17 +76,14 @@ void backend_free(backend *b) {
 
 int backend_forward_logprobs(backend *b, const int *tokens, int B, int T, float temperature, float *logp,
                              float *entropy) {
-    /* TODO(issue 10): llama_forward_logprobs and llama_cuda_forward_logprobs have no temperature yet.
-     * When they take one, the backends pass it on and this check goes. */
-    if (temperature != 1.0f) {
-        snprintf(b->err, sizeof b->err, "log-probabilities at temperature %g: the models compute them at "
-                 "temperature 1 only (issue 10)", (double)temperature);
-        return -1;
-    }
     return b->ops->forward_logprobs(b, tokens, B, T, temperature, logp, entropy);
 }
 
-void backend_backward_logprobs(backend *b, const float *dlogp) { b->ops->backward_logprobs(b, dlogp); }
+void backend_backward_logprobs(backend *b, const float *dlogp) { b->ops->backward_logprobs(b, dlogp, NULL); }
+
+void backend_backward_logprobs_entropy(backend *b, const float *dlogp, const float *dentropy) {
+    b->ops->backward_logprobs(b, dlogp, dentropy);
+}
 
 void backend_zero_grad(backend *b) { b->ops->zero_grad(b); }
 

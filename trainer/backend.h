@@ -69,7 +69,7 @@ typedef struct {
     const char *name;       /* "cpu" or "cuda" */
     int (*forward_logprobs)(backend *b, const int *tokens, int B, int T, float temperature, float *logp,
                             float *entropy);
-    void (*backward_logprobs)(backend *b, const float *dlogp);
+    void (*backward_logprobs)(backend *b, const float *dlogp, const float *dentropy);
     void (*zero_grad)(backend *b);
     double (*clip_grad_norm)(backend *b, double max_norm);
     int (*adamw_step)(backend *b, const adamw_hparams *h);
@@ -120,17 +120,19 @@ int backend_precision(int tf32, int bf16);
 const char *backend_precision_name(int precision);
 
 /* Teacher-forced log-probabilities: tokens (B,T) host ints in [0,V); logp (B,T) out, logp[b,t] =
- * log p(tokens[b,t] | tokens[b,<t]) at `temperature` (logits / temperature), logp[b,0] = 0; entropy
- * (B,T) out or NULL. Keeps the activations backend_backward_logprobs needs.
- * TODO(issue 10): the models' forward passes have no temperature yet, so only temperature 1 is
- * accepted (any other value returns -1 with a message); TRL divides the logits by the sampling
- * temperature here, and the trainer passes 1.0 until the models take it.
- * Returns 0, or -1 (bad B/T/token, out of memory) with the message in b->err. */
+ * log p(tokens[b,t] | tokens[b,<t]) at `temperature` (logits / temperature, as TRL's GRPOTrainer computes
+ * its training log-probabilities), logp[b,0] = 0; entropy (B,T) out or NULL, of the same tempered
+ * distribution. Keeps the activations backend_backward_logprobs needs.
+ * Returns 0, or -1 (bad B/T/token, temperature not > 0, out of memory) with the message in b->err. */
 int backend_forward_logprobs(backend *b, const int *tokens, int B, int T, float temperature, float *logp,
                              float *entropy);
 
 /* dlogp (B,T) host: accumulates (+=) the gradients. Must follow a successful forward on the same batch. */
 void backend_backward_logprobs(backend *b, const float *dlogp);
+
+/* The same with dentropy (B,T) host or NULL: dLoss/dentropy of the forward's entropies (TRL's entropy bonus;
+ * the forward must have returned the entropies). */
+void backend_backward_logprobs_entropy(backend *b, const float *dlogp, const float *dentropy);
 
 void backend_zero_grad(backend *b);
 

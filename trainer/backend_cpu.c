@@ -29,8 +29,7 @@ static size_t cpu_current_bytes(backend *b) {
 }
 
 static int cpu_forward(backend *b, const int *tokens, int B, int T, float temperature, float *logp, float *entropy) {
-    (void)temperature;   /* 1 (backend_forward_logprobs checks it; issue 10) */
-    if (llama_forward_logprobs(M(b), tokens, B, T, logp, entropy) != 0) {
+    if (llama_forward_logprobs_t(M(b), tokens, B, T, temperature, logp, entropy) != 0) {
         snprintf(b->err, sizeof b->err, "%s", M(b)->err);
         return -1;
     }
@@ -43,7 +42,9 @@ static int cpu_forward(backend *b, const int *tokens, int B, int T, float temper
     return 0;
 }
 
-static void cpu_backward(backend *b, const float *dlogp) { llama_backward_logprobs(M(b), dlogp); }
+static void cpu_backward(backend *b, const float *dlogp, const float *dentropy) {
+    llama_backward_logprobs_entropy(M(b), dlogp, dentropy);
+}
 
 static void cpu_zero_grad(backend *b) { llama_zero_grad(M(b)); }
 

@@ -26,15 +26,16 @@ typedef struct {
 static llama_cuda_model *CM(backend *b) { return &((cuda_impl *)b->impl)->cm; }
 
 static int cuda_forward(backend *b, const int *tokens, int B, int T, float temperature, float *logp, float *entropy) {
-    (void)temperature;   /* 1 (backend_forward_logprobs checks it; issue 10) */
-    if (llama_cuda_forward_logprobs(CM(b), tokens, B, T, logp, entropy) != 0) {
+    if (llama_cuda_forward_logprobs_t(CM(b), tokens, B, T, temperature, logp, entropy) != 0) {
         snprintf(b->err, sizeof b->err, "%s", CM(b)->err);
         return -1;
     }
     return 0;
 }
 
-static void cuda_backward(backend *b, const float *dlogp) { llama_cuda_backward_logprobs(CM(b), dlogp); }
+static void cuda_backward(backend *b, const float *dlogp, const float *dentropy) {
+    llama_cuda_backward_logprobs_entropy(CM(b), dlogp, dentropy);
+}
 
 static void cuda_zero_grad(backend *b) { llama_cuda_zero_grad(CM(b)); }
 

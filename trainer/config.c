@@ -81,7 +81,9 @@ typedef struct {
 
 static const char *const lr_scheduler_choices[] = {"linear", "cosine", "constant", "constant_with_warmup", NULL};
 static const char *const device_choices[] = {"auto", "cpu", "cuda", NULL};
-static const char *const loss_type_choices[] = {"grpo", "bnpo", "dr_grpo", "dapo", NULL};
+static const char *const loss_type_choices[] = {"grpo", "bnpo", "dr_grpo", "dapo", "cispo", "sapo", "luspo", "vespo",
+                                                 NULL};
+static const char *const optim_choices[] = {"adamw_torch_fused", "adamw_torch", NULL};
 static const char *const scale_rewards_choices[] = {"group", "batch", "none", NULL};
 static const char *const chat_template_choices[] = {"auto", "chatml", "llama3", "plain", NULL};
 static const char *const is_level_choices[] = {"token", "sequence", NULL};
@@ -120,8 +122,16 @@ static const key_def keys[] = {
     KFLOAT("learning_rate", learning_rate, "1e-6", 0, 0, F_MIN, USE_BOTH, "Peak learning rate of AdamW."),
     KENUM("lr_scheduler_type", lr_scheduler_type, "linear", lr_scheduler_choices, USE_BOTH,
           "Learning-rate schedule after warmup (transformers' schedules of the same names)."),
+    KFLOAT("warmup_steps", warmup_steps, "0", 0, 0, F_MIN, USE_BOTH,
+           "Steps raising the learning rate linearly from 0, as transformers 5: a whole number >= 1 is a step "
+           "count (int(value)), a value in [0, 1) a fraction of max_steps (ceil(fraction * max_steps)). "
+           "Wins over warmup_ratio when nonzero."),
     KFLOAT("warmup_ratio", warmup_ratio, "0.0", 0, 1, F_MIN | F_MAX, USE_BOTH,
-           "Fraction of the optimizer steps spent raising the learning rate linearly from 0."),
+           "Fraction of the optimizer steps spent on warmup (transformers 4's key, removed in transformers 5); "
+           "used only while warmup_steps is 0."),
+    KENUM("optim", optim, "adamw_torch_fused", optim_choices, USE_BOTH,
+          "Optimizer: AdamW (torch.optim.AdamW; the fused and plain variants are the same update). "
+          "transformers 5 defaults to adamw_torch_fused."),
     KFLOAT("weight_decay", weight_decay, "0.0", 0, 0, F_MIN, USE_BOTH, "AdamW's decoupled weight decay."),
     KFLOAT("adam_beta1", adam_beta1, "0.9", 0, 1, F_MIN | F_MAX | F_MAX_EXCL, USE_BOTH,
            "AdamW's decay rate of the first moment."),
@@ -135,9 +145,10 @@ static const key_def keys[] = {
          "Sequences per micro-batch (GRPO: completions, so prompts per micro-batch = this / num_generations)."),
     KINT("gradient_accumulation_steps", gradient_accumulation_steps, "1", 1, 1 << 20, F_MIN | F_MAX, USE_BOTH,
          "Micro-batches whose gradients are accumulated into one optimizer step."),
-    KINT("max_steps", max_steps, "100", 1, INT_MAX, F_MIN | F_MAX, USE_BOTH,
-         "Optimizer steps: train runs this many; sft stops after at most this many (num_train_epochs sets "
-         "its length)."),
+    KINT("max_steps", max_steps, "100", -1, INT_MAX, F_MIN | F_MAX, USE_BOTH,
+         "Optimizer steps: train runs this many; sft stops after at most this many, and -1 (transformers' "
+         "default) lets num_train_epochs alone set its length. train needs a positive value (its one prompt "
+         "has no epochs). 0 is refused."),
     KFLOAT("num_train_epochs", num_train_epochs, "1.0", 0, 0, F_MIN | F_MIN_EXCL, USE_SFT,
            "Passes over the SFT dataset (fractions allowed)."),
 
@@ -169,11 +180,32 @@ static const key_def keys[] = {
     KENUM("importance_sampling_level", importance_sampling_level, "token", is_level_choices, USE_TRAIN,
           "Importance ratio per token (GRPO), or one per sequence from its mean token log-ratio (GSPO)."),
     KENUM("loss_type", loss_type, "dapo", loss_type_choices, USE_TRAIN,
-          "Token-loss aggregation: grpo (mean per sequence, then over sequences), bnpo (mean over the "
-          "micro-batch's tokens), dr_grpo (sum / (sequences * max_completion_length)), dapo (mean over the "
-          "whole generation batch's tokens)."),
+          "Policy loss (TRL 1.16): grpo (clipped ratio; mean per sequence, then over sequences), bnpo (mean "
+          "over the micro-batch's tokens), dr_grpo (sum / (sequences * max_completion_length)), dapo (sum / the "
+          "generation's loss tokens * gradient_accumulation_steps / steps_per_generation), cispo (MiniMax-M1: "
+          "the ratio capped at epsilon_high and detached, times advantage and log-prob; dapo's normaliser), "
+          "sapo (a sigmoid gate instead of the clip; grpo's aggregation), luspo (GSPO scaled by length: sum "
+          "per sequence, mean over sequences; use importance_sampling_level sequence), vespo (detached Gamma "
+          "weights of the sequence ratio times advantage and log-prob; dapo's normaliser)."),
     KENUM("scale_rewards", scale_rewards, "group", scale_rewards_choices, USE_TRAIN,
-          "Divide advantages by the reward standard deviation of the group, of the batch, or not at all."),
+          "Divide advantages by the reward standard deviation of the group, of the batch, or not at all; "
+          "TRL's booleans work too: true = group, false = none."),
+    KBOOL("use_bias_correction_kl", use_bias_correction_kl, "true", USE_TRAIN,
+          "Multiply the per-token k3 KL by the importance ratio, which carries gradient (DeepSeek-V3.2's "
+          "unbiased KL gradient); changes every beta > 0 gradient, on-policy too."),
+    KFLOAT("entropy_coef", entropy_coef, "0.0", 0, 0, 0, USE_TRAIN,
+           "Entropy bonus: the loss minus entropy_coef times the mean entropy of the loss tokens (the "
+           "top_entropy_quantile tokens when that is < 1), divided by gradient_accumulation_steps; 0 = off."),
+    KFLOAT("sapo_temperature_pos", sapo_temperature_pos, "1.0", 0, 0, F_MIN | F_MIN_EXCL, USE_TRAIN,
+           "sapo: temperature of the gate sigmoid(t * (ratio - 1)) * 4 / t for tokens with a positive advantage."),
+    KFLOAT("sapo_temperature_neg", sapo_temperature_neg, "1.05", 0, 0, F_MIN | F_MIN_EXCL, USE_TRAIN,
+           "sapo: the same for tokens with a non-positive advantage."),
+    KFLOAT("vespo_k_pos", vespo_k_pos, "2.0", 0, 0, 0, USE_TRAIN,
+           "vespo: power k of the Gamma weight exp(lambda) * w^k * exp(-lambda * w) for a non-negative advantage."),
+    KFLOAT("vespo_lambda_pos", vespo_lambda_pos, "3.0", 0, 0, 0, USE_TRAIN,
+           "vespo: decay lambda of the Gamma weight for a non-negative advantage (at least 1e-4 is used)."),
+    KFLOAT("vespo_k_neg", vespo_k_neg, "3.0", 0, 0, 0, USE_TRAIN, "vespo: k for a negative advantage."),
+    KFLOAT("vespo_lambda_neg", vespo_lambda_neg, "2.0", 0, 0, 0, USE_TRAIN, "vespo: lambda for a negative advantage."),
     KBOOL("mask_truncated_completions", mask_truncated_completions, "false", USE_TRAIN,
           "Leave completions that reach max_completion_length without a stop token out of the loss (DAPO)."),
     KFLOAT("top_entropy_quantile", top_entropy_quantile, "1.0", 0, 1, F_MIN | F_MAX, USE_TRAIN,
@@ -227,16 +259,16 @@ static const key_def keys[] = {
          "Print a progress line every this many steps."),
     KINT("save_steps", save_steps, "0", 0, INT_MAX, F_MIN | F_MAX, USE_BOTH,
          "Save a checkpoint every this many steps; 0 = only at the end."),
-    KINT("save_total_limit", save_total_limit, "0", 0, INT_MAX, F_MIN | F_MAX, USE_BOTH,
-         "Keep at most this many checkpoints, deleting the oldest; 0 = keep all (the final model in "
-         "output_dir is never deleted)."),
+    KNINT("save_total_limit", save_total_limit, save_total_limit_set, 0, INT_MAX, F_MIN | F_MAX, USE_BOTH,
+          "keep all", "Keep at most this many checkpoints, deleting the oldest; null or 0 = keep all (the final "
+          "model in output_dir is never deleted)."),
     KSTR("resume_from_checkpoint", resume_from_checkpoint, "", 0, USE_TRAIN,
          "Continue a run from a checkpoint folder, or from the newest one in output_dir with 'latest' "
          "(same as --resume); empty = start afresh."),
 
     GROUP("Evaluation during training"),
-    KINT("eval_steps", eval_steps, "0", 0, INT_MAX, F_MIN | F_MAX, USE_TRAIN,
-         "Evaluate every this many steps (eval/... metrics); 0 = never."),
+    KNINT("eval_steps", eval_steps, eval_steps_set, 0, INT_MAX, F_MIN | F_MAX, USE_TRAIN, "never",
+          "Evaluate every this many steps (eval_... metrics); null or 0 = never."),
     KINT("eval_games", eval_games, "8", 1, 1000, F_MIN | F_MAX, USE_TRAIN,
          "Games each evaluated completion plays, on fixed seeds (the same at every evaluation)."),
     KFLOAT("eval_temperature", eval_temperature, "0.0", 0, 0, F_MIN, USE_TRAIN,
@@ -701,6 +733,11 @@ static int apply_scalar(apply_ctx *x, const key_def *k, const char *s, size_t le
         return 0;
     }
     case T_ENUM: {
+        /* TRL's GRPOConfig: scale_rewards True means "group", False "none" */
+        if (!strcmp(k->name, "scale_rewards") && plain) {
+            if (!strcmp(s, "true") || !strcmp(s, "True") || !strcmp(s, "TRUE")) s = "group";
+            else if (!strcmp(s, "false") || !strcmp(s, "False") || !strcmp(s, "FALSE")) s = "none";
+        }
         for (const char *const *ch = k->choices; *ch; ch++) {
             if (!strcmp(*ch, s)) { *(const char **)field = *ch; return 0; }
         }
@@ -1144,8 +1181,18 @@ int config_validate(const grpo_config *c, const char *command, char *err, size_t
         case T_BOOL: case T_GROUP: break;
         }
     }
+    if (c->max_steps == 0) {
+        snprintf(err, errlen, "key 'max_steps': expected a positive number of steps, or -1 (sft: num_train_epochs "
+                 "decides), got 0");
+        return -1;
+    }
     if (use == USE_TRAIN) {
         const int B = c->per_device_train_batch_size;
+        if (c->max_steps < 0) {
+            snprintf(err, errlen, "key 'max_steps': -1 (train for num_train_epochs) means nothing to grpo2048 train, "
+                     "whose dataset is one prompt sampled without end; give the number of optimizer steps");
+            return -1;
+        }
         if (c->steps_per_generation_set && c->generation_batch_size_set) {
             snprintf(err, errlen, "keys 'steps_per_generation' (%d) and 'generation_batch_size' (%d): give one of "
                      "them, not both (each determines the other: generation_batch_size = "
@@ -1371,6 +1418,25 @@ void config_write_markdown(FILE *f) {
         md_cell(f, k->help);
         fputs(" |\n", f);
     }
+    fputs("\n## Differences from TRL's defaults\n\n"
+          "Keys that TRL 1.16.0's `GRPOConfig` / `SFTConfig` (on transformers 5.25's `TrainingArguments`) also has\n"
+          "take the same values, with the same meaning, except these deliberate differences:\n\n"
+          "| Key | TRL / transformers | grpo2048 | Why |\n"
+          "|-----|--------------------|----------|-----|\n"
+          "| `max_completion_length` | 512 | 256 | A 2048 strategy fits in far fewer tokens, and every generated token costs CPU time. |\n"
+          "| `logging_steps` | 10 | 1 | Every step's metrics are written to metrics.sqlite regardless; `logging_steps` only spaces the progress line. TRL averages its metrics over `logging_steps` steps; grpo2048 stores each step's. |\n"
+          "| `bf16` | true (when fp16 is off) | false | The CPU computes in float32; bf16 is for the CUDA backend only. |\n"
+          "| `max_steps` | -1 (train for `num_train_epochs`) | 100 | `grpo2048 train` samples one prompt without end, so it has no epochs and needs a step count (-1 is refused there; sft accepts it). sft stops at the smaller of `max_steps` and `num_train_epochs`, where transformers lets a positive `max_steps` override the epochs. |\n"
+          "| `num_train_epochs` | 3.0 | 1.0 | sft only; one pass over the small SFT corpora grpo2048 ships. |\n"
+          "| `save_steps` | 500 | 0 (only at the end) | Small runs; a checkpoint is also written when the run is interrupted. |\n"
+          "| `temperature` | > 0 | 0 allowed (greedy) | Greedy sampling for debugging; the training log-probabilities are then taken at temperature 1 (TRL divides the logits by `temperature`, which is 1 by default, so the default runs agree). |\n"
+          "| `warmup_ratio` | removed in transformers 5 | kept | Older configs still load; `warmup_steps` (int steps, or a fraction below 1, as transformers 5) wins when nonzero. |\n"
+          "| `eval_steps` | evaluates an eval dataset | plays `eval_games` games | grpo2048's evaluation is greedy (or `eval_temperature`) completions on fixed game seeds; the metrics carry TRL's `eval_` prefix. |\n\n"
+          "grpo2048-only keys: `max_prompt_length` (a longer prompt is an error; TRL 1.16 has no such key), `device`,\n"
+          "`chat_template`, `system_prompt`, `prompt`, `dataset_path`, `init_from_scratch`, `sft_eval_fraction`,\n"
+          "`eval_games`, `eval_temperature` and the `rewards:` section. TRL keys grpo2048 does not have (vLLM,\n"
+          "tools, `use_adaptive_entropy`, `off_policy_mask_threshold`, `multi_objective_aggregation`, ...) are\n"
+          "unknown keys, reported as errors rather than ignored.\n", f);
     fputs("\n## The default prompt\n\n"
           "The public Unsloth 2048 notebook's prompt (no trailing newline):\n\n~~~text\n", f);
     fputs(config_default_prompt, f);
@@ -1500,6 +1566,12 @@ char *config_to_yaml(const grpo_config *c) {
     }
     if (b.oom) { free(b.s); return NULL; }
     return b.s;
+}
+
+int config_warmup_steps(const grpo_config *c, int total) {
+    if (c->warmup_steps >= 1.0) return (int)c->warmup_steps;
+    if (c->warmup_steps > 0.0) return (int)ceil(total * c->warmup_steps);
+    return (int)ceil(total * c->warmup_ratio);
 }
 
 void config_generation_layout(const grpo_config *c, int *steps_per_generation, int *generation_batch_size) {

@@ -64,7 +64,9 @@ typedef struct {
     int gradient_accumulation_steps;
     int max_steps;
     double num_train_epochs;
-    double warmup_ratio;
+    double warmup_ratio;                /* used only while warmup_steps is 0 */
+    double warmup_steps;                /* >= 1: int(value) steps; [0, 1): a fraction of max_steps */
+    const char *optim;                  /* "adamw_torch_fused" | "adamw_torch" (the same AdamW) */
     const char *lr_scheduler_type;      /* "linear" | "cosine" | "constant" | "constant_with_warmup" */
     double weight_decay;
     double adam_beta1;
@@ -78,7 +80,8 @@ typedef struct {
     const char *device;                 /* "auto" | "cpu" | "cuda" */
     int logging_steps;
     int save_steps;                     /* 0 = save only at the end */
-    int save_total_limit;               /* 0 = keep every checkpoint */
+    int save_total_limit;               /* 0 = keep every checkpoint (also when null) */
+    bool save_total_limit_set;
     char *resume_from_checkpoint;       /* "" = start afresh; "latest" or a checkpoint folder */
     /* GRPO */
     int num_generations;                /* G: completions per prompt */
@@ -97,7 +100,11 @@ typedef struct {
     double delta;                       /* two-sided clip bound; meaningful only when delta_set */
     bool delta_set;                     /* delta was given (not null) */
     const char *importance_sampling_level; /* "token" | "sequence" */
-    const char *loss_type;              /* "grpo" | "bnpo" | "dr_grpo" | "dapo" */
+    const char *loss_type;              /* "grpo" | "bnpo" | "dr_grpo" | "dapo" | "cispo" | "sapo" | "luspo" | "vespo" */
+    bool use_bias_correction_kl;        /* k3 KL times the importance ratio (TRL default true) */
+    double entropy_coef;                /* entropy bonus coefficient; 0 = off */
+    double sapo_temperature_pos, sapo_temperature_neg;
+    double vespo_k_pos, vespo_lambda_pos, vespo_k_neg, vespo_lambda_neg;
     const char *scale_rewards;          /* "group" | "batch" | "none" */
     int num_iterations;                 /* μ: optimization passes over each generation */
     int steps_per_generation;           /* meaningful only when steps_per_generation_set */
@@ -113,7 +120,8 @@ typedef struct {
     double ref_model_mixup_alpha;
     int ref_model_sync_steps;
     /* evaluation during training */
-    int eval_steps;                     /* 0 = no evaluation */
+    int eval_steps;                     /* 0 = no evaluation (also when null) */
+    bool eval_steps_set;
     int eval_games;                     /* games (fixed seeds) per evaluated completion */
     double eval_temperature;            /* 0 = greedy */
     /* prompts */
@@ -176,6 +184,11 @@ char *config_to_yaml(const grpo_config *c);
  * or, when generation_batch_size is given, steps_per_generation = generation_batch_size /
  * per_device_train_batch_size. Either pointer may be NULL. Valid after config_validate(c, "train"). */
 void config_generation_layout(const grpo_config *c, int *steps_per_generation, int *generation_batch_size);
+
+/* Warmup length in optimizer steps for a run of total steps, as transformers 5's get_warmup_steps:
+ * warmup_steps >= 1 → int(warmup_steps); 0 < warmup_steps < 1 → ceil(total · warmup_steps); warmup_steps
+ * 0 → ceil(total · warmup_ratio) (transformers 4's warmup_ratio). */
+int config_warmup_steps(const grpo_config *c, int total);
 
 /* The weight of each reward function (CONFIG_REWARD_* order): reward_weights when it is set, else
  * rewards.functions. */

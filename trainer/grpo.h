@@ -1,31 +1,38 @@
 /*
- * trainer/grpo.h: the GRPO objective — group-relative advantages, the entropy mask, and the clipped
- * surrogate loss with TRL's options (four aggregations, token or sequence importance ratios, two-sided
- * clipping, the k3 KL) — as pure functions of log-probabilities, so they can be checked against TRL's
- * formulas without a model (tests/trainer/test_grpo.c against the JSON files in tests/fixtures/grpo, which
- * tools/make_grpo_fixtures.py computes from a transcription of TRL's code).
+ * trainer/grpo.h: the GRPO objective as TRL 1.16.0 computes it — group-relative advantages, the completion
+ * statistics of a generation, the entropy mask, and the policy loss with TRL's eight loss types, token or
+ * sequence importance ratios, two-sided clipping, the bias-corrected k3 KL and the entropy bonus — as pure
+ * functions of log-probabilities, so they can be checked against TRL without a model
+ * (tests/trainer/test_grpo.c against tests/fixtures/grpo/{generation,loss}.json, which tools/make_grpo_fixtures.py computes
+ * by calling the installed trl 1.16.0's own GRPOTrainer methods).
  *
- * Sources: Shao et al. 2024, "DeepSeekMath" (GRPO, arXiv:2402.03300); TRL trl/trainer/grpo_trainer.py
- * (_generate_and_score_completions for the advantages and reward metrics, get_high_entropy_mask,
- * _compute_loss for the loss and its metrics) and grpo_config.py for the names and defaults;
- * Liu et al. 2025, "Understanding R1-Zero-Like Training" (dr_grpo); Yu et al. 2025, "DAPO" (dapo,
- * epsilon_high, mask_truncated_completions); Zheng et al. 2025, "Group Sequence Policy Optimization"
- * (importance_sampling_level: sequence); Prime Intellect 2025, "INTELLECT-2" (delta, two-sided clipping);
- * Wang et al. 2025, "Beyond the 80/20 Rule" (top_entropy_quantile); Schulman 2020, "Approximating KL
- * divergence" (the k3 estimator).
+ * Every formula's source is trl 1.16.0 `trl/trainer/grpo_trainer.py`, class GRPOTrainer:
+ * _generate_and_score_completions (advantages, num_items_in_batch, reward metrics), _generate (completion
+ * length metrics), get_high_entropy_mask, get_gamma_weights (vespo) and _compute_loss (the loss, its
+ * normalisers and the metrics it logs); names and defaults from `trl/trainer/grpo_config.py`.
+ * Papers: Shao et al. 2024, "DeepSeekMath" (GRPO); Liu et al. 2025, "Understanding R1-Zero-Like Training"
+ * (dr_grpo); Yu et al. 2025, "DAPO" (dapo, epsilon_high, mask_truncated_completions); Zheng et al. 2025,
+ * "Group Sequence Policy Optimization" (sequence level); Prime Intellect 2025, "INTELLECT-2" (delta);
+ * Wang et al. 2025, "Beyond the 80/20 Rule" (top_entropy_quantile); MiniMax 2025, "MiniMax-M1" (cispo);
+ * "Soft Adaptive Policy Optimization" (sapo, arXiv:2511.20347); "Length-Unbiased Sequence Policy
+ * Optimization" (luspo, arXiv:2602.05261); VESPO (vespo, TRL's get_gamma_weights); DeepSeek-V3.2
+ * (use_bias_correction_kl, arXiv:2512.02556); Schulman 2020, "Approximating KL divergence" (k3).
  */
 #ifndef GRPO2048_GRPO_H
 #define GRPO2048_GRPO_H
 
-typedef enum { LOSS_GRPO, LOSS_BNPO, LOSS_DR_GRPO, LOSS_DAPO } grpo_loss_type;
+typedef enum {
+    LOSS_GRPO, LOSS_BNPO, LOSS_DR_GRPO, LOSS_DAPO, LOSS_CISPO, LOSS_SAPO, LOSS_LUSPO, LOSS_VESPO
+} grpo_loss_type;
 typedef enum { SCALE_GROUP, SCALE_BATCH, SCALE_NONE } grpo_scale;
 typedef enum { IS_TOKEN, IS_SEQUENCE } grpo_is_level;
 
-/* Advantages of N rewards in N/G groups of G consecutive completions, as TRL computes them:
+/* Advantages of N rewards in N/G groups of G consecutive completions (TRL _generate_and_score_completions,
+ * multi_objective_aggregation "sum_then_normalize"):
  *   A_i = r_i − mean(group of i), divided by (std_i + 1e-4) unless scale = none, where std_i is the
- *   group's std (scale = group or none) or the whole batch's (scale = batch); std is torch.std's
- *   unbiased (Bessel-corrected) one.
- * rewards: (N,), adv: (N,) out. *reward_std = mean over completions of std_i (TRL `reward_std`);
+ *   group's std (scale = group or none) or the whole batch's (scale = batch); std is TRL's nanstd,
+ *   Bessel-corrected (0 for a single value).
+ * rewards: (N,), adv: (N,) out. *reward_std = the std of all N rewards (TRL `reward_std`, nanstd(rewards));
  * *frac_zero_std = fraction of completions whose std_i is zero as torch.isclose(std, 0) decides,
  * |std| <= 1e-8 (TRL `frac_reward_zero_std`). Either pointer may be NULL. N must be a multiple of G and
  * G ≥ 1 (checked by the config; a violation aborts with file:line). */
@@ -40,58 +47,112 @@ void grpo_advantages(const double *rewards, int N, int G, grpo_scale scale, floa
  * Returns how many were replaced. The trainer also masks their tokens out of the loss. */
 int grpo_fill_unscored(double *rewards, const unsigned char *scored, int N, int G);
 
-/* TRL's get_high_entropy_mask for one micro-batch: the threshold is torch.quantile (linear
- * interpolation) at `quantile` = 1 − top_entropy_quantile of the entropies of active tokens
- * (mask 1); out[i] = 1 where mask[i] is 1 and entropy[i] >= threshold, else 0 (all 0 when no token is
- * active). entropy, mask, out: (n,) (B×T flattened). quantile in [0, 1]. */
+/* Mean of x (n,), 0 for n = 0; and the Bessel-corrected standard deviation (TRL's nanstd without NaNs; 0
+ * for n < 2, where TRL gives NaN). The reward metrics of _generate_and_score_completions: `reward`,
+ * rewards/<f>/mean and rewards/<f>/std. */
+double grpo_mean(const double *x, int n);
+double grpo_std(const double *x, int n);
+
+/* The completion statistics of one generation of n completions (TRL _generate for the lengths,
+ * _generate_and_score_completions for num_items_in_batch). len: (n,) generated tokens, stop token included;
+ * terminated: (n,) 1 when the completion ends with a stop token (TRL: its last id is an eos or the pad id).
+ * Lengths are before masking; num_items_in_batch counts the loss tokens after mask_truncated_completions
+ * zeroes the truncated completions (TRL counts loss_mask.sum() after masking). The terminated-length
+ * statistics are 0 when no completion terminated (TRL's torch.zeros(1) edge case). n ≥ 1. */
+typedef struct {
+    double mean_length, min_length, max_length;                          /* completions/{mean,min,max}_length */
+    double mean_terminated_length, min_terminated_length, max_terminated_length;
+    double clipped_ratio;                                                /* completions/clipped_ratio */
+    double num_items_in_batch;                                           /* loss tokens (dapo's normaliser) */
+} grpo_completion_stats;
+void grpo_completion_stats_of(const int *len, const int *terminated, int n, int mask_truncated_completions,
+                              grpo_completion_stats *out);
+
+/* TRL's get_high_entropy_mask for one micro-batch, with torch.quantile's float32 arithmetic: the threshold
+ * is torch.quantile (linear interpolation: q rounded to float32, the rank q·(k−1), the weight and
+ * torch.lerp in float32) at `quantile` (TRL passes 1 − top_entropy_quantile) of the entropies of active tokens
+ * (mask 1); out[i] = 1 where mask[i] is 1 and entropy[i]·mask[i] >= threshold, else 0 (all 0 when no token
+ * is active). entropy, mask, out: (n,) (B×T flattened). quantile in [0, 1] (else aborts with file:line). */
 void grpo_entropy_mask(const float *entropy, const float *mask, int n, double quantile, float *out);
 
-/* Masked mean Σ x·mask / max(Σ mask, 1) over (n,) arrays (TRL's masked_batch_mean for (B, T) inputs):
- * the per-micro-batch `entropy` metric. */
+/* Masked mean Σ x·mask / max(Σ mask, 1) over (n,) arrays (TRL's global_masked_mean on one process). */
 double grpo_masked_mean(const float *x, const float *mask, int n);
 
 typedef struct {
     grpo_loss_type type;
     grpo_is_level level;      /* token: one ratio per token; sequence (GSPO): exp(mean token log-ratio) */
     float epsilon_low;        /* ε: ratio clipped below at 1 − ε (TRL `epsilon`, 0.2) */
-    float epsilon_high;       /* ε_high: ratio clipped above at 1 + ε_high (defaults to ε) */
+    float epsilon_high;       /* ε_high: ratio clipped above at 1 + ε_high (defaults to ε); cispo: the cap on the ratio */
     float delta;              /* > 0: two-sided clipping, the unclipped ratio capped at delta; 0 = off */
     float beta;               /* KL coefficient; 0 = no reference model */
+    int use_bias_correction_kl; /* TRL default 1: the k3 KL multiplied by the importance ratio coef_1 (with its gradient) */
     int max_completion_length;/* dr_grpo's constant normalizer, tokens */
     int gradient_accumulation_steps; /* micro-batches per optimizer step (TRL's current_gradient_accumulation_steps) */
-    double num_items_in_batch;/* dapo: completion tokens of the whole generation batch (TRL num_items_in_batch) */
+    int steps_per_generation; /* micro-batches a generation is split into (dapo/cispo/vespo normaliser) */
+    double num_items_in_batch;/* dapo, cispo, vespo: loss tokens of the whole generation (TRL num_items_in_batch) */
+    float sapo_temperature_pos, sapo_temperature_neg;   /* sapo: gate temperatures (TRL 1.0, 1.05) */
+    float vespo_k_pos, vespo_lambda_pos, vespo_k_neg, vespo_lambda_neg; /* vespo: Gamma weights (2, 3, 3, 2) */
+    float entropy_coef;       /* entropy bonus: loss −= entropy_coef · mean entropy / accumulation; 0 = off */
 } grpo_loss_params;
 
+/* Fills p with TRL 1.16.0's GRPOConfig defaults (loss_type dapo, token level, ε = ε_high = 0.2, no delta,
+ * β = 0, use_bias_correction_kl true, sapo/vespo defaults, entropy_coef 0) and the given layout. */
+void grpo_loss_params_default(grpo_loss_params *p, int max_completion_length, int gradient_accumulation_steps,
+                              int steps_per_generation);
+
 typedef struct {
-    double loss;              /* this micro-batch's contribution to the step's loss */
+    double loss;              /* this micro-batch's contribution to the step's loss (what is differentiated) */
+    double policy_loss;       /* TRL `policy_loss`: the loss before the accumulation divisor and the entropy bonus */
     double tokens;            /* active tokens (Σ mask) */
-    double kl;                /* masked mean of the k3 KL over active tokens (0 when beta = 0): TRL `kl` */
-    double clip_low;          /* masked mean of (coef_1 < 1 − ε_low and A < 0): TRL clip_ratio/low_* */
-    double clip_high;         /* masked mean of (coef_1 > 1 + ε_high and A > 0): clip_ratio/high_* */
-    double clip_region;       /* masked mean of either: clip_ratio/region_mean */
+    double entropy;           /* masked mean entropy over active tokens (TRL `entropy`); 0 when entropy is NULL */
+    double kl;                /* masked mean of the (bias-corrected) k3 KL (0 when beta = 0): TRL `kl` */
+    double clip_low;          /* grpo family: TRL clip_ratio/low_mean of this micro-batch */
+    double clip_high;         /* clip_ratio/high_mean */
+    double clip_region;       /* clip_ratio/region_mean */
+    double clip_low_min;      /* clip_ratio/low_min: min over sequences of each one's clipped fraction (NaN: none) */
+    double clip_high_max;     /* clip_ratio/high_max: max over sequences (NaN: none) */
+    double cispo_clip;        /* cispo: TRL cispo_clip_ratio */
+    double vespo_phi_mean;    /* vespo: TRL vespo/phi_seq_mean */
 } grpo_loss_stats;
 
-/* The clipped surrogate loss of one micro-batch of B sequences and its gradient w.r.t. logp, as TRL's
- * _compute_loss computes it:
+/* Which of the loss metrics TRL logs for a loss type: 1 for the clip_ratio/... family (grpo, bnpo, dr_grpo,
+ * dapo, luspo), 2 for cispo_clip_ratio (cispo), 3 for vespo/phi_seq_mean (vespo), 0 for none (sapo). */
+int grpo_loss_metric_kind(grpo_loss_type type);
+
+/* The loss of one micro-batch of B sequences and its gradient w.r.t. logp (and entropy), as TRL 1.16.0's
+ * _compute_loss computes it (trl/trainer/grpo_trainer.py, GRPOTrainer._compute_loss):
  *   log-ratio  r = logp − old_logp (token), or per sequence r_b = Σ_t r·mask / max(Σ_t mask, 1) (sequence)
- *   coef_1 = exp(r), coef_2 = clamp(coef_1, 1 − ε_low, 1 + ε_high); with delta: coef_1 = min(coef_1, delta)
- *   l = −min(coef_1·A, coef_2·A) · entropy_mask + β·(exp(ref − logp) − (ref − logp) − 1)
- * aggregated over active tokens (mask 1):
- *   grpo:    mean over sequences of (Σ_t l·mask / max(Σ_t mask, 1)), / gradient_accumulation_steps
- *   bnpo:    Σ l·mask / max(Σ mask, 1) over the micro-batch,        / gradient_accumulation_steps
- *   dr_grpo: Σ l·mask / (B · max_completion_length),                / gradient_accumulation_steps
- *   dapo:    Σ l·mask / num_items_in_batch
- * The gradient is that of autograd: the clamps pass gradient only inside their ranges (ends included)
- * and torch.min splits it evenly on ties. Clip statistics use coef_1 after the delta cap, and at the
- * sequence level are means over the B sequences (TRL's masked_batch_mean of a (B, 1) tensor).
- * logp, old_logp, ref_logp (NULL when β = 0), mask, entropy_mask (NULL = all ones), dlogp: (B, T);
- * adv: (B,). dlogp receives dLoss/dlogp (0 where mask is 0). Returns the micro-batch loss; fills *st. */
+ *   c = coef_1 = exp(r)
+ *   KL_t = exp(ref − logp) − (ref − logp) − 1, times c when use_bias_correction_kl (c carries gradient)
+ *   per-token policy term ℓ by loss type (A the sequence's advantage):
+ *     grpo, bnpo, dr_grpo, dapo, luspo: −min(c₁·A, clamp(c, 1−ε, 1+ε_high)·A), c₁ = min(c, delta) with delta
+ *     cispo: −sg(min(c, ε_high))·A·logp            (sg = no gradient)
+ *     sapo:  −σ(τ(c − 1))·4/τ·A, τ = sapo_temperature_pos if A > 0 else sapo_temperature_neg
+ *     vespo: −sg(φ_b)·A·logp, φ_b = exp(λ + k·log w − λ·w), log w = clamp(Σ_t clamp(r, ±20)·mask,
+ *            log 1e-8, 20), (k, λ) = (k_pos, λ_pos) if A >= 0 else (k_neg, λ_neg) (TRL get_gamma_weights)
+ *   l = ℓ · entropy_mask + β·KL, aggregated over active tokens (mask 1), with a = gradient_accumulation_steps:
+ *     grpo, sapo:        mean over sequences of Σ_t l·mask / max(Σ_t mask, 1),          / a
+ *     bnpo:              Σ l·mask / max(Σ mask, 1),                                      / a
+ *     dr_grpo:           Σ l·mask / (B · max_completion_length),                         / a
+ *     dapo, cispo, vespo: Σ l·mask / (max(num_items_in_batch, 1) · a / steps_per_generation)
+ *     luspo:             mean over sequences of Σ_t l·mask,                              / a
+ *   entropy bonus (entropy_coef ≠ 0): loss −= entropy_coef · Σ H·m' / max(Σ m', 1) / a, m' = mask·entropy_mask.
+ * The gradient is autograd's: clamps pass gradient inside their ranges (ends included), torch.min splits it
+ * evenly on ties. Metrics as TRL logs them: clip indicators use c₁ (after the delta cap); means are masked
+ * token means (token level) or means over the B sequences (sequence level); clip_low_min / clip_high_max
+ * take min / max over sequences of the per-sequence fraction, skipping empty sequences at the token level
+ * (TRL's nanmin / nanmax of 0/0).
+ * logp, old_logp, ref_logp (NULL when β = 0), mask, entropy_mask (NULL = all ones), entropy (NULL when
+ * entropy_coef = 0 and the entropy metric is not wanted), dlogp, dentropy (NULL when entropy_coef = 0):
+ * (B, T); adv: (B,). dlogp receives dLoss/dlogp and dentropy dLoss/dentropy (0 where mask is 0).
+ * Returns the micro-batch loss; fills *st. Aborts (file:line) on B or T < 1, β > 0 without ref_logp, or
+ * entropy_coef ≠ 0 without entropy or dentropy. */
 double grpo_loss(const grpo_loss_params *p, int B, int T, const float *logp, const float *old_logp,
                  const float *ref_logp, const float *adv, const float *mask, const float *entropy_mask,
-                 float *dlogp, grpo_loss_stats *st);
+                 const float *entropy, float *dlogp, float *dentropy, grpo_loss_stats *st);
 
-/* Parse "grpo", "bnpo", "dr_grpo", "dapo"; "group", "batch", "none"; "token", "sequence".
- * Each returns -1 for an unknown name. */
+/* Parse "grpo", "bnpo", "dr_grpo", "dapo", "cispo", "sapo", "luspo", "vespo"; "group", "batch", "none";
+ * "token", "sequence". Each returns -1 for an unknown name. */
 int grpo_loss_type_from_name(const char *name);
 int grpo_scale_from_name(const char *name);
 int grpo_is_level_from_name(const char *name);

@@ -44,14 +44,15 @@ const char *const metrics_names[] = {
     "completions/max_terminated_length",
     "frac_reward_zero_std", "loss", "grad_norm", "learning_rate", "kl", "entropy",
     "clip_ratio/region_mean", "clip_ratio/low_mean", "clip_ratio/low_min", "clip_ratio/high_mean",
-    "clip_ratio/high_max",
+    "clip_ratio/high_max", "cispo_clip_ratio", "vespo/phi_seq_mean", "policy_loss", "entropy_coef",
     "num_tokens", "step_time", "generation_time", "reward_time", "train_time", "tokens_per_second",
     "timeouts", "stuck", "wins", "infra_errors", "epoch", "eval_loss", "memory/rss_gb",
-    "eval/reward", "eval/reward_std",
-    "eval/rewards/function_works/mean", "eval/rewards/no_cheating/mean",
-    "eval/rewards/strategy_succeeds/mean", "eval/rewards/game_progress/mean",
-    "eval/games", "eval/wins", "eval/win_rate", "eval/max_tile", "eval/score", "eval/timeouts",
-    "eval/completions/mean_length", "eval/completions/clipped_ratio", "eval/time",
+    /* evaluation: TRL's eval_ prefix (the steps view also shows each as "eval/..." for older queries) */
+    "eval_reward", "eval_reward_std",
+    "eval_rewards/function_works/mean", "eval_rewards/no_cheating/mean",
+    "eval_rewards/strategy_succeeds/mean", "eval_rewards/game_progress/mean",
+    "eval_games", "eval_wins", "eval_win_rate", "eval_max_tile", "eval_score", "eval_timeouts",
+    "eval_completions/mean_length", "eval_completions/clipped_ratio", "eval_time",
     /* GPU telemetry (trainer/gpu_telemetry.c): NVML samples per phase, absent without NVML */
 #define GPU_COLUMNS(p) p "utilization", p "sm_clock_mhz", p "sm_clock_mhz_min", p "power_w", p "temperature_c", \
     p "memory_used_gb", p "samples"
@@ -149,13 +150,18 @@ static int query_int(metrics_db *m, const char *sql, long long *out) {
 /* CREATE VIEW steps: one max(CASE ...) column per known metric name. */
 static char *steps_view_sql(void) {
     size_t cap = 256;
-    for (int i = 0; i < metrics_num_names; i++) cap += 2 * strlen(metrics_names[i]) + 64;
+    for (int i = 0; i < metrics_num_names; i++) cap += 4 * strlen(metrics_names[i]) + 128;
     char *sql = malloc(cap);
     if (!sql) return NULL;
     size_t n = (size_t)snprintf(sql, cap, "CREATE VIEW steps AS SELECT run_id, step");
     for (int i = 0; i < metrics_num_names; i++)
         n += (size_t)snprintf(sql + n, cap - n, ", max(CASE WHEN name = '%s' THEN value END) AS \"%s\"",
                               metrics_names[i], metrics_names[i]);
+    /* "eval/x" aliases of the stored "eval_x" names (grpo2048 wrote eval/... before it followed TRL) */
+    for (int i = 0; i < metrics_num_names; i++)
+        if (!strncmp(metrics_names[i], "eval_", 5) && strcmp(metrics_names[i], "eval_loss") != 0)
+            n += (size_t)snprintf(sql + n, cap - n, ", max(CASE WHEN name = '%s' THEN value END) AS \"eval/%s\"",
+                                  metrics_names[i], metrics_names[i] + 5);
     snprintf(sql + n, cap - n, " FROM metrics GROUP BY run_id, step;");
     return sql;
 }

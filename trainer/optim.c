@@ -66,7 +66,10 @@ int lr_schedule_from_name(const char *name) {
 }
 
 double lr_at(lr_schedule s, double base_lr, int step, int total, double warmup_ratio) {
-    int warmup = (int)ceil(warmup_ratio * total);
+    return lr_at_warmup(s, base_lr, step, total, (int)ceil(warmup_ratio * total));
+}
+
+double lr_at_warmup(lr_schedule s, double base_lr, int step, int total, int warmup) {
     if (s == SCHED_CONSTANT) return base_lr;
     if (step < warmup) return base_lr * (double)step / (warmup > 1 ? warmup : 1);
     if (s == SCHED_CONSTANT_WITH_WARMUP) return base_lr;

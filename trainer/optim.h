@@ -45,6 +45,10 @@ int lr_schedule_from_name(const char *name);
  * total) as transformers computes it. */
 double lr_at(lr_schedule s, double base_lr, int step, int total, double warmup_ratio);
 
+/* The same with the warmup given in steps (transformers' get_*_schedule_with_warmup(num_warmup_steps);
+ * config_warmup_steps turns warmup_steps / warmup_ratio into it). warmup >= 0. */
+double lr_at_warmup(lr_schedule s, double base_lr, int step, int total, int warmup);
+
 /* Writes / reads the optimizer state (magic, version, n, t, m, v) as one binary file; save goes through
  * a temporary name and rename. Return 0, or -1 with a message naming the file and what is wrong. */
 int adamw_save(const adamw_state *s, const char *path, char *err, size_t errlen);

@@ -4,7 +4,7 @@
  * DIR (default "runs") is a metrics file itself, an output_dir holding metrics.sqlite, or a folder of
  * output_dirs (each subfolder with a metrics.sqlite, in name order). For every run row of every file it prints the
  * output_dir, run id, kind, status, steps (last step / max_steps of its config), the best `reward`
- * of any step (GRPO) and the last step's main metrics: reward, loss and kl for GRPO runs (eval/reward
+ * of any step (GRPO) and the last step's main metrics: reward, loss and kl for GRPO runs (eval_reward
  * when evaluated), loss and eval_loss for SFT runs, and when it started. A run whose status is
  * 'running' but whose writer (the pid and host recorded in the row) no longer exists on this host
  * was killed (SIGKILL, a crash, a power loss): it is shown as 'killed', and --resume continues it.
@@ -130,7 +130,7 @@ static int list_file(const char *out_dir, const char *path, int *header_printed)
         if (last_ok) {
             const int grpo = kind && !strcmp(kind, "grpo");
             static const char *const grpo_names[][2] = {{"reward", "reward"}, {"loss", "loss"}, {"kl", "kl"},
-                                                         {"eval/reward", "eval/reward"}};
+                                                         {"eval_reward", "eval_reward"}};
             static const char *const sft_names[][2] = {{"loss", "loss"}, {"eval_loss", "eval_loss"}};
             const char *const (*names)[2] = grpo ? grpo_names : sft_names;
             const int nn = grpo ? 4 : 2;

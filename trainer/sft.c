@@ -219,7 +219,7 @@ int cmd_sft(int argc, char **argv) {
     const int B = c.per_device_train_batch_size, A = c.gradient_accumulation_steps;
     const int steps_per_epoch = (n_train + B * A - 1) / (B * A);
     int total = (int)ceil(c.num_train_epochs * steps_per_epoch);
-    if (total > c.max_steps) total = c.max_steps;
+    if (c.max_steps > 0 && total > c.max_steps) total = c.max_steps;   /* -1: num_train_epochs alone */
     if (total < 1) total = 1;
     int maxT = 1;
     for (int i = 0; i < n; i++) if (ex[i].len > maxT) maxT = ex[i].len;
@@ -313,7 +313,7 @@ int cmd_sft(int argc, char **argv) {
             status = "failed";
             break;
         }
-        double lr = lr_at(sched, c.learning_rate, step - 1, total, c.warmup_ratio);
+        double lr = lr_at_warmup(sched, c.learning_rate, step - 1, total, config_warmup_steps(&c, total));
         hp.lr = (float)lr;
         if (backend_adamw_step(&be, &hp) != 0) {
             progress_clear(&pb);

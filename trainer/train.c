@@ -38,9 +38,9 @@
  * the backend copies its weights and moments back (backend_download), after loading them (start,
  * resume) the backend is created from them, so checkpoints are the same files on either device.
  *
- * One difference from TRL remains, for want of a model API: TRL computes the training log-probabilities
- * and entropies from logits divided by `temperature`; the models' forward passes have no temperature
- * (issue 10), so they are at temperature 1 here (identical for the default temperature 1.0).
+ * The training, old and reference log-probabilities and the entropies are those of logits / temperature,
+ * as TRL computes them (temperature 0, greedy sampling, which TRL refuses, uses 1). The loss, its
+ * normalisers and the metrics are TRL 1.16.0's (trainer/grpo.h).
  */
 #include <errno.h>
 #include <limits.h>
@@ -64,8 +64,8 @@
 #include "trainer/progress.h"
 #include "trainer/stop_signal.h"
 
-/* TODO(issue 10): c->temperature, as TRL, once the models' forward passes take a temperature. */
-#define LOGPROB_TEMPERATURE 1.0f
+/* The temperature the log-probabilities are computed at: TRL divides the logits by `temperature`. */
+static float logprob_temperature(const grpo_config *c) { return c->temperature > 0 ? (float)c->temperature : 1.0f; }
 
 #define TRAIN_ABORT(...) do { fprintf(stderr, "%s:%d: ", __FILE__, __LINE__); \
     fprintf(stderr, __VA_ARGS__); fputc('\n', stderr); abort(); } while (0)
@@ -107,7 +107,7 @@ typedef struct {
     int *order;            /* (n,) micro-batch s holds completions order[s·B .. s·B + B) */
     float *old_logp;       /* (n, max_new) log p of each generated token under the generating policy, or NULL */
     float *ref_logp;       /* (n, max_new) under the reference model, or NULL */
-    double num_items;      /* Σ len: TRL's num_items_in_batch (dapo's normalizer) */
+    double num_items;      /* loss tokens after mask_truncated_completions: TRL's num_items_in_batch */
     gen_metrics m;
 } generation;
 
@@ -231,7 +231,7 @@ typedef struct {
     double num_tokens;        /* prompt + completion tokens generated so far (TRL num_tokens) */
     /* (B, P + max_new) scratch of one micro-batch */
     int *tokens;
-    float *mask, *logp, *old_logp, *ref_logp, *entropy, *emask, *dlogp;
+    float *mask, *logp, *old_logp, *ref_logp, *entropy, *emask, *dlogp, *dentropy;
     float *adv;               /* (B,) the micro-batch's advantages */
     double *func_values;      /* (N,) */
     gpu_telemetry *gpu;       /* GPU telemetry (trainer/gpu_telemetry.h), NULL unless on the CUDA device */
@@ -244,7 +244,9 @@ typedef struct {
 typedef struct {
     int ngen, micro;
     gen_metrics g;             /* sums over generations */
-    double loss, entropy, kl, clip_low, clip_high, clip_region, clip_low_min, clip_high_max;
+    double loss, entropy, kl, clip_low, clip_high, clip_region, policy_loss, cispo_clip, vespo_phi;
+    double clip_low_min, clip_high_max;   /* sums over the micro-batches whose value is not NaN */
+    int n_low_min, n_high_max;
     double train_tokens;
 } step_acc;
 
@@ -285,7 +287,7 @@ static int keep_logprobs(run *r, generation *g, backend *m, float *dst) {
     for (int s = 0; s < r->S; s++) {
         const int *idx = g->order + (size_t)s * r->B;
         int T = build_micro_batch(r, g, idx);
-        if (backend_forward_logprobs(m, r->tokens, r->B, T, LOGPROB_TEMPERATURE, r->logp, NULL) != 0) {
+        if (backend_forward_logprobs(m, r->tokens, r->B, T, logprob_temperature(r->c), r->logp, NULL) != 0) {
             snprintf(r->err, sizeof r->err, "forward pass: %s", m->err);
             return -1;
         }
@@ -329,7 +331,6 @@ static int make_generation(run *r, int number, int step, step_acc *acc) {
         return -1;
     g->number = number;
     m->generation_time = now_seconds() - t0;
-    g->num_items = 0;
     for (int i = 0; i < g->n; i++) {
         const int *row = g->tokens + (size_t)i * r->max_new;
         const int L = g->len[i];
@@ -337,7 +338,6 @@ static int make_generation(run *r, int number, int step, step_acc *acc) {
         free(g->text[i]);
         g->text[i] = policy_decode(&r->pol, row, L);
         if (!g->text[i]) { snprintf(r->err, sizeof r->err, "out of memory"); return -1; }
-        g->num_items += L;
         /* every completion of group k plays the same games */
         g->seeds[i] = game_seed_mix((uint64_t)c->seed ^ 0x2048u, (uint64_t)number, (uint64_t)(i / r->G));
     }
@@ -375,37 +375,31 @@ static int make_generation(run *r, int number, int step, step_acc *acc) {
     int scored = 0;
     for (int i = 0; i < g->n; i++)
         if (g->res[i].outcome != OUTCOME_INFRA_ERROR) r->func_values[scored++] = g->res[i].reward;
-    m->reward = scored ? mean_of(r->func_values, scored) : 0.0;
+    m->reward = scored ? grpo_mean(r->func_values, scored) : 0.0;
     for (int f = 0; f < RF_COUNT; f++) {
         int k = 0;
         for (int i = 0; i < g->n; i++)
             if (g->res[i].outcome != OUTCOME_INFRA_ERROR) r->func_values[k++] = g->res[i].rewards[f];
-        m->func_mean[f] = k ? mean_of(r->func_values, k) : 0.0;
-        m->func_std[f] = k ? std_of(r->func_values, k) : 0.0;
+        m->func_mean[f] = k ? grpo_mean(r->func_values, k) : 0.0;
+        m->func_std[f] = k ? grpo_std(r->func_values, k) : 0.0;
     }
-    m->min_len = 1e300;
-    m->min_term = 1e300;
-    int n_term = 0;
     for (int i = 0; i < g->n; i++) {
-        const double L = g->len[i];
         m->timeouts += g->res[i].timeouts;
         m->stuck += g->res[i].stuck;
         m->wins += g->res[i].wins;
-        m->mean_len += L;
-        if (L < m->min_len) m->min_len = L;
-        if (L > m->max_len) m->max_len = L;
-        if (g->terminated[i]) {
-            n_term++;
-            m->mean_term += L;
-            if (L < m->min_term) m->min_term = L;
-            if (L > m->max_term) m->max_term = L;
-        }
     }
-    m->tokens = m->mean_len + (double)r->P * g->n;
-    m->mean_len /= g->n;
-    if (n_term) m->mean_term /= n_term;
-    else m->mean_term = m->min_term = m->max_term = 0;   /* TRL: zeros when no completion terminated */
-    m->clipped_ratio = 1.0 - (double)n_term / g->n;
+    /* lengths (before masking) and num_items_in_batch (after mask_truncated_completions), as TRL */
+    grpo_completion_stats cs;
+    grpo_completion_stats_of(g->len, g->terminated, g->n, c->mask_truncated_completions, &cs);
+    g->num_items = cs.num_items_in_batch;
+    m->mean_len = cs.mean_length;
+    m->min_len = cs.min_length;
+    m->max_len = cs.max_length;
+    m->mean_term = cs.mean_terminated_length;
+    m->min_term = cs.min_terminated_length;
+    m->max_term = cs.max_terminated_length;
+    m->clipped_ratio = cs.clipped_ratio;
+    m->tokens = cs.mean_length * g->n + (double)r->P * g->n;
     r->num_tokens += m->tokens;
 
     for (int i = 0; i < g->n; i++) {
@@ -435,7 +429,7 @@ static int make_generation(run *r, int number, int step, step_acc *acc) {
     /* infra_error completions leave the loss: no token of theirs is trained on (see above). */
     for (int i = 0; i < g->n; i++)
         if (g->res[i].outcome == OUTCOME_INFRA_ERROR) {
-            g->num_items -= g->len[i];
+            if (!r->c->mask_truncated_completions || g->terminated[i]) g->num_items -= g->len[i];
             g->len[i] = 0;
         }
     acc->ngen++;
@@ -448,7 +442,7 @@ static int micro_step(run *r, int slice, step_acc *acc) {
     const int *idx = g->order + (size_t)slice * r->B;
     const int T = build_micro_batch(r, g, idx);
     const int n = r->B * T;
-    if (backend_forward_logprobs(&r->pb, r->tokens, r->B, T, LOGPROB_TEMPERATURE, r->logp, r->entropy) != 0) {
+    if (backend_forward_logprobs(&r->pb, r->tokens, r->B, T, logprob_temperature(r->c), r->logp, r->entropy) != 0) {
         snprintf(r->err, sizeof r->err, "forward pass: %s", r->pb.err);
         return -1;
     }
@@ -460,18 +454,23 @@ static int micro_step(run *r, int slice, step_acc *acc) {
     if (masked) grpo_entropy_mask(r->entropy, r->mask, n, 1.0 - r->c->top_entropy_quantile, r->emask);
     r->lp.num_items_in_batch = g->num_items;
     grpo_loss_stats st;
+    const int bonus = r->lp.entropy_coef != 0.0f;
     acc->loss += grpo_loss(&r->lp, r->B, T, r->logp, r->old_logp, r->have_ref ? r->ref_logp : NULL, adv, r->mask,
-                           masked ? r->emask : NULL, r->dlogp, &st);
-    acc->entropy += grpo_masked_mean(r->entropy, r->mask, n);
+                           masked ? r->emask : NULL, r->entropy, r->dlogp, bonus ? r->dentropy : NULL, &st);
+    /* TRL appends one value per _compute_loss call and averages them at log time (NaNs left out) */
+    acc->entropy += st.entropy;
     acc->kl += st.kl;
     acc->clip_low += st.clip_low;
     acc->clip_high += st.clip_high;
     acc->clip_region += st.clip_region;
-    if (acc->micro == 0 || st.clip_low < acc->clip_low_min) acc->clip_low_min = st.clip_low;
-    if (acc->micro == 0 || st.clip_high > acc->clip_high_max) acc->clip_high_max = st.clip_high;
+    acc->policy_loss += st.policy_loss;
+    acc->cispo_clip += st.cispo_clip;
+    acc->vespo_phi += st.vespo_phi_mean;
+    if (!isnan(st.clip_low_min)) { acc->clip_low_min += st.clip_low_min; acc->n_low_min++; }
+    if (!isnan(st.clip_high_max)) { acc->clip_high_max += st.clip_high_max; acc->n_high_max++; }
     for (int b = 0; b < r->B; b++) acc->train_tokens += r->P + g->len[idx[b]];
     acc->micro++;
-    backend_backward_logprobs(&r->pb, r->dlogp);
+    backend_backward_logprobs_entropy(&r->pb, r->dlogp, bonus ? r->dentropy : NULL);
     return 0;
 }
 
@@ -495,7 +494,7 @@ static int sync_reference(run *r) {
 }
 
 /* Evaluation: one greedy completion (eval_temperature 0) or num_generations sampled with a fixed seed,
- * each playing eval_games jobs on fixed game seeds (the same at every evaluation); eval/... metrics. */
+ * each playing eval_games jobs on fixed game seeds (the same at every evaluation); eval_... metrics. */
 static int evaluate(run *r) {
     const grpo_config *c = r->c;
     const double t0 = now_seconds();
@@ -549,19 +548,19 @@ static int evaluate(run *r) {
         score += res[j].score;
     }
     metrics_db *db = r->db;
-    int bad = metrics_add(db, "eval/reward", mean_of(vals, jobs)) | metrics_add(db, "eval/reward_std", std_of(vals, jobs));
+    int bad = metrics_add(db, "eval_reward", mean_of(vals, jobs)) | metrics_add(db, "eval_reward_std", std_of(vals, jobs));
     for (int f = 0; f < RF_COUNT; f++) {
         for (int j = 0; j < jobs; j++) vals[j] = res[j].rewards[f];
         char name[96];
-        snprintf(name, sizeof name, "eval/rewards/%s/mean", reward_func_name(f));
+        snprintf(name, sizeof name, "eval_rewards/%s/mean", reward_func_name(f));
         bad |= metrics_add(db, name, mean_of(vals, jobs));
     }
-    bad |= metrics_add(db, "eval/games", games) | metrics_add(db, "eval/wins", wins) |
-           metrics_add(db, "eval/win_rate", games > 0 ? wins / games : 0) | metrics_add(db, "eval/max_tile", tile / jobs) |
-           metrics_add(db, "eval/score", score / jobs) | metrics_add(db, "eval/timeouts", timeouts) |
-           metrics_add(db, "eval/completions/mean_length", mean_len / n) |
-           metrics_add(db, "eval/completions/clipped_ratio", clipped / n) |
-           metrics_add(db, "eval/time", now_seconds() - t0);
+    bad |= metrics_add(db, "eval_games", games) | metrics_add(db, "eval_wins", wins) |
+           metrics_add(db, "eval_win_rate", games > 0 ? wins / games : 0) | metrics_add(db, "eval_max_tile", tile / jobs) |
+           metrics_add(db, "eval_score", score / jobs) | metrics_add(db, "eval_timeouts", timeouts) |
+           metrics_add(db, "eval_completions/mean_length", mean_len / n) |
+           metrics_add(db, "eval_completions/clipped_ratio", clipped / n) |
+           metrics_add(db, "eval_time", now_seconds() - t0);
     if (bad) { snprintf(r->err, sizeof r->err, "metrics: %s", metrics_error(db)); goto done; }
     rc = 0;
 done:
@@ -616,14 +615,24 @@ static int log_step(run *r, const step_acc *a, double grad_norm, double lr, doub
     const double mb = a->micro > 0 ? a->micro : 1;
     bad |= metrics_add(db, "num_tokens", r->num_tokens) | metrics_add(db, "loss", a->loss) |
            metrics_add(db, "grad_norm", grad_norm) | metrics_add(db, "learning_rate", lr) |
-           metrics_add(db, "entropy", a->entropy / mb) |
-           metrics_add(db, "clip_ratio/low_mean", a->clip_low / mb) | metrics_add(db, "clip_ratio/low_min", a->clip_low_min) |
-           metrics_add(db, "clip_ratio/high_mean", a->clip_high / mb) |
-           metrics_add(db, "clip_ratio/high_max", a->clip_high_max) |
-           metrics_add(db, "clip_ratio/region_mean", a->clip_region / mb) | metrics_add(db, "step_time", step_time) |
+           metrics_add(db, "entropy", a->entropy / mb) | metrics_add(db, "step_time", step_time) |
            metrics_add(db, "train_time", train_time) |
            metrics_add(db, "tokens_per_second", step_time > 0 ? a->train_tokens / step_time : 0);
     if (r->have_ref) bad |= metrics_add(db, "kl", a->kl / mb);
+    switch (grpo_loss_metric_kind(r->lp.type)) {   /* what TRL's _compute_loss logs for the loss type */
+    case 1:
+        bad |= metrics_add(db, "clip_ratio/low_mean", a->clip_low / mb) |
+               metrics_add(db, "clip_ratio/high_mean", a->clip_high / mb) |
+               metrics_add(db, "clip_ratio/region_mean", a->clip_region / mb) |
+               metrics_add(db, "clip_ratio/low_min", a->n_low_min ? a->clip_low_min / a->n_low_min : NAN) |
+               metrics_add(db, "clip_ratio/high_max", a->n_high_max ? a->clip_high_max / a->n_high_max : NAN);
+        break;
+    case 2: bad |= metrics_add(db, "cispo_clip_ratio", a->cispo_clip / mb); break;
+    case 3: bad |= metrics_add(db, "vespo/phi_seq_mean", a->vespo_phi / mb); break;
+    default: break;
+    }
+    if (r->lp.entropy_coef != 0.0f)
+        bad |= metrics_add(db, "policy_loss", a->policy_loss / mb) | metrics_add(db, "entropy_coef", r->lp.entropy_coef);
     const double rss = peak_rss_gb_since_last();
     if (rss >= 0) bad |= metrics_add(db, "memory/rss_gb", rss);
     if (r->gpu) {   /* the model's own peak device memory, from the CUDA runtime (reported without NVML too) */
@@ -865,10 +874,21 @@ int cmd_train(int argc, char **argv) {
     r.generate_every = r.S * r.mu;
     r.keep_old = r.A % r.generate_every != 0;   /* TRL: gradient_accumulation_steps % generate_every != 0 */
     r.scale = (grpo_scale)grpo_scale_from_name(c.scale_rewards);
-    r.lp = (grpo_loss_params){(grpo_loss_type)grpo_loss_type_from_name(c.loss_type),
-                              (grpo_is_level)grpo_is_level_from_name(c.importance_sampling_level), (float)c.epsilon,
-                              (float)c.epsilon_high, c.delta_set ? (float)c.delta : 0.0f, (float)c.beta, r.max_new, r.A,
-                              0.0};
+    grpo_loss_params_default(&r.lp, r.max_new, r.A, r.S);
+    r.lp.type = (grpo_loss_type)grpo_loss_type_from_name(c.loss_type);
+    r.lp.level = (grpo_is_level)grpo_is_level_from_name(c.importance_sampling_level);
+    r.lp.epsilon_low = (float)c.epsilon;
+    r.lp.epsilon_high = (float)c.epsilon_high;
+    r.lp.delta = c.delta_set ? (float)c.delta : 0.0f;
+    r.lp.beta = (float)c.beta;
+    r.lp.use_bias_correction_kl = c.use_bias_correction_kl;
+    r.lp.sapo_temperature_pos = (float)c.sapo_temperature_pos;
+    r.lp.sapo_temperature_neg = (float)c.sapo_temperature_neg;
+    r.lp.vespo_k_pos = (float)c.vespo_k_pos;
+    r.lp.vespo_lambda_pos = (float)c.vespo_lambda_pos;
+    r.lp.vespo_k_neg = (float)c.vespo_k_neg;
+    r.lp.vespo_lambda_neg = (float)c.vespo_lambda_neg;
+    r.lp.entropy_coef = (float)c.entropy_coef;
     const size_t nparams = r.pol.model.num_params;
     if (adamw_init(&r.opt, nparams) != 0) { fprintf(stderr, "grpo2048 train: out of memory\n"); goto cleanup; }
     adamw_hparams hp = policy_adamw_hparams(&c);
@@ -882,10 +902,11 @@ int cmd_train(int argc, char **argv) {
     r.entropy = malloc(sizeof(float) * mt);
     r.emask = malloc(sizeof(float) * mt);
     r.dlogp = malloc(sizeof(float) * mt);
+    r.dentropy = malloc(sizeof(float) * mt);
     r.func_values = malloc(sizeof(double) * (size_t)r.N);
     r.adv = malloc(sizeof(float) * (size_t)r.B);
     if (gen_alloc(&r.gen, r.N, r.max_new, r.keep_old, r.have_ref) != 0 || !r.tokens || !r.mask || !r.logp ||
-        !r.old_logp || !r.ref_logp || !r.entropy || !r.emask || !r.dlogp || !r.func_values || !r.adv) {
+        !r.old_logp || !r.ref_logp || !r.entropy || !r.emask || !r.dlogp || !r.dentropy || !r.func_values || !r.adv) {
         fprintf(stderr, "grpo2048 train: out of memory\n");
         goto cleanup;
     }
@@ -1035,7 +1056,7 @@ int cmd_train(int argc, char **argv) {
                      "optimizer step, nothing of this step is saved", grad_norm, acc.loss);
             goto step_failed;
         }
-        const double lr = lr_at(sched, c.learning_rate, s - 1, c.max_steps, c.warmup_ratio);
+        const double lr = lr_at_warmup(sched, c.learning_rate, s - 1, c.max_steps, config_warmup_steps(&c, c.max_steps));
         hp.lr = (float)lr;
         if (backend_adamw_step(&r.pb, &hp) != 0) {
             snprintf(r.err, sizeof r.err, "optimizer step: %s", r.pb.err);
@@ -1116,7 +1137,7 @@ cleanup:
     reward_pool_destroy(r.pool);
     gen_free(&r.gen);
     free(r.tokens); free(r.mask); free(r.logp); free(r.old_logp); free(r.ref_logp); free(r.entropy); free(r.emask);
-    free(r.dlogp); free(r.adv); free(r.func_values); free(r.prompt); free(r.config_yaml);
+    free(r.dlogp); free(r.dentropy); free(r.adv); free(r.func_values); free(r.prompt); free(r.config_yaml);
     backend_free(&r.rb);
     backend_free(&r.pb);
     adamw_free(&r.opt);

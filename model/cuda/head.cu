@@ -4,8 +4,8 @@
  *   llama_cuda_head_logprobs: per row of a logits chunk, the log-sum-exp, the log-probability of
  *     the next token and the entropy (as the CPU's forward: lse = max + log(sum exp(z - max)) with
  *     the sum in double; H = lse - sum p z), one block per row.
- *   llama_cuda_head_dlogits: dlogits = d * (onehot(next) - softmax(z)) for the rows with a nonzero
- *     dlogp (llama_backward_logprobs' LM-head step).
+ *   llama_cuda_head_dlogits: dlogits = d * (onehot(next) - softmax(z)) - e * p * (log p + H) for the
+ *     rows with a nonzero dlogp or dentropy (llama_backward_logprobs(_entropy)'s LM-head step).
  *   llama_cuda_sample: one block per row implements llama_generate's sampling rules on the GPU, in
  *     transformers' order: the repetition penalty on the raw logits (tokens marked in the row's
  *     `seen` bytes, which the kernel updates with the token it draws); argmax (lowest id on ties)
@@ -65,31 +65,37 @@ extern "C" void llama_cuda_head_logprobs(llama_cuda_ctx *ctx, float *logp, float
 
 template <typename T>
 __global__ void head_dlogits_kernel(T *dz, const float *logits, const int *rowidx, const float *lse, const float *dlogp,
-                                    const int *tokens, int V) {
+                                    const float *dent, const float *ent, const int *tokens, int V) {
     int i = blockIdx.x;
     int n = rowidx[i];
     float d = dlogp[n + 1], l = lse[n];
+    float e = dent ? dent[n + 1] : 0.0f, H = dent ? ent[n + 1] : 0.0f;
     int tok = tokens[n + 1];
     const float *z = logits + (size_t)i * V;
     for (int v = threadIdx.x; v < V; v += blockDim.x) {
         /* dz may be z (fp32): element v is read before it is written, by this thread only */
-        float g = -d * expf(z[v] - l);
+        const float lp = z[v] - l, p = expf(lp);
+        float g = -d * p;
+        if (e != 0.0f) g -= e * p * (lp + H);   /* dH/dz = -p (log p + H) */
         if (v == tok) g += d;
         stf(dz, (size_t)i * V + v, g);
     }
 }
 
 extern "C" void llama_cuda_head_dlogits(llama_cuda_ctx *ctx, void *dlogits, const float *logits, const int *rowidx_d,
-                                        int nr, const float *lse_d, const float *dlogp_d, const int *tokens_d, int V) {
+                                        int nr, const float *lse_d, const float *dlogp_d, const float *dent_d,
+                                        const float *ent_d, const int *tokens_d, int V) {
     if (nr <= 0) return;
     if (ctx->act == LLAMA_CUDA_DT_BF16) {
-        void (*k)(bf16 *, const float *, const int *, const float *, const float *, const int *, int) =
-            head_dlogits_kernel<bf16>;
-        cuda_launch(k, nr, HEAD_THREADS, 0, ctx->stream, (bf16 *)dlogits, logits, rowidx_d, lse_d, dlogp_d, tokens_d, V);
+        void (*k)(bf16 *, const float *, const int *, const float *, const float *, const float *, const float *,
+                  const int *, int) = head_dlogits_kernel<bf16>;
+        cuda_launch(k, nr, HEAD_THREADS, 0, ctx->stream, (bf16 *)dlogits, logits, rowidx_d, lse_d, dlogp_d, dent_d, ent_d,
+                    tokens_d, V);
     } else {
-        void (*k)(float *, const float *, const int *, const float *, const float *, const int *, int) =
-            head_dlogits_kernel<float>;
-        cuda_launch(k, nr, HEAD_THREADS, 0, ctx->stream, (float *)dlogits, logits, rowidx_d, lse_d, dlogp_d, tokens_d, V);
+        void (*k)(float *, const float *, const int *, const float *, const float *, const float *, const float *,
+                  const int *, int) = head_dlogits_kernel<float>;
+        cuda_launch(k, nr, HEAD_THREADS, 0, ctx->stream, (float *)dlogits, logits, rowidx_d, lse_d, dlogp_d, dent_d, ent_d,
+                    tokens_d, V);
     }
 }
 

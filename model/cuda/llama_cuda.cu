@@ -291,6 +291,7 @@ static size_t plan_acts(struct llama_cuda_state *st, void *base, const llama_con
     s->logp_d = (float *)cuda_take(&cv, N * f);
     s->ent_d = (float *)cuda_take(&cv, N * f);
     s->dlogp_d = (float *)cuda_take(&cv, N * f);
+    s->dent_d = (float *)cuda_take(&cv, N * f);
     s->ln = cuda_take(&cv, N * C * A);
     s->hbuf = cuda_take(&cv, N * F * A);
     s->dres = (float *)cuda_take(&cv, N * C * f);
@@ -444,6 +445,11 @@ static void layer_forward(llama_cuda_model *cm, int l, float *res_out) {
 
 extern "C" int llama_cuda_forward_logprobs(llama_cuda_model *cm, const int *tokens, int B, int T, float *logp,
                                            float *entropy) {
+    return llama_cuda_forward_logprobs_t(cm, tokens, B, T, 1.0f, logp, entropy);
+}
+
+extern "C" int llama_cuda_forward_logprobs_t(llama_cuda_model *cm, const int *tokens, int B, int T, float temperature,
+                                             float *logp, float *entropy) {
     const char *fn = "llama_cuda_forward_logprobs";
     struct llama_cuda_state *st = cm->state;
     const llama_config *c = &cm->cfg;
@@ -451,6 +457,11 @@ extern "C" int llama_cuda_forward_logprobs(llama_cuda_model *cm, const int *toke
     CUDA_ASSERT(st != NULL && tokens != NULL && logp != NULL);
     st->fwd_valid = 0;
     cm->err[0] = 0;
+    if (!(temperature > 0.0f) || !isfinite(temperature)) {
+        snprintf(cm->err, sizeof cm->err, "%s: temperature %g must be > 0", fn, (double)temperature);
+        return -1;
+    }
+    st->inv_temperature = 1.0f / temperature;   /* the LM head's GEMMs scale the logits by it (TRL: logits / T) */
     if (B < 1 || T < 1) {
         snprintf(cm->err, sizeof cm->err, "%s: B=%d and T=%d must be >= 1", fn, B, T);
         return -1;
@@ -500,13 +511,14 @@ extern "C" int llama_cuda_forward_logprobs(llama_cuda_model *cm, const int *toke
     int R = st->logit_rows;
     for (size_t r0 = 0; r0 < N; r0 += (size_t)R) {
         int nr = (int)(N - r0 < (size_t)R ? N - r0 : (size_t)R);
-        llama_cuda_gemm(ctx, 0, 1, nr, V, C, 1.0f, (const char *)st->lnf + r0 * C * A, C, lm_head, C, 0.0f, st->logits,
-                        V, act, F32);
+        llama_cuda_gemm(ctx, 0, 1, nr, V, C, st->inv_temperature, (const char *)st->lnf + r0 * C * A, C, lm_head, C,
+                        0.0f, st->logits, V, act, F32);
         llama_cuda_head_logprobs(ctx, st->logp_d, entropy ? st->ent_d : NULL, st->head_lse, st->logits, st->tokens_d,
                                  (int)r0, nr, V, T);
     }
     llama_cuda_d2h(ctx, logp, st->logp_d, N * sizeof(float));
     if (entropy) llama_cuda_d2h(ctx, entropy, st->ent_d, N * sizeof(float));
+    st->ent_valid = entropy != NULL;
     st->fwd_valid = 1;
     return 0;
 }
@@ -516,6 +528,10 @@ extern "C" int llama_cuda_forward_logprobs(llama_cuda_model *cm, const int *toke
  */
 
 extern "C" void llama_cuda_backward_logprobs(llama_cuda_model *cm, const float *dlogp) {
+    llama_cuda_backward_logprobs_entropy(cm, dlogp, NULL);
+}
+
+extern "C" void llama_cuda_backward_logprobs_entropy(llama_cuda_model *cm, const float *dlogp, const float *dentropy) {
     struct llama_cuda_state *st = cm->state;
     const llama_config *c = &cm->cfg;
     llama_cuda_ctx *ctx = cm->ctx;
@@ -532,9 +548,14 @@ extern "C" void llama_cuda_backward_logprobs(llama_cuda_model *cm, const float *
     /* LM head: dz_n = dlogp[n+1] * (onehot(tok) - softmax(z_n)) for rows with a nonzero dlogp,
      * recomputed a chunk at a time; their dlnf rows are scattered into dln */
     llama_cuda_h2d(ctx, st->dlogp_d, dlogp, N * sizeof(float));
+    if (dentropy) {
+        CUDA_ASSERT(st->ent_valid);   /* dH/dz needs H: the forward must have computed the entropies */
+        llama_cuda_h2d(ctx, st->dent_d, dentropy, N * sizeof(float));
+    }
     int nrows = 0;
     for (size_t n = 0; n < N; n++)
-        if ((int)(n % T) != T - 1 && dlogp[n + 1] != 0.0f) st->rowidx_h[nrows++] = (int)n;
+        if ((int)(n % T) != T - 1 && (dlogp[n + 1] != 0.0f || (dentropy && dentropy[n + 1] != 0.0f)))
+            st->rowidx_h[nrows++] = (int)n;
     llama_cuda_h2d(ctx, st->rowidx_d, st->rowidx_h, (size_t)nrows * sizeof(int));
     llama_cuda_memset0(ctx, st->dln, N * C * sizeof(float));
     const void *lm_head = cuda_wact(cm, cm->w.lm_head);
@@ -543,11 +564,13 @@ extern "C" void llama_cuda_backward_logprobs(llama_cuda_model *cm, const float *
         int nr = nrows - r0 < R ? nrows - r0 : R;
         const int *idx = st->rowidx_d + r0;
         llama_cuda_gather_rows(ctx, st->xrows, st->lnf, idx, nr, C, act);
-        llama_cuda_gemm(ctx, 0, 1, nr, V, C, 1.0f, st->xrows, C, lm_head, C, 0.0f, st->logits, V, act, F32);
-        llama_cuda_head_dlogits(ctx, st->dlogits, st->logits, idx, nr, st->head_lse, st->dlogp_d, st->tokens_d, V);
+        const float it = st->inv_temperature;   /* z' = z / T: dz = dz' / T, folded into the GEMMs' alpha */
+        llama_cuda_gemm(ctx, 0, 1, nr, V, C, it, st->xrows, C, lm_head, C, 0.0f, st->logits, V, act, F32);
+        llama_cuda_head_dlogits(ctx, st->dlogits, st->logits, idx, nr, st->head_lse, st->dlogp_d,
+                                dentropy ? st->dent_d : NULL, st->ent_d, st->tokens_d, V);
         /* dlm_head (V, C) += dz^T (V, nr) @ x (nr, C); dx (nr, C) = dz @ lm_head */
-        llama_cuda_gemm(ctx, 1, 0, V, C, nr, 1.0f, st->dlogits, V, st->xrows, C, 1.0f, cm->g.lm_head, C, act, F32);
-        llama_cuda_gemm(ctx, 0, 0, nr, C, V, 1.0f, st->dlogits, V, lm_head, C, 0.0f, st->dx, C, act, F32);
+        llama_cuda_gemm(ctx, 1, 0, V, C, nr, it, st->dlogits, V, st->xrows, C, 1.0f, cm->g.lm_head, C, act, F32);
+        llama_cuda_gemm(ctx, 0, 0, nr, C, V, it, st->dlogits, V, lm_head, C, 0.0f, st->dx, C, act, F32);
         llama_cuda_scatter_rows(ctx, st->dln, st->dx, idx, nr, C, F32);
     }
     llama_cuda_memset0(ctx, st->dres, N * C * sizeof(float));

@@ -126,10 +126,21 @@ void llama_cuda_zero_grad(llama_cuda_model *cm);
  * memory) with the message in cm->err. */
 int llama_cuda_forward_logprobs(llama_cuda_model *cm, const int *tokens, int B, int T, float *logp, float *entropy);
 
+/* As llama_cuda_forward_logprobs, with the logits divided by temperature (finite, > 0; else -1 with cm->err)
+ * as TRL's GRPOTrainer computes training log-probabilities (llama.h llama_forward_logprobs_t); the next
+ * llama_cuda_backward_logprobs differentiates the same tempered log-probabilities. */
+int llama_cuda_forward_logprobs_t(llama_cuda_model *cm, const int *tokens, int B, int T, float temperature, float *logp,
+                                  float *entropy);
+
 /* dlogp: (B,T) host dLoss/dlogp (0 where masked; column t=0 ignored). Accumulates (+=) the
  * parameter gradients on the device. Must follow a successful llama_cuda_forward_logprobs (aborts
  * with file:line otherwise). Rows whose dlogp is 0 cost nothing in the LM head. */
 void llama_cuda_backward_logprobs(llama_cuda_model *cm, const float *dlogp);
+
+/* As llama_cuda_backward_logprobs, plus dentropy (B,T) host or NULL: dLoss/dentropy of the entropies the
+ * forward returned (llama.h llama_backward_logprobs_entropy; TRL's entropy bonus). The forward must have
+ * been asked for the entropies (aborts with file:line otherwise). */
+void llama_cuda_backward_logprobs_entropy(llama_cuda_model *cm, const float *dlogp, const float *dentropy);
 
 /* Global L2 norm of the gradients (accumulated in double); when max_norm > 0 and the norm exceeds
  * it, the gradients are scaled by max_norm / (norm + 1e-6) (torch.nn.utils.clip_grad_norm_).

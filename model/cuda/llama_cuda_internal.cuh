@@ -54,6 +54,7 @@ struct llama_cuda_state {
     float *logp_d;           /* (N) device logp (index n+1 from row n) */
     float *ent_d;            /* (N) device entropy */
     float *dlogp_d;          /* (N) device copy of dlogp */
+    float *dent_d;           /* (N) device copy of dentropy */
     void *ln;                /* (N, C) act: norm output feeding projections (recomputed in backward) */
     void *hbuf;              /* (N, F) act: silu(gate)*up (recomputed in backward) */
     float *dres;             /* (N, C) fp32 gradient of the residual stream */
@@ -76,6 +77,8 @@ struct llama_cuda_state {
     int *tokens_h;           /* (cap_rows) */
     int *rowidx_h;           /* (cap_rows) */
     int B, T, fwd_valid;
+    float inv_temperature;  /* 1 / the temperature of the last forward (the LM head GEMMs scale by it) */
+    int ent_valid;          /* the last forward computed the entropies (ent_d), which the entropy gradient needs */
     /* generation buffers (generate.cu): one allocation of gen_bytes */
     void *gen;
     size_t gen_bytes;

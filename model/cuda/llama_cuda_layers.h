@@ -177,10 +177,12 @@ void llama_cuda_kv_write(llama_cuda_ctx *ctx, void *kc, void *vc, const void *k,
 void llama_cuda_head_logprobs(llama_cuda_ctx *ctx, float *logp, float *entropy, float *lse_out, const float *logits,
                               const int *tokens_d, int r0, int nr, int V, int T);
 /* dlogits (nr, V, activation dtype; may be logits when that is fp32) for the rows
- * n = rowidx_d[i] (i < nr): -d * softmax(logits row) + d * onehot(tokens_d[n+1]), d = dlogp_d[n+1],
- * softmax from lse_d[n]. */
+ * n = rowidx_d[i] (i < nr): -d * p + d * onehot(tokens_d[n+1]) - e * p * (log p + H), d = dlogp_d[n+1],
+ * p = softmax from lse_d[n]; the entropy term only when dent_d (device, N) is given: e = dent_d[n+1],
+ * H = ent_d[n+1] (the forward's entropies; TRL's entropy bonus). */
 void llama_cuda_head_dlogits(llama_cuda_ctx *ctx, void *dlogits, const float *logits, const int *rowidx_d, int nr,
-                             const float *lse_d, const float *dlogp_d, const int *tokens_d, int V);
+                             const float *lse_d, const float *dlogp_d, const float *dent_d, const float *ent_d,
+                             const int *tokens_d, int V);
 /* dst (nr, C, dtype dt) = src rows idx_d[i] (src (*, C)); scatter: dst rows idx_d[i] = src (nr, C). */
 void llama_cuda_gather_rows(llama_cuda_ctx *ctx, void *dst, const void *src, const int *idx_d, int nr, int C, int dt);
 void llama_cuda_scatter_rows(llama_cuda_ctx *ctx, void *dst, const void *src, const int *idx_d, int nr, int C, int dt);

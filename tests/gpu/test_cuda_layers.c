@@ -318,11 +318,11 @@ static void test_head(llama_cuda_ctx *ctx, int p) {
     void *d_dz = dalloc(ctx, (size_t)nr * V * 4);
     int *d_rows = dalloc(ctx, sizeof rows);
     llama_cuda_h2d(ctx, d_rows, rows, sizeof rows);
-    llama_cuda_head_dlogits(ctx, d_dz, d_zsub, d_rows, nr, d_lse, d_dlogp, d_tok, V);
+    llama_cuda_head_dlogits(ctx, d_dz, d_zsub, d_rows, nr, d_lse, d_dlogp, NULL, NULL, d_tok, V);
     down_act(ctx, got, d_dz, (size_t)nr * V);
     CHECK_ERR("head dlogits", got, ref, (size_t)nr * V, layer_tol(p));
     if (llama_cuda_act_dtype(ctx) == LLAMA_CUDA_DT_F32) { /* in place, as the fp32 model calls it */
-        llama_cuda_head_dlogits(ctx, d_zsub, d_zsub, d_rows, nr, d_lse, d_dlogp, d_tok, V);
+        llama_cuda_head_dlogits(ctx, d_zsub, d_zsub, d_rows, nr, d_lse, d_dlogp, NULL, NULL, d_tok, V);
         down_dt(ctx, got, d_zsub, (size_t)nr * V, LLAMA_CUDA_DT_F32);
         CHECK_ERR("head dlogits in place", got, ref, (size_t)nr * V, 1e-5);
     }

@@ -118,6 +118,42 @@ static void check_step(int which, int pi) {
         free(g1);
     }
 
+    /* at temperature 0.7 (TRL's training log-probs of logits / temperature): forward and gradients as the CPU */
+    {
+        float tl[39], te[39], gtl[39], gte[39];
+        CHECK(llama_forward_logprobs_t(&m, tok, B, T, 0.7f, tl, te) == 0);
+        CHECK(llama_cuda_forward_logprobs_t(&cm, tok, B, T, 0.7f, gtl, gte) == 0);
+        CHECK_ERR("forward logp at temperature 0.7", gtl, tl, N, ltol);
+        CHECK_ERR("forward entropy at temperature 0.7", gte, te, N, ltol);
+        int differs = 0;
+        for (int i = 0; i < N; i++) differs += fabsf(tl[i] - logp[i]) > 1e-4f;
+        CHECK(differs > 0);
+        /* with an entropy term too (TRL's entropy bonus): dLoss/dentropy on every other position */
+        float dent[39];
+        fill_normal(dent, N, 400 + which, 1.0f);
+        for (int i = 0; i < N; i += 2) dent[i] = 0.0f;
+        llama_zero_grad(&m);
+        llama_backward_logprobs_entropy(&m, dlogp, dent);
+        llama_cuda_zero_grad(&cm);
+        llama_cuda_backward_logprobs_entropy(&cm, dlogp, dent);
+        CHECK(llama_cuda_download(&cm, &mg, 0, 1, err, sizeof err) == 0);
+        double tworst = 0.0;
+        for (int i = 0; i < m.num_tensors; i++) {
+            const llama_tensor *t = &m.tensors[i];
+            double e = norm_err(mg.grads + (t->data - m.params), t->grad, t->numel);
+            if (e > tworst) tworst = e;
+            CHECK_MSG(e < grad_tol[pi], "temperature 0.7 with entropy: gradient of %s: normalized error %.3g", t->name, e);
+        }
+        printf("  %-44s worst normalized error %.3g (limit %.g)\n", "gradients at temperature 0.7 with entropy", tworst, grad_tol[pi]);
+        /* back to temperature 1 for what follows */
+        CHECK(llama_forward_logprobs(&m, tok, B, T, logp, ent) == 0);
+        CHECK(llama_cuda_forward_logprobs(&cm, tok, B, T, glogp, gent) == 0);
+        llama_zero_grad(&m);
+        llama_backward_logprobs(&m, dlogp);
+        llama_cuda_zero_grad(&cm);
+        llama_cuda_backward_logprobs(&cm, dlogp);
+    }
+
     /* gradient norm, then one AdamW step (weight decay on matrices only) */
     double cpu_norm = clip_grad_norm(m.grads, m.num_params, 0.0);
     double gpu_norm = llama_cuda_clip_grad_norm(&cm, 0.0);

@@ -248,7 +248,7 @@ static void test_train(void) {
         int comparable = 1;
         for (int s = 1; s <= 2 && comparable; s++)
             comparable = compare_step(a, b, s, runs[i].tol, runs[i].exact, runs[i].dir);
-        if (comparable) CHECK_NEAR(metric(a, 2, "eval/reward"), metric(b, 2, "eval/reward"), 0);
+        if (comparable) CHECK_NEAR(metric(a, 2, "eval_reward"), metric(b, 2, "eval_reward"), 0);
         char ca[1300], cb[1300];
         snprintf(ca, sizeof ca, "%s/checkpoint-2", a);
         snprintf(cb, sizeof cb, "%s/checkpoint-2", b);

@@ -229,10 +229,89 @@ static void check_entropy(void) {
     llama_free(&m);
 }
 
+/* llama_forward_logprobs_t: the log-probabilities and entropies of softmax(logits / temperature) (TRL's
+ * training log-probs), and llama_backward_logprobs_entropy: the gradient of
+ * L = sum w·logp + sum u·entropy at that temperature against central differences (every 7th entry of
+ * every tensor). */
+static double temp_loss(llama_model *m, const int *tok, float tau, const float *w, const float *u) {
+    float logp[2 * 7], ent[2 * 7];
+    if (llama_forward_logprobs_t(m, tok, 2, 7, tau, logp, ent) != 0) { fprintf(stderr, "%s\n", m->err); exit(1); }
+    double L = 0;
+    for (int i = 0; i < 14; i++) L += (double)w[i] * logp[i] + (double)u[i] * ent[i];
+    return L;
+}
+
+static void check_temperature(void) {
+    llama_config cfg = tiny_config("LlamaForCausalLM", 0, 0);
+    llama_model m;
+    CHECK(llama_init_random(&m, &cfg, 9, 0.02f) == 0);
+    randomize_params(&m, 9, 0.4f);
+    const int V = cfg.vocab_size, Bt = 2, Tt = 7, N = Bt * Tt;
+    int tok[2 * 7];
+    random_tokens(tok, (size_t)N, V, 9);
+    const float tau = 0.7f;
+    float *logits = malloc(sizeof(float) * (size_t)N * V), logp[2 * 7], ent[2 * 7];
+    CHECK(llama_forward_logits(&m, tok, Bt, Tt, logits) == 0);
+    CHECK(llama_forward_logprobs_t(&m, tok, Bt, Tt, tau, logp, ent) == 0);
+    for (int b = 0; b < Bt; b++)
+        for (int t = 0; t + 1 < Tt; t++) {
+            const float *z = logits + ((size_t)b * Tt + t) * V;
+            double mx = z[0], s = 0, pz = 0;
+            for (int v = 1; v < V; v++) mx = fmax(mx, z[v]);
+            for (int v = 0; v < V; v++) s += exp((z[v] - mx) / tau);
+            const double lse = mx / tau + log(s);
+            for (int v = 0; v < V; v++) pz += exp(z[v] / tau - lse) * z[v] / tau;
+            CHECK_NEAR(logp[b * Tt + t + 1], z[tok[b * Tt + t + 1]] / tau - lse, 1e-5);
+            CHECK_NEAR(ent[b * Tt + t + 1], lse - pz, 1e-5);
+        }
+    float bad[2 * 7];
+    CHECK(llama_forward_logprobs_t(&m, tok, Bt, Tt, 0.0f, bad, NULL) == -1);
+    CHECK(strstr(m.err, "temperature") != NULL);
+    /* gradient of sum w·logp + sum u·entropy */
+    float w[2 * 7], u[2 * 7];
+    llama_rng r;
+    llama_rng_seed(&r, 31, 1);
+    for (int i = 0; i < N; i++) {
+        w[i] = (i % 5 == 0) ? 0.0f : (float)llama_rng_normal(&r);
+        u[i] = (i % 3 == 0) ? 0.0f : (float)llama_rng_normal(&r);
+    }
+    llama_zero_grad(&m);
+    CHECK(llama_forward_logprobs_t(&m, tok, Bt, Tt, tau, logp, ent) == 0);
+    llama_backward_logprobs_entropy(&m, w, u);
+    int checked = 0;
+    double num2 = 0, diff2 = 0;
+    for (size_t i = 0; i < m.num_params; i += 7) {
+        float *p = &m.params[i], save = *p;
+        const float h = fd_step;
+        double d[2];
+        for (int k = 0; k < 2; k++) {
+            float hh = k ? h / 2 : h;
+            *p = save + hh;
+            double up = temp_loss(&m, tok, tau, w, u);
+            *p = save - hh;
+            double dn = temp_loss(&m, tok, tau, w, u);
+            *p = save;
+            d[k] = (up - dn) / (2.0 * hh);
+        }
+        const double numeric = (4 * d[1] - d[0]) / 3, analytic = m.grads[i];
+        CHECK_MSG(fabs(analytic - numeric) <= 2e-3 + 2e-2 * fabs(numeric), "param %zu: %.6g vs finite difference %.6g", i,
+                  analytic, numeric);
+        num2 += numeric * numeric;
+        diff2 += (analytic - numeric) * (analytic - numeric);
+        checked++;
+    }
+    printf("temperature %.1f with entropy gradient: %d entries, relative L2 error %.2e\n", (double)tau, checked,
+           sqrt(diff2 / num2));
+    CHECK(sqrt(diff2 / num2) < 5e-3);
+    free(logits);
+    llama_free(&m);
+}
+
 int main(void) {
     /* Thousands of tiny passes: one thread, so a loaded machine cannot stretch every parallel
      * region to a scheduler time slice. The threaded paths are compared in test_llama_threads. */
     omp_set_num_threads(1);
+    check_temperature();
     llama_config c;
     c = tiny_config("LlamaForCausalLM", 0, 0);
     check_model("llama", &c, 1, 0);

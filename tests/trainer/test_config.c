@@ -217,14 +217,14 @@ static void test_errors(void) {
     EXPECT_LOAD_ERROR("u7.yaml", "learnign_rate: 1\n", ":1: unknown key 'learnign_rate' (did you mean 'learning_rate'?)");
     /* wrong type, one per type */
     EXPECT_LOAD_ERROR("t1.yaml", "seed: 1\nmax_steps: 2\nx: 1\n", ":3: unknown key 'x'");
-    EXPECT_LOAD_ERROR("t2.yaml", "\n\n\n\nmax_steps: abc\n", ":5: key 'max_steps': expected an integer >= 1, got 'abc'");
-    EXPECT_LOAD_ERROR("t3.yaml", "max_steps: 1.5\n", ":1: key 'max_steps': expected an integer >= 1, got '1.5'");
+    EXPECT_LOAD_ERROR("t2.yaml", "\n\n\n\nmax_steps: abc\n", ":5: key 'max_steps': expected an integer >= -1, got 'abc'");
+    EXPECT_LOAD_ERROR("t3.yaml", "max_steps: 1.5\n", ":1: key 'max_steps': expected an integer >= -1, got '1.5'");
     EXPECT_LOAD_ERROR("t4.yaml", "seed: 1\nrewards:\n  games_per_strategy: 1\n  parallel: maybe\n",
                       ":4: key 'rewards.parallel': expected true or false, got 'maybe'");
     EXPECT_LOAD_ERROR("t5.yaml", "learning_rate: fast\n", ":1: key 'learning_rate': expected a number >= 0, got 'fast'");
     EXPECT_LOAD_ERROR("t6.yaml", "learning_rate: .inf\n", ":1: key 'learning_rate': expected a number >= 0, got '.inf'");
     EXPECT_LOAD_ERROR("t7.yaml", "loss_type: ppo\n",
-                      ":1: key 'loss_type': expected one of grpo, bnpo, dr_grpo, dapo, got 'ppo'");
+                      ":1: key 'loss_type': expected one of grpo, bnpo, dr_grpo, dapo, cispo, sapo, luspo, vespo, got 'ppo'");
     EXPECT_LOAD_ERROR("t8.yaml", "lr_scheduler_type: cosin\n",
                       ":1: key 'lr_scheduler_type': expected one of linear, cosine, constant, constant_with_warmup, "
                       "got 'cosin' (did you mean 'cosine'?)");
@@ -239,7 +239,7 @@ static void test_errors(void) {
     EXPECT_LOAD_ERROR("t15.yaml", "top_k: {a: 1}\n", ":1: key 'top_k': expected an integer >= 0, got a mapping");
     EXPECT_LOAD_ERROR("t16.yaml", "seed: 99999999999999999999\n", ":1: key 'seed': expected an integer >= 0");
     /* out of range */
-    EXPECT_LOAD_ERROR("r1.yaml", "max_steps: 0\n", ":1: key 'max_steps': expected an integer >= 1, got '0'");
+    EXPECT_LOAD_ERROR("r1.yaml", "max_steps: -2\n", ":1: key 'max_steps': expected an integer >= -1, got '-2'");
     EXPECT_LOAD_ERROR("r2.yaml", "top_p: 0\n", ":1: key 'top_p': expected a number in (0, 1], got '0'");
     EXPECT_LOAD_ERROR("r3.yaml", "top_p: 1.01\n", ":1: key 'top_p': expected a number in (0, 1], got '1.01'");
     EXPECT_LOAD_ERROR("r4.yaml", "temperature: -0.5\n", ":1: key 'temperature': expected a number >= 0, got '-0.5'");
@@ -275,7 +275,7 @@ static void test_errors(void) {
     /* a failed load leaves a valid config (freed without leaks under ASan) */
     grpo_config c;
     char err[512];
-    CHECK_EQ_INT(load_text(&c, "partial.yaml", "output_dir: somewhere\nmax_steps: -1\n", err, sizeof err), -1);
+    CHECK_EQ_INT(load_text(&c, "partial.yaml", "output_dir: somewhere\nmax_steps: -7\n", err, sizeof err), -1);
     CHECK(!strcmp(c.output_dir, "somewhere"));
     CHECK_EQ_INT(c.max_steps, 100);
     config_free(&c);
@@ -341,8 +341,8 @@ static void test_set(void) {
     EXPECT_SET_ERROR("=3", "--set '=3': expected key=value, got an empty key");
     EXPECT_SET_ERROR("learning_rat=1e-5", "--set 'learning_rat=1e-5': unknown key 'learning_rat' (did you mean 'learning_rate'?)");
     EXPECT_SET_ERROR("rewards.wokers=2", "--set 'rewards.wokers=2': unknown key 'rewards.wokers' (did you mean 'rewards.workers'?)");
-    EXPECT_SET_ERROR("max_steps=abc", "--set 'max_steps=abc': key 'max_steps': expected an integer >= 1, got 'abc'");
-    EXPECT_SET_ERROR("max_steps=", "--set 'max_steps=': key 'max_steps': expected an integer >= 1, got an empty value");
+    EXPECT_SET_ERROR("max_steps=abc", "--set 'max_steps=abc': key 'max_steps': expected an integer >= -1, got 'abc'");
+    EXPECT_SET_ERROR("max_steps=", "--set 'max_steps=': key 'max_steps': expected an integer >= -1, got an empty value");
     EXPECT_SET_ERROR("tf32=maybe", "key 'tf32': expected true or false, got 'maybe'");
     EXPECT_SET_ERROR("device=tpu", "key 'device': expected one of auto, cpu, cuda, got 'tpu'");
     EXPECT_SET_ERROR("top_p=2", "key 'top_p': expected a number in (0, 1], got '2'");
@@ -513,6 +513,84 @@ static void test_trl_options(void) {
     config_free(&c);
 }
 
+/* A TRL user's GRPOConfig YAML (TRL 1.16 spellings) loads without edits, and means what it means in TRL. */
+static void test_trl_yaml(void) {
+    grpo_config c;
+    char err[512];
+    CHECK_EQ_INT(load_text(&c, "trl.yaml",
+                           "learning_rate: 1.0e-6\n"
+                           "per_device_train_batch_size: 4\n"
+                           "gradient_accumulation_steps: 2\n"
+                           "num_generations: 4\n"
+                           "max_completion_length: 128\n"
+                           "max_steps: 10\n"
+                           "loss_type: cispo\n"
+                           "epsilon_high: 5.0\n"
+                           "scale_rewards: false\n"
+                           "use_bias_correction_kl: false\n"
+                           "beta: 0.04\n"
+                           "entropy_coef: 0.01\n"
+                           "sapo_temperature_pos: 1.0\n"
+                           "sapo_temperature_neg: 1.05\n"
+                           "vespo_k_pos: 2.0\n"
+                           "vespo_lambda_pos: 3.0\n"
+                           "vespo_k_neg: 3.0\n"
+                           "vespo_lambda_neg: 2.0\n"
+                           "warmup_steps: 0.1\n"
+                           "optim: adamw_torch\n"
+                           "save_total_limit: null\n"
+                           "eval_steps: null\n"
+                           "gradient_checkpointing: true\n"
+                           "logging_steps: 10\n"
+                           "bf16: false\n"
+                           "mask_truncated_completions: true\n"
+                           "top_entropy_quantile: 0.2\n"
+                           "importance_sampling_level: sequence\n",
+                           err, sizeof err), 0);
+    CHECK_MSG(err[0] == 0, "%s", err);
+    CHECK(!strcmp(c.loss_type, "cispo"));
+    CHECK(!strcmp(c.scale_rewards, "none"));
+    CHECK(!c.use_bias_correction_kl);
+    CHECK_NEAR(c.entropy_coef, 0.01, 0);
+    CHECK(!strcmp(c.optim, "adamw_torch"));
+    CHECK(!c.save_total_limit_set && c.save_total_limit == 0);
+    CHECK(!c.eval_steps_set && c.eval_steps == 0);
+    CHECK_EQ_INT(config_warmup_steps(&c, 10), 1);          /* ceil(0.1 * 10) */
+    CHECK_EQ_INT(config_validate(&c, "train", err, sizeof err), 0);
+    config_free(&c);
+    /* scale_rewards: TRL's True is "group"; the string forms stay */
+    CHECK_EQ_INT(load_text(&c, "trl2.yaml", "scale_rewards: True\nwarmup_steps: 3\nwarmup_ratio: 0.5\n", err, sizeof err), 0);
+    CHECK(!strcmp(c.scale_rewards, "group"));
+    CHECK_EQ_INT(config_warmup_steps(&c, 100), 3);         /* warmup_steps wins over warmup_ratio */
+    CHECK_EQ_INT(config_set(&c, "warmup_steps=0", err, sizeof err), 0);
+    CHECK_EQ_INT(config_warmup_steps(&c, 100), 50);        /* then warmup_ratio */
+    CHECK_EQ_INT(config_set(&c, "scale_rewards=batch", err, sizeof err), 0);
+    CHECK(!strcmp(c.scale_rewards, "batch"));
+    CHECK_EQ_INT(config_set(&c, "save_total_limit=2", err, sizeof err), 0);
+    CHECK(c.save_total_limit_set && c.save_total_limit == 2);
+    /* max_steps -1: sft's epochs; train has none */
+    CHECK_EQ_INT(config_set(&c, "max_steps=-1", err, sizeof err), 0);
+    CHECK_EQ_INT(config_set(&c, "dataset_path=x.jsonl", err, sizeof err), 0);
+    CHECK_EQ_INT(config_validate(&c, "sft", err, sizeof err), 0);
+    CHECK_EQ_INT(config_validate(&c, "train", err, sizeof err), -1);
+    CHECK_MSG(strstr(err, "key 'max_steps': -1") != NULL, "%s", err);
+    CHECK_EQ_INT(config_set(&c, "max_steps=0", err, sizeof err), 0);
+    CHECK_EQ_INT(config_validate(&c, "sft", err, sizeof err), -1);
+    CHECK_EQ_INT(config_set(&c, "max_steps=-2", err, sizeof err), -1);
+    CHECK_EQ_INT(config_set(&c, "optim=sgd", err, sizeof err), -1);
+    CHECK_EQ_INT(config_set(&c, "loss_type=luspo", err, sizeof err), 0);
+    CHECK_EQ_INT(config_set(&c, "loss_type=ppo", err, sizeof err), -1);
+    config_free(&c);
+    config_defaults(&c);
+    CHECK(c.use_bias_correction_kl);                       /* TRL's defaults */
+    CHECK_NEAR(c.entropy_coef, 0.0, 0);
+    CHECK_NEAR(c.sapo_temperature_neg, 1.05, 0);
+    CHECK_NEAR(c.vespo_lambda_pos, 3.0, 0);
+    CHECK(!strcmp(c.optim, "adamw_torch_fused"));
+    CHECK_NEAR(c.warmup_steps, 0.0, 0);
+    config_free(&c);
+}
+
 static void test_validate(void) {
     grpo_config c;
     char err[512];
@@ -604,7 +682,8 @@ static void test_help_and_docs(void) {
     fclose(f);
     CHECK(strstr(buf, "  learning_rate ") != NULL);
     CHECK(strstr(buf, "  rewards.workers ") != NULL);
-    CHECK(strstr(buf, "  loss_type                      enum: grpo | bnpo | dr_grpo | dapo, default dapo\n") != NULL);
+    CHECK(strstr(buf, "  loss_type                      enum: grpo | bnpo | dr_grpo | dapo | cispo | sapo | luspo | vespo,\n"
+                             "                                 default dapo\n") != NULL);
     CHECK(strstr(buf, "dataset_path") == NULL);   /* sft only */
     free(buf);
     f = open_memstream(&buf, &len);
@@ -672,6 +751,7 @@ int main(void) {
     test_errors();
     test_set();
     test_weights_and_epsilon();
+    test_trl_yaml();
     test_validate();
     test_trl_options();
     test_roundtrip();

@@ -101,7 +101,13 @@ static void test_metrics(void) {
     CHECK_EQ_INT(q_int(r, "SELECT count(*) FROM pragma_table_info('completions') WHERE name IN ('function_works', "
                           "'no_cheating', 'strategy_succeeds', 'game_progress', 'outcome', 'max_tile', 'score', "
                           "'moves', 'seconds', 'error', 'text', 'reward', 'idx', 'prompt_idx')"), 14);
-    CHECK_EQ_INT(q_int(r, "SELECT count(*) FROM pragma_table_info('steps')"), 2 + metrics_num_names);
+    int eval_aliases = 0;   /* each eval_x (but eval_loss) also appears as an "eval/x" column */
+    for (int i = 0; i < metrics_num_names; i++)
+        eval_aliases += !strncmp(metrics_names[i], "eval_", 5) && strcmp(metrics_names[i], "eval_loss") != 0;
+    CHECK_EQ_INT(eval_aliases, 15);
+    CHECK_EQ_INT(q_int(r, "SELECT count(*) FROM pragma_table_info('steps')"), 2 + metrics_num_names + eval_aliases);
+    CHECK_EQ_INT(q_int(r, "SELECT count(*) FROM pragma_table_info('steps') WHERE name IN ('eval_win_rate', "
+                          "'eval/win_rate')"), 2);
     /* the run row */
     CHECK(!strcmp(q_text(r, "SELECT kind FROM runs WHERE run_id = 1", buf, sizeof buf), "grpo"));
     CHECK(!strcmp(q_text(r, "SELECT status FROM runs WHERE run_id = 1", buf, sizeof buf), "running"));

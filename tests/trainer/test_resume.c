@@ -134,7 +134,7 @@ static char *qtext(const char *db_path, const char *sql) {
     return v ? v : strdup("");
 }
 
-static const char *TIMES = "('step_time', 'generation_time', 'reward_time', 'train_time', 'tokens_per_second', 'eval/time', 'memory/rss_gb')";
+static const char *TIMES = "('step_time', 'generation_time', 'reward_time', 'train_time', 'tokens_per_second', 'eval_time', 'memory/rss_gb')";
 
 /* Every metric (times excepted) and every completion of run `run` in dir/metrics.sqlite equals those of
  * run 1 of the reference, each step once. */
@@ -417,7 +417,7 @@ static void test_rich_layout(void) {
     char *steps = qtext(db, "SELECT group_concat(step) FROM (SELECT step FROM metrics WHERE name = 'reward' ORDER BY step)");
     CHECK_MSG(!strcmp(steps, "1,5"), "reward logged at steps %s", steps);
     free(steps);
-    steps = qtext(db, "SELECT group_concat(step) FROM (SELECT step FROM metrics WHERE name = 'eval/win_rate' ORDER BY step)");
+    steps = qtext(db, "SELECT group_concat(step) FROM (SELECT step FROM metrics WHERE name = 'eval_win_rate' ORDER BY step)");
     CHECK_MSG(!strcmp(steps, "2,4"), "eval logged at steps %s", steps);
     free(steps);
     CHECK_EQ_INT((int)q(db, "SELECT count(*) FROM metrics WHERE name = 'kl'"), 5);

@@ -122,6 +122,43 @@ static void test_train(const char *tmp) {
     CHECK_MSG(rc == 0 && strstr(out, "\"completion\""), "generate exited %d:\n%s", rc, out);
 }
 
+/* TRL 1.16's options through the binary: each loss family's metrics are logged, with temperature != 1
+ * (the training log-probs at logits / temperature), beta with the bias-corrected KL, the entropy bonus,
+ * masked truncations, steps_per_generation != gradient_accumulation_steps and eval_ names. */
+static void test_trl_options_run(const char *tmp) {
+    static const struct { const char *loss, *extra, *metric, *absent; } runs[] = {
+        {"cispo", "--set epsilon_high=5.0 --set entropy_coef=0.01", "cispo_clip_ratio", "clip_ratio/low_mean"},
+        {"vespo", "--set scale_rewards=false", "vespo/phi_seq_mean", "cispo_clip_ratio"},
+        {"luspo", "--set importance_sampling_level=sequence --set delta=1.5", "clip_ratio/high_max", "policy_loss"},
+        {"sapo", "--set top_entropy_quantile=0.5", "entropy", "clip_ratio/low_min"},
+    };
+    for (size_t i = 0; i < sizeof runs / sizeof *runs; i++) {
+        char cmd[4096], out[65536], path[1024];
+        snprintf(cmd, sizeof cmd, "%s train configs/default.yaml --set max_steps=2 --set num_generations=4 "
+                 "--set per_device_train_batch_size=4 --set gradient_accumulation_steps=1 --set steps_per_generation=2 "
+                 "--set max_completion_length=24 --set rewards.workers=2 --set rewards.timeout=0.5 --set temperature=0.8 "
+                 "--set beta=0.04 --set mask_truncated_completions=true --set eval_steps=2 "
+                 "--set eval_games=1 --set loss_type=%s %s --set output_dir=%s/trl-%s", bin, runs[i].loss, runs[i].extra,
+                 tmp, runs[i].loss);
+        int rc = run(cmd, out, sizeof out);
+        CHECK_MSG(rc == 0, "train (%s) exited %d:\n%s", runs[i].loss, rc, out);
+        snprintf(path, sizeof path, "%s/trl-%s/metrics.sqlite", tmp, runs[i].loss);
+        sqlite3 *db;
+        CHECK(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK);
+        char sql[256];
+        snprintf(sql, sizeof sql, "select count(*) from metrics where name = '%s'", runs[i].metric);
+        CHECK_MSG(query_double(db, sql) == 2, "%s: %s not logged at both steps", runs[i].loss, runs[i].metric);
+        snprintf(sql, sizeof sql, "select count(*) from metrics where name = '%s'", runs[i].absent);
+        CHECK_MSG(query_double(db, sql) == 0, "%s: %s logged", runs[i].loss, runs[i].absent);
+        CHECK_MSG(query_double(db, "select count(*) from metrics where name = 'kl'") == 2, "%s: no kl", runs[i].loss);
+        CHECK(query_double(db, "select count(*) from metrics where name = 'eval_reward' and step = 2") == 1);
+        CHECK(query_double(db, "select count(*) from steps where \"eval/reward\" is not null") == 1);
+        CHECK(query_double(db, "select count(*) from metrics where name like 'eval/%'") == 0);
+        CHECK(query_double(db, "select count(*) from metrics where name = 'loss' and value is not null") == 2);
+        sqlite3_close(db);
+    }
+}
+
 static void test_parallel_equals_sequential(const char *tmp) {
     char cmd[4096], out[262144];
     const char *one = "--set max_steps=1 --set num_generations=4 --set per_device_train_batch_size=8 "
@@ -316,6 +353,7 @@ int main(void) {
     test_train(tmp);
     test_run_integrity(tmp);
     test_parallel_equals_sequential(tmp);
+    test_trl_options_run(tmp);
     test_sft(tmp);
     char cmd[1200];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmp);
