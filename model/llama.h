@@ -308,6 +308,9 @@ size_t llama_activation_bytes(const llama_config *c, size_t N);
  * Results stay bitwise repeatable for a fixed thread count. Returns 0; -1 when on and this build or CPU
  * cannot (no oneDNN, no bf16 instructions, GRPO2048_NO_BF16 set: the reason in why), leaving fp32. */
 int llama_set_bf16(llama_model *m, int on, char *why, size_t whylen);
+/* 1 if bf16 products can run here: built with oneDNN, the CPU has AVX512-BF16 or AMX-BF16, and
+ * GRPO2048_NO_BF16 is unset. 0 otherwise, with the reason in why (NULL allowed). Thread-safe. */
+int llama_bf16_supported(char *why, size_t whylen);
 /* "oneDNN AMX-BF16", "oneDNN AVX512-BF16" or "none": what llama_set_bf16's products run on here. */
 const char *llama_bf16_isa_name(void);
 

@@ -175,9 +175,6 @@ void llama_sgemm(int transA, int transB, int M, int N, int K, const float *A, in
 
 /* ---- bfloat16 products (llama_gemm_bf16.c, oneDNN) ---- */
 
-/* 1 if bf16 products can run here: built with oneDNN, the CPU has AVX512-BF16 or AMX-BF16, and
- * GRPO2048_NO_BF16 is unset. 0 otherwise, with the reason in why (NULL allowed). Thread-safe. */
-int llama_bf16_supported(char *why, size_t whylen);
 /* C (M, N) = beta*C + op(A) (M, K) @ op(B) (K, N) as llama_sgemm, with A and B rounded to bfloat16
  * (nearest even) and products accumulated in fp32 by oneDNN's matmul (its OpenMP threads; call it
  * outside parallel regions). Calls are serialized by a lock (shared bf16 scratch). 0, or -1 when bf16

@@ -44,7 +44,8 @@ int backend_create(backend *b, const char *device, int precision, llama_model *m
         char why[160] = "";
         if (llama_set_bf16(m, precision == BACKEND_BF16, why, sizeof why) == 0) {
             if (precision == BACKEND_BF16)
-                snprintf(b->description + n, sizeof b->description - n, ", bf16 matmuls (%s)", llama_bf16_isa_name());
+                snprintf(b->description + n, sizeof b->description - n, " weights, bf16 training products (%s)",
+                         llama_bf16_isa_name());
             else if (precision == BACKEND_TF32)
                 snprintf(b->description + n, sizeof b->description - n, " (tf32 applies to cuda only)");
         } else {

@@ -16,6 +16,7 @@
  */
 #include <cjson/cJSON.h>
 #include <fcntl.h>
+#include <math.h>
 #include <sys/file.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -24,6 +25,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "model/llama.h"
 #include "tests/testing.h"
 
 static const char *bin;
@@ -206,6 +208,36 @@ static void test_sft(const char *tmp) {
     CHECK_MSG(rc != 0 && strstr(out, "bad.jsonl:2"), "exit %d, output:\n%s", rc, out);
 }
 
+/* sft with bf16: true on the CPU: bf16 training products where the CPU has bf16 instructions (the
+ * start-up line says which), else "not applied" and fp32; the loss close to the fp32 run's (test_sft's). */
+static void test_sft_bf16(const char *tmp) {
+    char path[1024], cmd[4096], out[65536], why[160];
+    snprintf(path, sizeof path, "%s/tiny.jsonl", tmp);
+    snprintf(cmd, sizeof cmd, "%s sft configs/sft_default.yaml --set dataset_path=%s --set output_dir=%s/sft_bf16 "
+             "--set max_steps=2 --set per_device_train_batch_size=2 --set sft_eval_fraction=0.2 --set bf16=true",
+             bin, path, tmp);
+    int rc = run(cmd, out, sizeof out);
+    CHECK_MSG(rc == 0, "sft bf16 exited %d:\n%s", rc, out);
+    int supported = llama_bf16_supported(why, sizeof why);
+    if (supported) CHECK_MSG(strstr(out, "bf16 training products (oneDNN") != NULL, "start-up line:\n%s", out);
+    else CHECK_MSG(strstr(out, "bf16 not applied: ") && strstr(out, why), "start-up line (expected '%s'):\n%s", why, out);
+    sqlite3 *a = NULL, *b = NULL;
+    snprintf(path, sizeof path, "%s/sft/metrics.sqlite", tmp);
+    CHECK(sqlite3_open(path, &a) == SQLITE_OK);
+    snprintf(path, sizeof path, "%s/sft_bf16/metrics.sqlite", tmp);
+    CHECK(sqlite3_open(path, &b) == SQLITE_OK);
+    for (int step = 1; step <= 2; step++) {
+        char q[128];
+        snprintf(q, sizeof q, "select loss from steps where step = %d", step);
+        double l32 = query_double(a, q), l16 = query_double(b, q);
+        CHECK_MSG(fabs(l16 - l32) <= 0.02 * fabs(l32), "step %d: loss bf16 %.6f vs fp32 %.6f", step, l16, l32);
+        if (step == 1 && supported) CHECK_MSG(l16 != l32, "bf16 loss equals fp32's exactly: bf16 did not apply");
+        if (!supported) CHECK_MSG(l16 == l32, "step %d: bf16 not applied, yet the loss differs from fp32", step);
+    }
+    sqlite3_close(a);
+    sqlite3_close(b);
+}
+
 static void test_config_errors(const char *tmp) {
     char path[1024], cmd[4096], out[16384];
     snprintf(path, sizeof path, "%s/bad.yaml", tmp);
@@ -355,6 +387,7 @@ int main(void) {
     test_parallel_equals_sequential(tmp);
     test_trl_options_run(tmp);
     test_sft(tmp);
+    test_sft_bf16(tmp);
     char cmd[1200];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmp);
     if (testing_failures == 0 && system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmp);
