@@ -1489,10 +1489,11 @@ void config_write_markdown(FILE *f) {
           "| `save_steps` | 500 | 0 (only at the end) | Small runs; a checkpoint is also written when the run is interrupted. |\n"
           "| `temperature` | > 0 | 0 allowed (greedy) | Greedy sampling for debugging; the training log-probabilities are then taken at temperature 1 (TRL divides the logits by `temperature`, which is 1 by default, so the default runs agree). |\n"
           "| `warmup_ratio` | removed in transformers 5 | kept | Older configs still load; `warmup_steps` (int steps, or a fraction below 1, as transformers 5) wins when nonzero. |\n"
-          "| `eval_steps` | evaluates an eval dataset | plays `eval_games` games | grpo2048's evaluation is greedy (or `eval_temperature`) completions on fixed game seeds; the metrics carry TRL's `eval_` prefix. |\n\n"
+          "| `eval_steps` | evaluates an eval dataset | plays `eval_games` games | grpo2048's evaluation is greedy (or `eval_temperature`) completions on fixed game seeds; the metrics carry TRL's `eval_` prefix. |\n"
+          "| `vllm_importance_sampling_correction` | true (applies only with `use_vllm`) | auto | grpo2048's generator is not vLLM, but its log-probabilities differ from the training forward's in the same way once the two run at different precisions; `auto` applies TRL's correction exactly then (`bf16` as applied on the CPU, `tf32`/`bf16` on CUDA) and leaves fp32 runs (the default demo) unchanged, where the whole mismatch is float rounding (~1e-6). `true`/`false` as TRL. The generator returns vLLM's `processed_logprobs` (after penalty, temperature, top-k/top-p), as TRL asks vLLM for. No extra forward pass where TRL's `old_per_token_logps` equal the training forward's (`num_iterations` 1 and `gradient_accumulation_steps` a multiple of `steps_per_generation`); one per generation otherwise, as TRL. `vllm_importance_sampling_cap` (TRL's deprecated name) is accepted and replaces `clip_max`, as TRL. With `loss_type: vespo` the clip range must contain 1. |\n\n"
           "grpo2048-only keys: `max_prompt_length` (a longer prompt is an error; TRL 1.16 has no such key), `device`,\n"
           "`chat_template`, `system_prompt`, `prompt`, `dataset_path`, `init_from_scratch`, `sft_eval_fraction`,\n"
-          "`eval_games`, `eval_temperature` and the `rewards:` section. TRL keys grpo2048 does not have (vLLM,\n"
+          "`eval_games`, `eval_temperature` and the `rewards:` section. TRL keys grpo2048 does not have (vLLM's own,\n"
           "tools, `use_adaptive_entropy`, `off_policy_mask_threshold`, `multi_objective_aggregation`, ...) are\n"
           "unknown keys, reported as errors rather than ignored.\n", f);
     fputs("\n## The default prompt\n\n"
