@@ -250,6 +250,11 @@ typedef struct {
                                  are divided by it when positive, multiplied when negative */
     const int *stop_ids;      /* NULL = cfg.eos_token_ids; else these num_stop ids end a row */
     int num_stop;
+    int processed_logprobs;   /* out_logp: 0 = log p(token) under the raw logits at temperature 1; 1 = under the
+                                 distribution the token was drawn from (repetition penalty, temperature, top-k,
+                                 top-p, min-p applied and renormalized over the kept tokens; 0 when greedy):
+                                 vLLM's logprobs_mode "processed_logprobs", which TRL's importance-sampling
+                                 correction uses (trl 1.16 vllm_generation.py) */
 } llama_sampling;
 
 /* Batched generation with a KV cache. prompt: (P,) is prefilled once and its keys/values copied to G
@@ -272,8 +277,9 @@ typedef struct {
 int llama_generate(llama_model *m, const int *prompt, int P, int G, int max_new, const llama_sampling *s,
                    uint64_t seed, int *out, int *out_len, char *err, size_t errlen);
 
-/* llama_generate, and also out_logp: (G, max_new) or NULL: log p(token) under the model's own
- * distribution (temperature 1, no top-k/top-p) for each generated token, 0 after out_len. */
+/* llama_generate, and also out_logp: (G, max_new) or NULL: log p(token) of each generated token, 0 after
+ * out_len: under the model's own distribution (temperature 1, no penalty/top-k/top-p), or, with
+ * s->processed_logprobs, under the distribution it was sampled from (see llama_sampling). */
 int llama_generate_ex(llama_model *m, const int *prompt, int P, int G, int max_new, const llama_sampling *s,
                       uint64_t seed, int *out, int *out_len, float *out_logp, char *err, size_t errlen);
 

@@ -188,10 +188,14 @@ static int cmp_prob_desc(const void *a, const void *b, void *ctx) {
 }
 
 /* Draws a token from logits z (V) as documented in llama.h. prob (V) and order (V) are scratch. */
-static int sample_token(const float *z, int V, const llama_sampling *s, llama_rng *rng, float *prob, int *order) {
+/* *plogp (when not NULL): log p(token) under the distribution it was drawn from (penalty, temperature, top-k,
+ * top-p, min-p applied, renormalized over the kept tokens: vLLM's processed_logprobs); 0 for greedy. */
+static int sample_token(const float *z, int V, const llama_sampling *s, llama_rng *rng, float *prob, int *order,
+                        float *plogp) {
     const float min_p = s->min_p > 0.0f ? s->min_p : 0.0f;
     int best = 0;
     for (int v = 1; v < V; v++) if (z[v] > z[best]) best = v;
+    if (plogp) *plogp = 0.0f;
     if (s->temperature == 0.0f) return best;
     float mx = z[best], t = s->temperature;
     float thr = -INFINITY;
@@ -217,11 +221,13 @@ static int sample_token(const float *z, int V, const llama_sampling *s, llama_rn
         /* min-p after top-p: prob is relative to the top token's (exp(0) = 1), sorted descending */
         while (keep > 1 && prob[order[keep - 1]] < min_p) cum -= prob[order[--keep]];
         double u = llama_rng_uniform(rng) * cum, acc = 0.0;
+        int tok = order[keep - 1];
         for (int i = 0; i < keep; i++) {
             acc += prob[order[i]];
-            if (u < acc) return order[i];
+            if (u < acc) { tok = order[i]; break; }
         }
-        return order[keep - 1];
+        if (plogp) *plogp = (float)((double)((z[tok] - mx) / t) - log(cum));
+        return tok;
     }
     if (min_p > 0.0f) {
         total = 0.0;
@@ -231,14 +237,16 @@ static int sample_token(const float *z, int V, const llama_sampling *s, llama_rn
         }
     }
     double u = llama_rng_uniform(rng) * total, acc = 0.0;
-    int last = best;
+    int last = best, tok = -1;
     for (int v = 0; v < V; v++) {
         if (prob[v] == 0.0f) continue;
         acc += prob[v];
         last = v;
-        if (u < acc) return v;
+        if (u < acc) { tok = v; break; }
     }
-    return last; /* u within rounding of total */
+    if (tok < 0) tok = last; /* u within rounding of total */
+    if (plogp) *plogp = (float)((double)((z[tok] - mx) / t) - log(total));
+    return tok;
 }
 
 /* log softmax(z)[tok] at temperature 1 */
@@ -366,11 +374,13 @@ int llama_generate_ex(llama_model *m, const int *prompt, int P, int G, int max_n
                 apply_repetition_penalty(z, zpen + (size_t)g * V, seen + (size_t)g * V, V, s->repetition_penalty);
                 z = zpen + (size_t)g * V;
             }
-            int tok = sample_token(z, V, s, &rng[g], gb.prob + (size_t)g * V, gb.order + (size_t)g * V);
+            float plp = 0.0f;
+            int tok = sample_token(z, V, s, &rng[g], gb.prob + (size_t)g * V, gb.order + (size_t)g * V,
+                                   s->processed_logprobs ? &plp : NULL);
             if (penalize) seen[(size_t)g * V + tok] = 1;
             out[(size_t)g * max_new + step] = tok;
             out_len[g] = step + 1;
-            if (out_logp) out_logp[(size_t)g * max_new + step] = token_logp(zraw, V, tok);
+            if (out_logp) out_logp[(size_t)g * max_new + step] = s->processed_logprobs ? plp : token_logp(zraw, V, tok);
         }
         int kept = 0;
         for (int r = 0; r < nactive; r++) {

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """tools/make_grpo_fixtures.py: reference values for tests/trainer/test_grpo.c, computed by the real TRL.
 
-Writes tests/fixtures/grpo/generation.json and tests/fixtures/grpo/loss.json. Run from the repository root,
+Writes tests/fixtures/grpo/generation.json, loss.json, entropy_mask.json and vllm_is.json. Run from the repository root,
 offline, in a venv with the pinned TRL (not in CI):
 
     python3 -m venv ~/.cache/grpo2048/trl-venv
@@ -23,6 +23,13 @@ methods on fixed inputs:
     `loss.backward()` gives d loss / d logp (and d loss / d entropy, which the entropy bonus uses) by torch's
     autograd of TRL's own expression. The metrics `_compute_loss` appends to `trainer._metrics["train"]`
     are recorded as logged.
+
+  - vllm_is.json, TRL's importance-sampling correction of the sampler/trainer mismatch
+    (vllm_importance_sampling_correction): `_generate_and_score_completions` with `use_vllm` switched on after
+    construction (vLLM itself is not needed: generation is the `rollout_func` stub, whose "logprobs" are the
+    sampling log-probs, one of them None as vLLM reports an unscorable token), which computes the ratio and logs
+    sampling/sampling_logp_difference/* and sampling/importance_sampling_ratio/*; then `_compute_loss` on its
+    output (the ratio included), with gradients by autograd.
 
 The trainer's settings go through a real `GRPOConfig` (so its __post_init__ runs: scale_rewards True/False,
 steps_per_generation). All tensors are float32, as in TRL; inputs are float32 values, written with 9
@@ -79,7 +86,7 @@ def rollout_func(prompts, trainer):
     assert n == len(CURRENT["completion_ids"]), (n, len(CURRENT["completion_ids"]))
     prompt_ids = [list(range(2, 2 + CURRENT["prompt_length"])) for _ in range(n)]
     return {"prompt_ids": prompt_ids, "completion_ids": [list(c) for c in CURRENT["completion_ids"]],
-            "logprobs": [[0.0] * len(c) for c in CURRENT["completion_ids"]]}
+            "logprobs": CURRENT.get("logprobs") or [[0.0] * len(c) for c in CURRENT["completion_ids"]]}
 
 
 MODEL_DIR = None
@@ -348,6 +355,116 @@ def entropy_mask_cases(trainer, count=300):
     return out
 
 
+# ------------------------------------------------------------------------------------------------
+# The vLLM importance-sampling correction: _generate_and_score_completions computes the ratio and its metrics
+# from the sampling log-probs of the rollout, _compute_loss multiplies the per-token loss by it (vespo: into its
+# Gamma weight)
+
+IS_MODES = ("token_truncate", "token_mask", "sequence_truncate", "sequence_mask")
+IS_CLIPS = ((None, 3.0), (0.5, 2.0), (0.9, 1.1), (0.8, None))
+
+
+class NoSync:
+    def sync_weights(self):
+        pass
+
+
+def vllm_is_inputs(rng):
+    """One generation of N = 6 completions (2 groups of 3), T = 6: sampling log-probs differ from the training
+    forward's (old) by per-sequence shifts and per-token noise, so that token and sequence ratios fall inside,
+    below and above the clip values; one sampling log-prob is NaN (None from the rollout, as vLLM reports it)."""
+    N, T = 6, 6
+    lens = [6, 4, 2, 5, 6, 3]
+    term = [0, 1, 1, 1, 0, 1]
+    comp = []
+    for L, t in zip(lens, term):
+        ids = [rng.randrange(2, 32) for _ in range(L)]
+        if t:
+            ids[-1] = EOS
+        comp.append(ids)
+    shift = [0.35, -0.2, 0.05, -0.05, 0.12, -0.6]
+    old = [[f32(-rng.uniform(0.05, 3.0)) for _ in range(T)] for _ in range(N)]
+    samp = [[f32(old[b][t] - shift[b] + rng.uniform(-0.25, 0.25)) for t in range(lens[b])] for b in range(N)]
+    samp[1][2] = None
+    logp = [[f32(old[b][t] + rng.uniform(-0.3, 0.3)) for t in range(T)] for b in range(N)]
+    ent = [[f32(rng.uniform(0.0, 3.0)) for _ in range(T)] for _ in range(N)]
+    ref = [[f32(logp[b][t] + rng.uniform(-0.5, 0.5)) for t in range(T)] for b in range(N)]
+    for b in range(N):
+        for t in range(lens[b], T):
+            old[b][t], logp[b][t], ref[b][t] = f32(-4.0), f32(-6.0), f32(-8.0)
+    rpf = [[1, 0.5, -1, 1, 2, 0], [1, 1, 1, -2, 1, 1], [0, 2, 1, 0, 0.5, 3], [0.25, 0, 0.5, 0.5, 0, 1]]
+    return {"N": N, "T": T, "completion_lengths": lens, "terminated": term, "comp": comp, "old_logp": old,
+            "sampling_logp": samp, "logp": logp, "entropy": ent, "ref_logp": ref, "rewards_per_func": rpf}
+
+
+def run_vllm_is(x, cfg):
+    trainer = make_trainer(**cfg)
+    trainer.use_vllm = True                 # the correction is gated on use_vllm in TRL
+    trainer.vllm_generation = NoSync()      # rollout_func path syncs vLLM weights; nothing to sync here
+    trainer._last_loaded_step = trainer.state.global_step
+    N = x["N"]
+    CURRENT.update(rewards_per_func=x["rewards_per_func"], completion_ids=x["comp"], prompt_length=3,
+                   logprobs=x["sampling_logp"])
+    stub = LogpStub(trainer)
+    stub.old = torch.tensor(x["old_logp"], dtype=torch.float32)
+    stub.ref = torch.tensor(x["ref_logp"], dtype=torch.float32)
+    trainer._get_per_token_logps_and_entropies = stub
+    trainer._metrics["train"].clear()
+    out = trainer._generate_and_score_completions([{"prompt": "w1 w2 w3"} for _ in range(N)])
+    gen_metrics = {k: float(v[-1]) for k, v in trainer._metrics["train"].items() if k.startswith("sampling/")}
+    ratio = out["importance_sampling_ratio"]
+    stub.logp = torch.tensor(x["logp"], dtype=torch.float32, requires_grad=True)
+    stub.entropy = torch.tensor(x["entropy"], dtype=torch.float32, requires_grad=True)
+    trainer._metrics["train"].clear()
+    loss = trainer._compute_loss(trainer.model, out)
+    loss.backward()
+    args = {k: cfg[k] for k in ("loss_type", "importance_sampling_level", "beta", "vllm_importance_sampling_mode",
+                                "vllm_importance_sampling_clip_min", "vllm_importance_sampling_clip_max",
+                                "gradient_accumulation_steps", "steps_per_generation", "max_completion_length")}
+    args["epsilon"] = trainer.epsilon_low
+    args["epsilon_high"] = trainer.epsilon_high
+    return {
+        "args": args,
+        "advantages": [float(a) for a in out["advantages"].tolist()],
+        "num_items_in_batch": float(out["num_items_in_batch"]),
+        "importance_sampling_ratio": tensor_list(ratio.expand(N, x["T"]).contiguous()),
+        "generation_metrics": gen_metrics,
+        "loss": float(loss),
+        "dlogp": tensor_list(stub.logp.grad),
+        "metrics": metrics_of_last(trainer),
+    }
+
+
+def metrics_of_last(trainer):
+    out = {k: float(v[-1]) for k, v in trainer._metrics["train"].items()}
+    trainer._metrics["train"].clear()
+    return out
+
+
+def vllm_is_cases():
+    rng = random.Random(4096)
+    x = vllm_is_inputs(rng)
+    layout = dict(per_device_train_batch_size=6, gradient_accumulation_steps=1, steps_per_generation=1,
+                  num_generations=3, max_completion_length=6, epsilon=0.2)
+    out = []
+    for loss_type, level, beta in (("dapo", "token", 0.0), ("grpo", "sequence", 0.0), ("sapo", "token", 0.0),
+                                   ("cispo", "token", 0.0), ("vespo", "token", 0.0), ("dapo", "token", 0.04)):
+        for mode in IS_MODES:
+            if loss_type == "vespo" and mode.startswith("sequence"):
+                continue   # TRL refuses it (GRPOTrainer.__init__: VESPO needs a token_* mode)
+            for cmin, cmax in IS_CLIPS:
+                cfg = dict(layout, loss_type=loss_type, importance_sampling_level=level, beta=beta,
+                           epsilon_high=1.3 if loss_type == "cispo" else None,
+                           vllm_importance_sampling_correction=True, vllm_importance_sampling_mode=mode,
+                           vllm_importance_sampling_clip_min=cmin, vllm_importance_sampling_clip_max=cmax)
+                out.append(run_vllm_is(x, cfg))
+    inputs = {k: x[k] for k in ("N", "T", "completion_lengths", "terminated", "old_logp", "logp", "entropy",
+                                "ref_logp")}
+    # NaN is not JSON: the unscored sampling log-prob is written as null
+    inputs["sampling_logp"] = [[v for v in row] + [0.0] * (x["T"] - len(row)) for row in x["sampling_logp"]]
+    return inputs, out
+
+
 def main():
     if trl.__version__ != TRL_VERSION:
         sys.exit(f"make_grpo_fixtures: needs trl {TRL_VERSION}, found {trl.__version__}")
@@ -392,7 +509,12 @@ def main():
     with open(os.path.join(out_dir, "entropy_mask.json"), "w") as f:
         json.dump({"about": header, "trl_version": trl.__version__, "cases": em}, f, separators=(",", ":"))
         f.write("\n")
-    print(f"wrote {len(em)} entropy-mask cases, {len(gens)} generation cases and {len(out)} loss cases to {out_dir} (trl {trl.__version__})")
+    vis_inputs, vis = vllm_is_cases()
+    with open(os.path.join(out_dir, "vllm_is.json"), "w") as f:
+        json.dump(short({"about": header, "trl_version": trl.__version__, "inputs": vis_inputs, "cases": vis}), f,
+                  separators=(",", ":"))
+        f.write("\n")
+    print(f"wrote {len(vis)} vllm importance-sampling cases, {len(em)} entropy-mask cases, {len(gens)} generation cases and {len(out)} loss cases to {out_dir} (trl {trl.__version__})")
 
 
 if __name__ == "__main__":

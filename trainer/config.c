@@ -87,6 +87,9 @@ static const char *const optim_choices[] = {"adamw_torch_fused", "adamw_torch", 
 static const char *const scale_rewards_choices[] = {"group", "batch", "none", NULL};
 static const char *const chat_template_choices[] = {"auto", "chatml", "llama3", "plain", NULL};
 static const char *const is_level_choices[] = {"token", "sequence", NULL};
+static const char *const vllm_is_correction_choices[] = {"auto", "true", "false", NULL};
+static const char *const vllm_is_mode_choices[] = {"token_truncate", "token_mask", "sequence_truncate", "sequence_mask",
+                                                   NULL};
 
 #define OFF(f) offsetof(grpo_config, f)
 #define GROUP(title) {title, T_GROUP, 0, NULL, 0, 0, 0, NULL, 0, NULL, 0, NULL}
@@ -208,6 +211,27 @@ static const key_def keys[] = {
     KFLOAT("vespo_lambda_neg", vespo_lambda_neg, "2.0", 0, 0, 0, USE_TRAIN, "vespo: lambda for a negative advantage."),
     KBOOL("mask_truncated_completions", mask_truncated_completions, "false", USE_TRAIN,
           "Leave completions that reach max_completion_length without a stop token out of the loss (DAPO)."),
+    KENUM("vllm_importance_sampling_correction", vllm_importance_sampling_correction, "auto",
+          vllm_is_correction_choices, USE_TRAIN,
+          "TRL's truncated importance-sampling correction of the mismatch between the generator's log-probabilities "
+          "(ours, not vLLM's) and the training forward's: the per-token loss times a clipped or masked ratio "
+          "exp(old - sampling); auto = on when training runs at another precision than generation (bf16, tf32), "
+          "true / false as TRL (TRL's default is true, for vLLM). Costs no extra forward pass when old "
+          "log-probabilities equal the training forward's (num_iterations 1, gradient_accumulation_steps a "
+          "multiple of steps_per_generation), one per generation otherwise."),
+    KENUM("vllm_importance_sampling_mode", vllm_importance_sampling_mode, "sequence_mask", vllm_is_mode_choices,
+          USE_TRAIN,
+          "Ratio per token or per sequence (exp of the summed log-ratio); *_truncate clips it to [clip_min, "
+          "clip_max], *_mask sets ratios outside that range to 0 (TRL 1.16's default: sequence_mask)."),
+    {"vllm_importance_sampling_clip_min", T_FLOAT, OFF(vllm_importance_sampling_clip_min), "null", 0, 0,
+     F_MIN | F_NULLABLE, NULL, USE_TRAIN, "Lower bound C_min of the importance-sampling ratio; null = none.",
+     OFF(vllm_importance_sampling_clip_min_set), "no lower bound"},
+    {"vllm_importance_sampling_clip_max", T_FLOAT, OFF(vllm_importance_sampling_clip_max), "3.0", 0, 0,
+     F_MIN | F_MIN_EXCL | F_NULLABLE, NULL, USE_TRAIN, "Upper bound C_max of the importance-sampling ratio; null = none.",
+     OFF(vllm_importance_sampling_clip_max_set), "no upper bound"},
+    KNFLOAT("vllm_importance_sampling_cap", vllm_importance_sampling_cap, vllm_importance_sampling_cap_set, 0, 0,
+            F_MIN | F_MIN_EXCL, USE_TRAIN, "unused",
+            "TRL's deprecated name of vllm_importance_sampling_clip_max; when given it replaces clip_max."),
     KFLOAT("top_entropy_quantile", top_entropy_quantile, "1.0", 0, 1, F_MIN | F_MAX, USE_TRAIN,
            "Train only on this top fraction of each micro-batch's completion tokens by entropy (the policy "
            "term; the KL term keeps every token); 1 = every token."),
@@ -638,6 +662,11 @@ static int is_null_text(const char *s, size_t len, int plain) {
 
 static void sync_epsilon(grpo_config *c) {
     if (!c->epsilon_high_set) c->epsilon_high = c->epsilon;
+    /* TRL's GRPOConfig.__post_init__: the deprecated vllm_importance_sampling_cap replaces clip_max */
+    if (c->vllm_importance_sampling_cap_set) {
+        c->vllm_importance_sampling_clip_max = c->vllm_importance_sampling_cap;
+        c->vllm_importance_sampling_clip_max_set = true;
+    }
 }
 
 /* The "a value was given" flag of a nullable key (F_NULLABLE or T_WEIGHT_LIST). */
@@ -737,6 +766,10 @@ static int apply_scalar(apply_ctx *x, const key_def *k, const char *s, size_t le
         if (!strcmp(k->name, "scale_rewards") && plain) {
             if (!strcmp(s, "true") || !strcmp(s, "True") || !strcmp(s, "TRUE")) s = "group";
             else if (!strcmp(s, "false") || !strcmp(s, "False") || !strcmp(s, "FALSE")) s = "none";
+        }
+        if (!strcmp(k->name, "vllm_importance_sampling_correction") && plain) {   /* YAML's boolean spellings */
+            if (!strcmp(s, "True") || !strcmp(s, "TRUE")) s = "true";
+            else if (!strcmp(s, "False") || !strcmp(s, "FALSE")) s = "false";
         }
         for (const char *const *ch = k->choices; *ch; ch++) {
             if (!strcmp(*ch, s)) { *(const char **)field = *ch; return 0; }
@@ -1188,6 +1221,36 @@ int config_validate(const grpo_config *c, const char *command, char *err, size_t
     }
     if (use == USE_TRAIN) {
         const int B = c->per_device_train_batch_size;
+        /* TRL's GRPOConfig.__post_init__ and GRPOTrainer.__init__ checks of the importance-sampling correction */
+        const bool cmin = c->vllm_importance_sampling_clip_min_set, cmax = c->vllm_importance_sampling_clip_max_set;
+        const bool truncate = strstr(c->vllm_importance_sampling_mode, "truncate") != NULL;
+        const bool is_on = !strcmp(c->vllm_importance_sampling_correction, "true") ||
+                           (!strcmp(c->vllm_importance_sampling_correction, "auto") && (c->bf16 || c->tf32));
+        if (cmin && cmax && c->vllm_importance_sampling_clip_min >= c->vllm_importance_sampling_clip_max) {
+            snprintf(err, errlen, "keys 'vllm_importance_sampling_clip_min' (%g) and 'vllm_importance_sampling_clip_max' "
+                     "(%g): clip_min must be less than clip_max", c->vllm_importance_sampling_clip_min,
+                     c->vllm_importance_sampling_clip_max);
+            return -1;
+        }
+        if (strcmp(c->vllm_importance_sampling_correction, "false") != 0 && truncate && !cmin && !cmax) {
+            snprintf(err, errlen, "key 'vllm_importance_sampling_mode': %s needs vllm_importance_sampling_clip_min or "
+                     "vllm_importance_sampling_clip_max (both are null)", c->vllm_importance_sampling_mode);
+            return -1;
+        }
+        if (is_on && !strcmp(c->loss_type, "vespo")) {
+            if (!strncmp(c->vllm_importance_sampling_mode, "sequence", 8)) {
+                snprintf(err, errlen, "key 'vllm_importance_sampling_mode': loss_type vespo needs token_truncate or "
+                         "token_mask while the importance-sampling correction is on (got %s; as TRL)",
+                         c->vllm_importance_sampling_mode);
+                return -1;
+            }
+            if ((cmin && c->vllm_importance_sampling_clip_min > 1.0) || (cmax && c->vllm_importance_sampling_clip_max < 1.0)) {
+                snprintf(err, errlen, "keys 'vllm_importance_sampling_clip_min/max': with loss_type vespo the range must "
+                         "contain 1 (grpo2048 sums vespo's log-ratios over a micro-batch's own padding, TRL over the "
+                         "generation's; they agree only when a ratio of 1 passes unchanged)");
+                return -1;
+            }
+        }
         if (c->max_steps < 0) {
             snprintf(err, errlen, "key 'max_steps': -1 (train for num_train_epochs) means nothing to grpo2048 train, "
                      "whose dataset is one prompt sampled without end; give the number of optimizer steps");
@@ -1431,10 +1494,11 @@ void config_write_markdown(FILE *f) {
           "| `save_steps` | 500 | 0 (only at the end) | Small runs; a checkpoint is also written when the run is interrupted. |\n"
           "| `temperature` | > 0 | 0 allowed (greedy) | Greedy sampling for debugging; the training log-probabilities are then taken at temperature 1 (TRL divides the logits by `temperature`, which is 1 by default, so the default runs agree). |\n"
           "| `warmup_ratio` | removed in transformers 5 | kept | Older configs still load; `warmup_steps` (int steps, or a fraction below 1, as transformers 5) wins when nonzero. |\n"
-          "| `eval_steps` | evaluates an eval dataset | plays `eval_games` games | grpo2048's evaluation is greedy (or `eval_temperature`) completions on fixed game seeds; the metrics carry TRL's `eval_` prefix. |\n\n"
+          "| `eval_steps` | evaluates an eval dataset | plays `eval_games` games | grpo2048's evaluation is greedy (or `eval_temperature`) completions on fixed game seeds; the metrics carry TRL's `eval_` prefix. |\n"
+          "| `vllm_importance_sampling_correction` | true (applies only with `use_vllm`) | auto | grpo2048's generator is not vLLM, but its log-probabilities differ from the training forward's in the same way once the two run at different precisions; `auto` applies TRL's correction exactly then (`bf16` as applied on the CPU, `tf32`/`bf16` on CUDA) and leaves fp32 runs (the default demo) unchanged, where the whole mismatch is float rounding (~1e-6). `true`/`false` as TRL. The generator returns vLLM's `processed_logprobs` (after penalty, temperature, top-k/top-p), as TRL asks vLLM for. No extra forward pass where TRL's `old_per_token_logps` equal the training forward's (`num_iterations` 1 and `gradient_accumulation_steps` a multiple of `steps_per_generation`); one per generation otherwise, as TRL. `vllm_importance_sampling_cap` (TRL's deprecated name) is accepted and replaces `clip_max`, as TRL. With `loss_type: vespo` the clip range must contain 1. |\n\n"
           "grpo2048-only keys: `max_prompt_length` (a longer prompt is an error; TRL 1.16 has no such key), `device`,\n"
           "`chat_template`, `system_prompt`, `prompt`, `dataset_path`, `init_from_scratch`, `sft_eval_fraction`,\n"
-          "`eval_games`, `eval_temperature` and the `rewards:` section. TRL keys grpo2048 does not have (vLLM,\n"
+          "`eval_games`, `eval_temperature` and the `rewards:` section. TRL keys grpo2048 does not have (vLLM's own,\n"
           "tools, `use_adaptive_entropy`, `off_policy_mask_threshold`, `multi_objective_aggregation`, ...) are\n"
           "unknown keys, reported as errors rather than ignored.\n", f);
     fputs("\n## The default prompt\n\n"

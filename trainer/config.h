@@ -112,6 +112,16 @@ typedef struct {
     int generation_batch_size;          /* completions per generation; meaningful only when ..._set */
     bool generation_batch_size_set;
     bool mask_truncated_completions;
+    /* TRL's importance-sampling correction of the sampler/trainer mismatch (applied to grpo2048's own generator) */
+    const char *vllm_importance_sampling_correction; /* "auto" (on when training runs at another precision than
+                                                       generation: bf16 or tf32) | "true" | "false" */
+    const char *vllm_importance_sampling_mode; /* "token_truncate" | "token_mask" | "sequence_truncate" | "sequence_mask" */
+    double vllm_importance_sampling_clip_min;  /* meaningful only when ..._clip_min_set */
+    bool vllm_importance_sampling_clip_min_set;
+    double vllm_importance_sampling_clip_max;  /* meaningful only when ..._clip_max_set (TRL default 3.0) */
+    bool vllm_importance_sampling_clip_max_set;
+    double vllm_importance_sampling_cap;       /* TRL's deprecated alias of clip_max: when set, clip_max = cap */
+    bool vllm_importance_sampling_cap_set;
     double top_entropy_quantile;        /* 1 = every token */
     double reward_weights[CONFIG_NUM_REWARDS]; /* meaningful only when reward_weights_set */
     bool reward_weights_set;            /* reward_weights was given (not null): replaces rewards.functions */

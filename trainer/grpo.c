@@ -190,14 +190,20 @@ static double clip_term(const grpo_loss_params *p, double c, double A, double *d
 }
 
 /* vespo's φ_b (TRL get_gamma_weights, no vLLM ratio): from the token log-ratios r of one sequence. */
-static double vespo_phi(const grpo_loss_params *p, const float *lp, const float *olp, const float *m, int T, double A) {
+static double vespo_phi(const grpo_loss_params *p, const float *lp, const float *olp, const float *m,
+                        const float *is_ratio, int T, double A) {
+    const double lower = log(1e-8);
     double s = 0.0;
     for (int t = 0; t < T; t++) {
         double r = (double)lp[t] - (double)olp[t];
         r = r < -20.0 ? -20.0 : r > 20.0 ? 20.0 : r;
         s += r * m[t];
     }
-    const double lower = log(1e-8);
+    if (is_ratio)   /* TRL: seq_log_ratio += Σ_t clamp(log(importance_sampling_ratio), log 1e-8, 20), unmasked */
+        for (int t = 0; t < T; t++) {
+            double l = log((double)is_ratio[t]);   /* log 0 = −inf, clamped */
+            s += l < lower ? lower : l > 20.0 ? 20.0 : l;
+        }
     const double log_w = s < lower ? lower : s > 20.0 ? 20.0 : s;
     const double w = exp(log_w);
     const double k = A >= 0 ? p->vespo_k_pos : p->vespo_k_neg;
@@ -210,6 +216,12 @@ static double vespo_phi(const grpo_loss_params *p, const float *lp, const float 
 double grpo_loss(const grpo_loss_params *p, int B, int T, const float *logp, const float *old_logp,
                  const float *ref_logp, const float *adv, const float *mask, const float *entropy_mask,
                  const float *entropy, float *dlogp, float *dentropy, grpo_loss_stats *st) {
+    return grpo_loss_is(p, B, T, logp, old_logp, ref_logp, adv, mask, entropy_mask, entropy, NULL, dlogp, dentropy, st);
+}
+
+double grpo_loss_is(const grpo_loss_params *p, int B, int T, const float *logp, const float *old_logp,
+                    const float *ref_logp, const float *adv, const float *mask, const float *entropy_mask,
+                    const float *entropy, const float *is_ratio, float *dlogp, float *dentropy, grpo_loss_stats *st) {
     if (B < 1 || T < 1) GRPO_ABORT("grpo_loss: B=%d, T=%d", B, T);
     if (p->beta > 0 && !ref_logp) GRPO_ABORT("grpo_loss: beta=%g needs ref_logp", (double)p->beta);
     if (p->entropy_coef != 0.0f && (!entropy || !dentropy))
@@ -235,6 +247,7 @@ double grpo_loss(const grpo_loss_params *p, int B, int T, const float *logp, con
         const float *m = mask + (size_t)b * T;
         const float *lp = logp + (size_t)b * T, *olp = old_logp + (size_t)b * T;
         const float *em = entropy_mask ? entropy_mask + (size_t)b * T : NULL;
+        const float *isr = is_ratio ? is_ratio + (size_t)b * T : NULL;
         float *g = dlogp + (size_t)b * T;
         double n_b = 0.0;
         for (int t = 0; t < T; t++) n_b += m[t];
@@ -261,7 +274,7 @@ double grpo_loss(const grpo_loss_params *p, int B, int T, const float *logp, con
             for (int t = 0; t < T; t++) if (m[t] != 0.0f) s += ((double)lp[t] - (double)olp[t]) * m[t];
             c_seq = exp(s / n_clamped);
         }
-        const double phi = p->type == LOSS_VESPO ? vespo_phi(p, lp, olp, m, T, A) : 0.0;
+        const double phi = p->type == LOSS_VESPO ? vespo_phi(p, lp, olp, m, isr, T, A) : 0.0;
         phi_sum += phi;
         double g_c_seq = 0.0;           /* sequence level: Σ_t dL/dc */
         double seq_low = 0.0, seq_high = 0.0;   /* per-sequence clipped fractions (token level: sums) */
@@ -300,6 +313,10 @@ double grpo_loss(const grpo_loss_params *p, int B, int T, const float *logp, con
             if (m[t] == 0.0f) { g[t] = 0.0f; continue; }
             const double e = em ? em[t] : 1.0;
             double dc = e * dval_dc, dl = e * dval_dlogp, lt = e * val;
+            if (isr && p->type != LOSS_VESPO) {   /* TRL: per_token_loss * importance_sampling_ratio (detached) */
+                const double rho = isr[t];
+                dc *= rho; dl *= rho; lt *= rho;
+            }
             if (p->beta > 0) {
                 const double d = (double)ref_logp[(size_t)b * T + t] - (double)lp[t];
                 const double k3 = exp(d) - d - 1.0, dk3 = 1.0 - exp(d);   /* d/dlogp of exp(d) − d − 1 */
@@ -376,6 +393,76 @@ double grpo_loss(const grpo_loss_params *p, int B, int T, const float *logp, con
     st->cispo_clip = cispo_sum / den;
     st->vespo_phi_mean = phi_sum / B;
     return loss;
+}
+
+void grpo_vllm_is_ratio(const grpo_vllm_is_params *p, int B, int T, const float *old_logp, const float *sampling_logp,
+                        const float *mask, float *ratio, grpo_vllm_is_acc *acc) {
+    if (B < 1 || T < 1) GRPO_ABORT("grpo_vllm_is_ratio: B=%d, T=%d", B, T);
+    const int seq = p->mode == VLLM_IS_SEQUENCE_TRUNCATE || p->mode == VLLM_IS_SEQUENCE_MASK;
+    const int truncate = p->mode == VLLM_IS_TOKEN_TRUNCATE || p->mode == VLLM_IS_SEQUENCE_TRUNCATE;
+    if (p->mode < VLLM_IS_TOKEN_TRUNCATE || p->mode > VLLM_IS_SEQUENCE_MASK)
+        GRPO_ABORT("grpo_vllm_is_ratio: unknown mode %d", (int)p->mode);
+    const int has_min = !isnan(p->clip_min), has_max = !isnan(p->clip_max);
+    const float cmin = (float)p->clip_min, cmax = (float)p->clip_max;
+    for (int b = 0; b < B; b++) {
+        const float *o = old_logp + (size_t)b * T, *s = sampling_logp + (size_t)b * T, *m = mask + (size_t)b * T;
+        float *r = ratio + (size_t)b * T;
+        double sum = 0.0;
+        for (int t = 0; t < T; t++) {
+            float d = (o[t] - s[t]) * m[t];   /* float32 as TRL's tensors; NaN stays NaN, also times 0 */
+            if (isnan(d)) d = 0.0f;           /* torch.nan_to_num(nan=0.0): ratio 1 for unscored tokens */
+            if (seq) sum += d;
+            else r[t] = (float)exp((double)d);
+            if (acc && m[t] != 0.0f) {
+                const float a = fabsf(o[t] - s[t]);
+                if (!isnan(a)) {
+                    acc->diff_sum += a;
+                    if (acc->diff_n == 0 || a > acc->diff_max) acc->diff_max = a;
+                    acc->diff_n += 1;
+                }
+            }
+        }
+        if (seq) {
+            const float v = (float)exp(sum);
+            for (int t = 0; t < T; t++) r[t] = v;
+        }
+        for (int t = 0; t < (seq ? 1 : T); t++) {
+            float v = r[t];
+            if (truncate) {   /* torch.clamp(ratio, min=C_min, max=C_max) */
+                if (has_min && v < cmin) v = cmin;
+                if (has_max && v > cmax) v = cmax;
+            } else if ((has_min && v < cmin) || (has_max && v > cmax)) {
+                v = 0.0f;     /* masked_fill(invalid, 0) */
+            }
+            r[t] = v;
+        }
+        if (seq) for (int t = 1; t < T; t++) r[t] = r[0];
+        if (acc) {
+            for (int t = 0; t < (seq ? 1 : T); t++) {
+                if (!seq && m[t] == 0.0f) continue;
+                const double v = r[t];
+                if (acc->ratio_n == 0 || v < acc->ratio_min) acc->ratio_min = v;
+                if (acc->ratio_n == 0 || v > acc->ratio_max) acc->ratio_max = v;
+                acc->ratio_sum += v;
+                acc->ratio_n += 1;
+            }
+        }
+    }
+}
+
+void grpo_vllm_is_metrics(const grpo_vllm_is_acc *acc, grpo_vllm_is_stats *out) {
+    out->logp_diff_mean = acc->diff_n > 0 ? acc->diff_sum / acc->diff_n : 0.0;
+    out->logp_diff_max = acc->diff_n > 0 ? acc->diff_max : 0.0;
+    out->ratio_min = acc->ratio_n > 0 ? acc->ratio_min : 0.0;
+    out->ratio_mean = acc->ratio_n > 0 ? acc->ratio_sum / acc->ratio_n : 0.0;
+    out->ratio_max = acc->ratio_n > 0 ? acc->ratio_max : 0.0;
+}
+
+int grpo_vllm_is_mode_from_name(const char *name) {
+    static const char *const names[] = {"token_truncate", "token_mask", "sequence_truncate", "sequence_mask"};
+    for (int i = 0; i < 4; i++)
+        if (!strcmp(name, names[i])) return i;
+    return -1;
 }
 
 int grpo_loss_type_from_name(const char *name) {

@@ -151,6 +151,64 @@ double grpo_loss(const grpo_loss_params *p, int B, int T, const float *logp, con
                  const float *ref_logp, const float *adv, const float *mask, const float *entropy_mask,
                  const float *entropy, float *dlogp, float *dentropy, grpo_loss_stats *st);
 
+/* TRL's truncated / masked importance-sampling correction of the sampler-trainer mismatch
+ * (trl 1.16.0 grpo_trainer.py, GRPOTrainer._generate_and_score_completions, "Compute the importance
+ * sampling ratio when using vLLM"; keys vllm_importance_sampling_mode / _clip_min / _clip_max of GRPOConfig;
+ * Yao et al. 2025, "Your efficient RL framework secretly brings you off-policy RL training" (TIS)).
+ * TRL applies it to vLLM's log-probabilities; grpo2048 applies it to its own generator's, which run at another
+ * precision (or through other kernels) than the training forward. */
+typedef enum {
+    VLLM_IS_TOKEN_TRUNCATE, VLLM_IS_TOKEN_MASK, VLLM_IS_SEQUENCE_TRUNCATE, VLLM_IS_SEQUENCE_MASK
+} grpo_vllm_is_mode;
+
+typedef struct {
+    grpo_vllm_is_mode mode;
+    double clip_min;          /* C_min; NAN = None (no lower bound) */
+    double clip_max;          /* C_max; NAN = None (no upper bound) */
+} grpo_vllm_is_params;
+
+/* Running sums of the five metrics over the micro-batches of one generation (zero it to start). */
+typedef struct {
+    double diff_sum, diff_max, diff_n;       /* |old − sampling| over active tokens whose difference is not NaN */
+    double ratio_sum, ratio_min, ratio_max, ratio_n;   /* the ratios TRL flattens (see grpo_vllm_is_ratio) */
+} grpo_vllm_is_acc;
+
+/* The metrics TRL logs once per generation: sampling/sampling_logp_difference/mean|max and
+ * sampling/importance_sampling_ratio/min|mean|max (each 0 when nothing was counted, as TRL's empty case). */
+typedef struct {
+    double logp_diff_mean, logp_diff_max, ratio_min, ratio_mean, ratio_max;
+} grpo_vllm_is_stats;
+
+/* The importance-sampling ratio of B sequences (one micro-batch, or the whole generation):
+ *   d_t = (old_t − sampling_t)·mask_t, 0 where it is NaN (a token the sampler could not score: ratio 1);
+ *   token modes:    ρ_t = exp(d_t);   sequence modes: ρ_b = exp(Σ_t d_t), written to every t of row b;
+ *   *_truncate:     ρ = clamp(ρ, C_min, C_max) (a NAN bound is absent);
+ *   *_mask:         ρ = 0 where ρ < C_min or ρ > C_max.
+ * Comparisons and the stored value are float32, as TRL's tensors. old_logp, sampling_logp (NaN allowed),
+ * mask, ratio: (B, T); ratio is written at every position (padding included: d = 0 there, as TRL's padded
+ * tensor). acc (may be NULL) accumulates the metrics' sums: the logp difference |old − sampling| over tokens
+ * with mask != 0 and a non-NaN difference; the ratio over tokens with mask != 0 (token modes) or over all B
+ * rows (sequence modes, TRL's flatten of the (B, 1) ratio). Aborts (file:line) on B or T < 1 or an unknown
+ * mode. */
+void grpo_vllm_is_ratio(const grpo_vllm_is_params *p, int B, int T, const float *old_logp, const float *sampling_logp,
+                        const float *mask, float *ratio, grpo_vllm_is_acc *acc);
+
+/* The five metrics from accumulated sums (TRL: mean = Σ / count, max, min; 0 for an empty set). */
+void grpo_vllm_is_metrics(const grpo_vllm_is_acc *acc, grpo_vllm_is_stats *out);
+
+/* "token_truncate", "token_mask", "sequence_truncate", "sequence_mask" -> the mode, or -1. */
+int grpo_vllm_is_mode_from_name(const char *name);
+
+/* grpo_loss with TRL's importance-sampling ratio is_ratio (B, T) from grpo_vllm_is_ratio, detached, or NULL
+ * (no correction: grpo_loss itself). As TRL's _compute_loss: for every loss type but vespo the per-token policy
+ * term (after the entropy mask, before the β·KL term) is multiplied by is_ratio; for vespo the ratio enters the
+ * Gamma weight instead: log w_b += Σ_t clamp(log ρ_{b,t}, log 1e-8, 20) over all T positions (TRL
+ * get_gamma_weights; padding contributes log ρ of a zero difference, 0 when C_min <= 1 <= C_max, which the config
+ * requires for vespo). Everything else as grpo_loss. */
+double grpo_loss_is(const grpo_loss_params *p, int B, int T, const float *logp, const float *old_logp,
+                    const float *ref_logp, const float *adv, const float *mask, const float *entropy_mask,
+                    const float *entropy, const float *is_ratio, float *dlogp, float *dentropy, grpo_loss_stats *st);
+
 /* Parse "grpo", "bnpo", "dr_grpo", "dapo", "cispo", "sapo", "luspo", "vespo"; "group", "batch", "none";
  * "token", "sequence". Each returns -1 for an unknown name. */
 int grpo_loss_type_from_name(const char *name);

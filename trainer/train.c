@@ -88,6 +88,7 @@ typedef struct {
     double func_mean[RF_COUNT], func_std[RF_COUNT];
     double mean_len, min_len, max_len, mean_term, min_term, max_term, clipped_ratio;
     double generation_time, reward_time;   /* seconds */
+    grpo_vllm_is_stats vis;                /* sampling/... metrics of the importance-sampling correction */
     double tokens;                         /* prompt + completion tokens */
     int timeouts, stuck, wins;
     int infra_errors;                      /* completions the reward pool could not score (infra_error) */
@@ -107,6 +108,8 @@ typedef struct {
     int *order;            /* (n,) micro-batch s holds completions order[s·B .. s·B + B) */
     float *old_logp;       /* (n, max_new) log p of each generated token under the generating policy, or NULL */
     float *ref_logp;       /* (n, max_new) under the reference model, or NULL */
+    float *samp_logp;      /* (n, max_new) the generator's processed log-probs (importance-sampling correction), or NULL */
+    grpo_vllm_is_acc vis_acc; /* the correction's metric sums over this generation's micro-batches */
     double num_items;      /* loss tokens after mask_truncated_completions: TRL's num_items_in_batch */
     gen_metrics m;
 } generation;
@@ -114,11 +117,11 @@ typedef struct {
 static void gen_free(generation *g) {
     if (g->text) for (int i = 0; i < g->n; i++) free(g->text[i]);
     free(g->tokens); free(g->len); free(g->terminated); free(g->text); free(g->reward); free(g->adv);
-    free(g->res); free(g->seeds); free(g->order); free(g->old_logp); free(g->ref_logp);
+    free(g->res); free(g->seeds); free(g->order); free(g->old_logp); free(g->ref_logp); free(g->samp_logp);
     memset(g, 0, sizeof *g);
 }
 
-static int gen_alloc(generation *g, int n, int max_new, int keep_old, int keep_ref) {
+static int gen_alloc(generation *g, int n, int max_new, int keep_old, int keep_ref, int keep_samp) {
     memset(g, 0, sizeof *g);
     g->n = n;
     g->max_new = max_new;
@@ -134,20 +137,24 @@ static int gen_alloc(generation *g, int n, int max_new, int keep_old, int keep_r
     g->order = calloc(n, sizeof(int));
     if (keep_old) g->old_logp = calloc(nt, sizeof(float));
     if (keep_ref) g->ref_logp = calloc(nt, sizeof(float));
+    if (keep_samp) g->samp_logp = calloc(nt, sizeof(float));
     return g->tokens && g->len && g->terminated && g->text && g->reward && g->adv && g->res && g->seeds &&
-                   g->order && (!keep_old || g->old_logp) && (!keep_ref || g->ref_logp) ? 0 : -1;
+                   g->order && (!keep_old || g->old_logp) && (!keep_ref || g->ref_logp) &&
+                   (!keep_samp || g->samp_logp) ? 0 : -1;
 }
 
 /* generation.bin: what a resumed run needs of a generation still in use (texts, rewards and metrics
  * were logged when it was made). Layout: magic, version, n, max_new, number, has_old, has_ref (int32),
- * num_items (double), tokens, len, terminated, order (int32), adv, old_logp?, ref_logp? (float32). */
+ * num_items (double), tokens, len, terminated, order (int32), adv, old_logp?, ref_logp? (float32), and in
+ * version 2 (the importance-sampling correction on) the sampling log-probs samp_logp (float32). */
 static const char GEN_MAGIC[8] = {'G', '2', '0', '4', '8', 'G', 'E', 'N'};
 
 static int gen_save(const generation *g, const char *path, char *err, size_t errlen) {
     const size_t nt = (size_t)g->n * g->max_new;
-    int32_t head[6] = {1, g->n, g->max_new, g->number, g->old_logp != NULL, g->ref_logp != NULL};
+    int32_t head[6] = {g->samp_logp ? 2 : 1, g->n, g->max_new, g->number, g->old_logp != NULL, g->ref_logp != NULL};
     size_t size = 8 + sizeof head + sizeof(double) + sizeof(int32_t) * (nt + 3 * (size_t)g->n) +
-                  sizeof(float) * ((size_t)g->n + (g->old_logp ? nt : 0) + (g->ref_logp ? nt : 0));
+                  sizeof(float) * ((size_t)g->n + (g->old_logp ? nt : 0) + (g->ref_logp ? nt : 0) +
+                                   (g->samp_logp ? nt : 0));
     char *buf = malloc(size), *p = buf;
     if (!buf) { snprintf(err, errlen, "%s: out of memory", path); return -1; }
 #define PUT(src, bytes) do { memcpy(p, src, bytes); p += (bytes); } while (0)
@@ -161,6 +168,7 @@ static int gen_save(const generation *g, const char *path, char *err, size_t err
     PUT(g->adv, sizeof(float) * g->n);
     if (g->old_logp) PUT(g->old_logp, sizeof(float) * nt);
     if (g->ref_logp) PUT(g->ref_logp, sizeof(float) * nt);
+    if (g->samp_logp) PUT(g->samp_logp, sizeof(float) * nt);
 #undef PUT
     if ((size_t)(p - buf) != size) TRAIN_ABORT("gen_save: wrote %zu of %zu bytes", (size_t)(p - buf), size);
     int rc = write_file_atomic(path, buf, size, err, errlen);
@@ -176,15 +184,17 @@ static int gen_load(generation *g, const char *path, char *err, size_t errlen) {
     int32_t head[6];
     const size_t nt = (size_t)g->n * g->max_new;
     int ok = fread(magic, 1, 8, f) == 8 && !memcmp(magic, GEN_MAGIC, 8) && fread(head, sizeof head, 1, f) == 1;
-    if (!ok || head[0] != 1) {
+    if (!ok || (head[0] != 1 && head[0] != 2)) {
         snprintf(err, errlen, "%.600s: not a grpo2048 generation file (bad header)", path);
         fclose(f);
         return -1;
     }
-    if (head[1] != g->n || head[2] != g->max_new || head[4] != (g->old_logp != NULL) || head[5] != (g->ref_logp != NULL)) {
-        snprintf(err, errlen, "%.600s: holds %d completions of up to %d tokens (old log-probs %d, reference %d); this run "
-                 "needs %d of up to %d (%d, %d)", path, head[1], head[2], head[4], head[5], g->n, g->max_new,
-                 g->old_logp != NULL, g->ref_logp != NULL);
+    if (head[1] != g->n || head[2] != g->max_new || head[4] != (g->old_logp != NULL) || head[5] != (g->ref_logp != NULL) ||
+        (head[0] == 2) != (g->samp_logp != NULL)) {
+        snprintf(err, errlen, "%.600s: holds %d completions of up to %d tokens (old log-probs %d, reference %d, sampling "
+                 "%d); this run needs %d of up to %d (%d, %d, %d: vllm_importance_sampling_correction must match)", path,
+                 head[1], head[2], head[4], head[5], head[0] == 2, g->n, g->max_new, g->old_logp != NULL,
+                 g->ref_logp != NULL, g->samp_logp != NULL);
         fclose(f);
         return -1;
     }
@@ -194,7 +204,8 @@ static int gen_load(generation *g, const char *path, char *err, size_t errlen) {
          fread(g->terminated, sizeof(int32_t), g->n, f) == (size_t)g->n &&
          fread(g->order, sizeof(int32_t), g->n, f) == (size_t)g->n && fread(g->adv, sizeof(float), g->n, f) == (size_t)g->n &&
          (!g->old_logp || fread(g->old_logp, sizeof(float), nt, f) == nt) &&
-         (!g->ref_logp || fread(g->ref_logp, sizeof(float), nt, f) == nt);
+         (!g->ref_logp || fread(g->ref_logp, sizeof(float), nt, f) == nt) &&
+         (!g->samp_logp || fread(g->samp_logp, sizeof(float), nt, f) == nt);
     int extra = fgetc(f) != EOF;
     fclose(f);
     if (!ok || extra) {
@@ -227,11 +238,14 @@ typedef struct {
     int G, B, A, S, mu, N, groups, max_new, generate_every, keep_old;
     grpo_loss_params lp;
     grpo_scale scale;
+    int vis_on;               /* TRL's importance-sampling correction applies (vllm_importance_sampling_correction) */
+    grpo_vllm_is_params vis;
     generation gen;
     double num_tokens;        /* prompt + completion tokens generated so far (TRL num_tokens) */
     /* (B, P + max_new) scratch of one micro-batch */
     int *tokens;
     float *mask, *logp, *old_logp, *ref_logp, *entropy, *emask, *dlogp, *dentropy;
+    float *samp, *is_ratio;   /* the micro-batch's sampling log-probs and importance-sampling ratio */
     float *adv;               /* (B,) the micro-batch's advantages */
     double *func_values;      /* (N,) */
     gpu_telemetry *gpu;       /* GPU telemetry (trainer/gpu_telemetry.h), NULL unless on the CUDA device */
@@ -244,6 +258,7 @@ typedef struct {
 typedef struct {
     int ngen, micro;
     gen_metrics g;             /* sums over generations */
+    int nvis;                  /* generations whose importance-sampling metrics are in g.vis */
     double loss, entropy, kl, clip_low, clip_high, clip_region, policy_loss, cispo_clip, vespo_phi;
     double clip_low_min, clip_high_max;   /* sums over the micro-batches whose value is not NaN */
     int n_low_min, n_high_max;
@@ -276,6 +291,8 @@ static int build_micro_batch(run *r, const generation *g, const int *idx) {
             r->mask[k] = in_completion ? m : 0.0f;
             if (g->old_logp) r->old_logp[k] = in_completion ? g->old_logp[(size_t)i * g->max_new + t - P] : 0.0f;
             if (g->ref_logp) r->ref_logp[k] = in_completion ? g->ref_logp[(size_t)i * g->max_new + t - P] : 0.0f;
+            /* TRL pads the sampling log-probs with 0 */
+            if (g->samp_logp) r->samp[k] = in_completion ? g->samp_logp[(size_t)i * g->max_new + t - P] : 0.0f;
         }
     }
     return T;
@@ -309,6 +326,16 @@ static void shuffle(int *order, int n, uint64_t seed) {
     }
 }
 
+/* Adds one generation's importance-sampling metrics to the step (TRL averages them over the step's generations). */
+static void add_vis(step_acc *acc, const grpo_vllm_is_stats *v) {
+    acc->g.vis.logp_diff_mean += v->logp_diff_mean;
+    acc->g.vis.logp_diff_max += v->logp_diff_max;
+    acc->g.vis.ratio_min += v->ratio_min;
+    acc->g.vis.ratio_mean += v->ratio_mean;
+    acc->g.vis.ratio_max += v->ratio_max;
+    acc->nvis++;
+}
+
 /* Generation `number`: sample, score, advantages, shuffle, kept log-probabilities, metrics, and the
  * completions rows of step `step` (indices offset by the step's earlier generations). */
 static int make_generation(run *r, int number, int step, step_acc *acc) {
@@ -321,15 +348,19 @@ static int make_generation(run *r, int number, int step, step_acc *acc) {
     llama_sampling sampling = {.temperature = (float)c->temperature, .top_k = c->top_k, .top_p = (float)c->top_p,
                                .min_p = c->min_p_set ? (float)c->min_p : 0.0f,
                                .repetition_penalty = (float)c->repetition_penalty,
-                               .stop_ids = r->pol.stop_ids, .num_stop = r->pol.num_stop};
+                               .stop_ids = r->pol.stop_ids, .num_stop = r->pol.num_stop,
+                               /* the correction compares the log-probs of the distribution sampled from (vLLM's
+                                * processed_logprobs, as TRL asks for) with the training forward's */
+                               .processed_logprobs = g->samp_logp != NULL};
     /* Every group shares the prompt, so the whole generation is one batch: the prompt is prefilled
      * once and all groups x num_generations rows decode together, each weight matrix read once per
      * token for all of them (row i draws from its own stream seeded from (seed, i)). */
     uint64_t seed = game_seed_mix((uint64_t)c->seed, (uint64_t)number, 0);
-    if (backend_generate(&r->pb, r->prompt, r->P, g->n, r->max_new, &sampling, seed, g->tokens, g->len, NULL, r->err,
-                         sizeof r->err) != 0)
+    if (backend_generate(&r->pb, r->prompt, r->P, g->n, r->max_new, &sampling, seed, g->tokens, g->len, g->samp_logp,
+                         r->err, sizeof r->err) != 0)
         return -1;
     g->number = number;
+    memset(&g->vis_acc, 0, sizeof g->vis_acc);
     m->generation_time = now_seconds() - t0;
     for (int i = 0; i < g->n; i++) {
         const int *row = g->tokens + (size_t)i * r->max_new;
@@ -370,6 +401,16 @@ static int make_generation(run *r, int number, int step, step_acc *acc) {
     shuffle(g->order, g->n, game_seed_mix((uint64_t)c->seed ^ 0x5EEDu, (uint64_t)number, 0));
     if (g->old_logp && keep_logprobs(r, g, &r->pb, g->old_logp) != 0) return -1;
     if (g->ref_logp && keep_logprobs(r, g, &r->rb, g->ref_logp) != 0) return -1;
+    if (g->samp_logp && g->old_logp) {
+        /* the correction's metrics of the whole generation now (TRL logs them at generation time); the ratio
+         * itself is recomputed from the kept old log-probs in each micro-step */
+        for (int sl = 0; sl < r->S; sl++) {
+            const int T = build_micro_batch(r, g, g->order + (size_t)sl * r->B);
+            grpo_vllm_is_ratio(&r->vis, r->B, T, r->old_logp, r->samp, r->mask, r->is_ratio, &g->vis_acc);
+        }
+        grpo_vllm_is_metrics(&g->vis_acc, &m->vis);
+        add_vis(acc, &m->vis);
+    }
 
     /* metrics of this generation (TRL's _generate_and_score_completions), over the scored completions */
     int scored = 0;
@@ -436,9 +477,10 @@ static int make_generation(run *r, int number, int step, step_acc *acc) {
     return 0;
 }
 
-/* One micro-step on micro-batch `slice` of the current generation: forward, loss, backward. */
-static int micro_step(run *r, int slice, step_acc *acc) {
-    const generation *g = &r->gen;
+/* One micro-step on micro-batch `slice` of the current generation: forward, loss, backward. first_pass: the
+ * generation's first pass over this slice (its importance-sampling metrics are counted then). */
+static int micro_step(run *r, int slice, int first_pass, step_acc *acc) {
+    generation *g = &r->gen;
     const int *idx = g->order + (size_t)slice * r->B;
     const int T = build_micro_batch(r, g, idx);
     const int n = r->B * T;
@@ -448,6 +490,17 @@ static int micro_step(run *r, int slice, step_acc *acc) {
     }
     /* on-policy: old_logp = logp, detached (TRL, when the generation does not outlive the step) */
     if (!g->old_logp) memcpy(r->old_logp, r->logp, sizeof(float) * (size_t)n);
+    /* TRL's importance-sampling correction: the ratio of the old log-probs (the generating policy's forward,
+     * which in the on-policy layout is this very forward: no extra pass) to the generator's */
+    if (g->samp_logp) {
+        const int count = first_pass && !g->old_logp;   /* with kept old log-probs, counted at generation */
+        grpo_vllm_is_ratio(&r->vis, r->B, T, r->old_logp, r->samp, r->mask, r->is_ratio, count ? &g->vis_acc : NULL);
+        if (count && slice == r->S - 1) {   /* the generation's last micro-batch: its metrics are complete */
+            grpo_vllm_is_stats vs;
+            grpo_vllm_is_metrics(&g->vis_acc, &vs);
+            add_vis(acc, &vs);
+        }
+    }
     float *adv = r->adv;
     for (int b = 0; b < r->B; b++) adv[b] = g->adv[idx[b]];
     const int masked = r->c->top_entropy_quantile < 1.0;
@@ -455,8 +508,9 @@ static int micro_step(run *r, int slice, step_acc *acc) {
     r->lp.num_items_in_batch = g->num_items;
     grpo_loss_stats st;
     const int bonus = r->lp.entropy_coef != 0.0f;
-    acc->loss += grpo_loss(&r->lp, r->B, T, r->logp, r->old_logp, r->have_ref ? r->ref_logp : NULL, adv, r->mask,
-                           masked ? r->emask : NULL, r->entropy, r->dlogp, bonus ? r->dentropy : NULL, &st);
+    acc->loss += grpo_loss_is(&r->lp, r->B, T, r->logp, r->old_logp, r->have_ref ? r->ref_logp : NULL, adv, r->mask,
+                              masked ? r->emask : NULL, r->entropy, g->samp_logp ? r->is_ratio : NULL, r->dlogp,
+                              bonus ? r->dentropy : NULL, &st);
     /* TRL appends one value per _compute_loss call and averages them at log time (NaNs left out) */
     acc->entropy += st.entropy;
     acc->kl += st.kl;
@@ -611,6 +665,15 @@ static int log_step(run *r, const step_acc *a, double grad_norm, double lr, doub
                metrics_add(db, "generation_time", g->generation_time) | metrics_add(db, "reward_time", g->reward_time) |
                metrics_add(db, "timeouts", g->timeouts) | metrics_add(db, "stuck", g->stuck) |
                metrics_add(db, "wins", g->wins) | metrics_add(db, "infra_errors", g->infra_errors);
+    }
+    if (a->nvis > 0) {   /* TRL's names, logged once per generation and averaged over the step's generations */
+        const double k = a->nvis;
+        const grpo_vllm_is_stats *v = &a->g.vis;
+        bad |= metrics_add(db, "sampling/sampling_logp_difference/mean", v->logp_diff_mean / k) |
+               metrics_add(db, "sampling/sampling_logp_difference/max", v->logp_diff_max / k) |
+               metrics_add(db, "sampling/importance_sampling_ratio/min", v->ratio_min / k) |
+               metrics_add(db, "sampling/importance_sampling_ratio/mean", v->ratio_mean / k) |
+               metrics_add(db, "sampling/importance_sampling_ratio/max", v->ratio_max / k);
     }
     const double mb = a->micro > 0 ? a->micro : 1;
     bad |= metrics_add(db, "num_tokens", r->num_tokens) | metrics_add(db, "loss", a->loss) |
@@ -903,9 +966,11 @@ int cmd_train(int argc, char **argv) {
     r.emask = malloc(sizeof(float) * mt);
     r.dlogp = malloc(sizeof(float) * mt);
     r.dentropy = malloc(sizeof(float) * mt);
+    r.samp = malloc(sizeof(float) * mt);
+    r.is_ratio = malloc(sizeof(float) * mt);
     r.func_values = malloc(sizeof(double) * (size_t)r.N);
     r.adv = malloc(sizeof(float) * (size_t)r.B);
-    if (gen_alloc(&r.gen, r.N, r.max_new, r.keep_old, r.have_ref) != 0 || !r.tokens || !r.mask || !r.logp ||
+    if (gen_alloc(&r.gen, r.N, r.max_new, r.keep_old, r.have_ref, 0) != 0 || !r.samp || !r.is_ratio || !r.tokens || !r.mask || !r.logp ||
         !r.old_logp || !r.ref_logp || !r.entropy || !r.emask || !r.dlogp || !r.dentropy || !r.func_values || !r.adv) {
         fprintf(stderr, "grpo2048 train: out of memory\n");
         goto cleanup;
@@ -929,14 +994,6 @@ int cmd_train(int argc, char **argv) {
             exit_code = 2;
             goto cleanup;
         }
-        if (need_gen) {
-            snprintf(path, sizeof path, "%s/generation.bin", resume_dir);
-            if (gen_load(&r.gen, path, r.err, sizeof r.err) != 0) {
-                fprintf(stderr, "grpo2048 train: resume: %s\n", r.err);
-                exit_code = 2;
-                goto cleanup;
-            }
-        }
     }
 
     /* 5. The backend, from the host model and optimizer state as loaded (after the pool's fork: a GPU's
@@ -950,6 +1007,38 @@ int cmd_train(int argc, char **argv) {
     if (r.have_ref && backend_create(&r.rb, r.pb.ops->name, r.pb.precision, &r.ref, NULL, r.err, sizeof r.err) != 0) {
         fprintf(stderr, "grpo2048 train: reference model: %s\n", r.err);
         goto cleanup;
+    }
+    /* TRL's importance-sampling correction: true / false as TRL; auto = on where the training forward runs at
+     * another precision than the generator (bf16 products on the CPU as applied, tf32 / bf16 on CUDA) */
+    {
+        const char *v = c.vllm_importance_sampling_correction;
+        const int mismatch = r.pol.model.bf16 || r.pb.precision != BACKEND_FP32;
+        r.vis_on = !strcmp(v, "true") || (!strcmp(v, "auto") && mismatch);
+        r.vis.mode = (grpo_vllm_is_mode)grpo_vllm_is_mode_from_name(c.vllm_importance_sampling_mode);
+        r.vis.clip_min = c.vllm_importance_sampling_clip_min_set ? c.vllm_importance_sampling_clip_min : NAN;
+        r.vis.clip_max = c.vllm_importance_sampling_clip_max_set ? c.vllm_importance_sampling_clip_max : NAN;
+        if (r.vis_on && !(r.gen.samp_logp = calloc((size_t)r.N * r.max_new, sizeof(float)))) {
+            fprintf(stderr, "grpo2048 train: out of memory\n");
+            goto cleanup;
+        }
+        char cmin[32] = "none", cmax[32] = "none";
+        if (!isnan(r.vis.clip_min)) snprintf(cmin, sizeof cmin, "%g", r.vis.clip_min);
+        if (!isnan(r.vis.clip_max)) snprintf(cmax, sizeof cmax, "%g", r.vis.clip_max);
+        if (r.vis_on)
+            fprintf(stderr, "grpo2048 train: importance-sampling correction of the generator/trainer mismatch: %s, "
+                    "clip [%s, %s]%s\n", c.vllm_importance_sampling_mode, cmin, cmax,
+                    r.keep_old ? "" : " (old log-probs are the training forward's: no extra pass)");
+        else if (!strcmp(v, "auto") && c.bf16)
+            fprintf(stderr, "grpo2048 train: importance-sampling correction off (auto: bf16 not applied, training and "
+                    "generation both fp32)\n");
+    }
+    if (resuming && ((long long)start_step * r.A) % r.generate_every != 0) {   /* the buffered generation */
+        snprintf(path, sizeof path, "%s/generation.bin", resume_dir);
+        if (gen_load(&r.gen, path, r.err, sizeof r.err) != 0) {
+            fprintf(stderr, "grpo2048 train: resume: %s\n", r.err);
+            exit_code = 2;
+            goto cleanup;
+        }
     }
 
     /* 6. The metrics file: a new run, or the resumed run's own row trimmed to the checkpoint's step. */
@@ -1039,7 +1128,7 @@ int cmd_train(int argc, char **argv) {
             }
             gpu_telemetry_phase(r.gpu, GPU_PHASE_TRAIN);
             const double t0 = now_seconds();
-            if (micro_step(&r, (int)(micro % r.S), &acc) != 0) goto step_failed;
+            if (micro_step(&r, (int)(micro % r.S), micro % r.generate_every < r.S, &acc) != 0) goto step_failed;
             t_train_total += now_seconds() - t0;
         }
         const double t0 = now_seconds();
@@ -1137,7 +1226,7 @@ cleanup:
     reward_pool_destroy(r.pool);
     gen_free(&r.gen);
     free(r.tokens); free(r.mask); free(r.logp); free(r.old_logp); free(r.ref_logp); free(r.entropy); free(r.emask);
-    free(r.dlogp); free(r.dentropy); free(r.adv); free(r.func_values); free(r.prompt); free(r.config_yaml);
+    free(r.dlogp); free(r.dentropy); free(r.samp); free(r.is_ratio); free(r.adv); free(r.func_values); free(r.prompt); free(r.config_yaml);
     backend_free(&r.rb);
     backend_free(&r.pb);
     adamw_free(&r.opt);

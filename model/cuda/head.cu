@@ -179,7 +179,7 @@ __device__ __forceinline__ float penalized(float z, const unsigned char *seen_ro
 
 __global__ void __launch_bounds__(SAMPLE_THREADS) sample_kernel(int *tok_out, float *logp_out, const float *logits, int same_row, int V, float temperature,
                               int top_k, float top_p, float min_p, float rp, unsigned char *seen, uint64_t *rng,
-                              const int *rng_idx, float *wbuf) {
+                              const int *rng_idx, float *wbuf, int processed) {
     __shared__ float redf[32];
     __shared__ float redm[32];
     __shared__ int redi[32];
@@ -235,6 +235,7 @@ __global__ void __launch_bounds__(SAMPLE_THREADS) sample_kernel(int *tok_out, fl
     s1 = block_sum_d(s1, redd);
 
     int tok = best;
+    double kept_total = 0.0; /* the sampled distribution's mass (processed log-probabilities) */
     if (temperature != 0.0f) {
         /* 3. top-k threshold: the k-th largest penalized logit, by radix select on fkey */
         float thr = -INFINITY;
@@ -339,6 +340,7 @@ __global__ void __launch_bounds__(SAMPLE_THREADS) sample_kernel(int *tok_out, fl
             }
             total = block_sum_d(kept, redd);
         }
+        kept_total = total;
         /* 7. the draw: the first id whose running sum exceeds u * total */
         if (tid == 0) {
             sh_d[0] = rng_uniform(rng + (size_t)4 * g);
@@ -371,7 +373,10 @@ __global__ void __launch_bounds__(SAMPLE_THREADS) sample_kernel(int *tok_out, fl
     }
     if (tid == 0) {
         tok_out[r] = tok;
-        if (logp_out) logp_out[r] = z[tok] - mr - (float)log(s1);
+        if (logp_out)
+            logp_out[r] = !processed ? z[tok] - mr - (float)log(s1)
+                          : temperature == 0.0f ? 0.0f
+                          : (float)((double)((penalized(z[tok], seen_row, tok, rp) - mx) / temperature) - log(kept_total));
         if (seen_row) seen_row[tok] = 1;
     }
 }
@@ -385,5 +390,5 @@ extern "C" void llama_cuda_sample(llama_cuda_ctx *ctx, int *tok_d, float *logp_d
     float min_p = s->min_p > 0.0f ? s->min_p : 0.0f;
     cuda_launch(sample_kernel, R, SAMPLE_THREADS, 0, ctx->stream, tok_d, logp_d, logits, same_row, V, s->temperature,
                 s->top_k, s->top_p, min_p, penalize ? s->repetition_penalty : 1.0f, penalize ? seen_d : NULL, rng_d,
-                rng_idx_d, wbuf);
+                rng_idx_d, wbuf, s->processed_logprobs);
 }

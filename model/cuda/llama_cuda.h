@@ -170,7 +170,8 @@ int llama_cuda_adamw_set(llama_cuda_model *cm, const float *m, const float *v, i
  * given random number may pick another token of the same distribution; (2) logits differ from the
  * CPU's by float rounding (~1e-6 in fp32, more in TF32/BF16).
  * out: (G, max_new) host tokens (stop id included, rest -1); out_len: (G,) host; out_logp:
- * (G, max_new) host or NULL: log p(token) under the raw logits at temperature 1, 0 after out_len.
+ * (G, max_new) host or NULL: log p(token) under the raw logits at temperature 1 (with s->processed_logprobs:
+ * under the distribution it was drawn from, as llama_sampling says), 0 after out_len.
  * Returns 0, or -1 with err (bad arguments as llama_generate, out of device memory). */
 int llama_cuda_generate(llama_cuda_model *cm, const int *prompt, int P, int G, int max_new, const llama_sampling *s,
                         uint64_t seed, int *out, int *out_len, float *out_logp, char *err, size_t errlen);

@@ -190,7 +190,8 @@ void llama_cuda_scatter_rows(llama_cuda_ctx *ctx, void *dst, const void *src, co
 /* Sampling, one draw per row r < R from logits (R, V fp32; same_row != 0: every row reads row 0),
  * with the rules of llama_generate (llama.h: repetition penalty, temperature, top-k, top-p, min-p;
  * top-p's kept set walked in token order, see llama_cuda_generate): tok_d (R) device out, logp_d (R)
- * device out or NULL (log p of the token under the raw logits at temperature 1). Row r uses the
+ * device out or NULL (log p of the token under the raw logits at temperature 1, or with
+ * s->processed_logprobs under the distribution it was drawn from, as llama_sampling says). Row r uses the
  * stream g = rng_idx_d[r] (device ints; NULL: r): rng_d holds xoshiro256** states (4 uint64 each,
  * llama_rng layout) indexed by g, advanced once per non-greedy draw; seen_d (G, V) bytes or NULL:
  * row g's tokens so far for the repetition penalty (used when s->repetition_penalty is not 0 or 1;

@@ -8,7 +8,8 @@
  *     BF16 the generated tokens' logp agree with the CPU forward of the same sequences (at most
  *     0.02 / 0.15 nats apart: weights of std 0.4 give logits of a few units, and bf16 keeps 8 bits). Greedy with a repetition penalty and per-call stop ids: identical too.
  *   - sampling in FP32 (temperature 0.9; and top-k 20 + min-p + repetition penalty) draws the same
- *     tokens as the CPU for the same seed (row g uses the stream llama_rng_seed(seed, g) on both);
+ *     tokens as the CPU for the same seed (row g uses the stream llama_rng_seed(seed, g) on both), and
+ *     the same processed log-probabilities (llama_sampling.processed_logprobs) within 1e-4;
  *     top_k = 1 equals greedy.
  *   - the sampling kernel alone, on random logits over V = 1000 (two tiles of the kernel's 512
  *     threads): greedy ties go to the lowest id; each draw equals a host implementation of the
@@ -138,6 +139,22 @@ static void test_sampling_matches_cpu(void) {
         printf("  sampled rows identical to the CPU's (case %d): %d of %d\n", ci, rows_same, G);
         /* a row may diverge only if a draw falls within float rounding (~1e-6) of a boundary */
         CHECK(rows_same >= G - 1);
+        /* processed log-probabilities (the sampled distribution's, for TRL's importance-sampling correction):
+         * the same as the CPU's on the rows that drew the same tokens */
+        llama_sampling pc = cases[ci];
+        pc.processed_logprobs = 1;
+        float lp[96], glp[96];
+        CHECK(llama_generate_ex(&m, prompt, P, G, NEW, &pc, 12345, out, len, lp, err, sizeof err) == 0);
+        CHECK(llama_cuda_generate(&cm, prompt, P, G, NEW, &pc, 12345, gout, glen, glp, err, sizeof err) == 0);
+        double worst = 0.0;
+        int compared = 0;
+        for (int g = 0; g < G; g++) {
+            if (memcmp(out + g * NEW, gout + g * NEW, NEW * sizeof(int)) != 0) continue;
+            compared++;
+            for (int i = 0; i < len[g]; i++) worst = fmax(worst, fabs(glp[g * NEW + i] - lp[g * NEW + i]));
+        }
+        printf("  processed logp (case %d): %d rows, max |gpu - cpu| %.3g\n", ci, compared, worst);
+        CHECK(compared >= G - 1 && worst < 1e-4);
     }
     llama_sampling s = cases[0];
     /* top_k = 1 keeps only the argmax: greedy */

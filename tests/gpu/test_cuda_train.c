@@ -20,6 +20,8 @@
  *   loss and entropy within 1e-5 relative in fp32 and 1e-3 in tf32, grad_norm within 10x, KL 100x
  *   (a difference of nearly equal log-probabilities); the final
  *   weights and the checkpoint's AdamW moments (downloaded from the device) close, its step count equal;
+ * - vllm_importance_sampling_correction forced on, cuda fp32 against cpu: the same completions and losses, the
+ *   sampling/... metrics present with ratios within 1e-3 of 1;
  * - resume across devices: the CPU continues the CUDA run's checkpoint-1 and CUDA the CPU run's; step
  *   2 equals the uninterrupted CPU run's (rewards equal, losses within the limits) and so do the
  *   final weights (the moments made the trip too);
@@ -237,7 +239,9 @@ static void test_train(void) {
     printf("== train: cpu, cuda fp32, cuda tf32\n");
     train(cpu_bin, "cpu", "", "cpu");
     train(cuda_bin, "cuda", "", "cuda");
-    train(cuda_bin, "cuda", "--set tf32=true", "tf32");
+    /* tf32 turns the importance-sampling correction on (auto: training and generation kernels round differently);
+     * off here, so that the same algorithm is compared with the CPU's */
+    train(cuda_bin, "cuda", "--set tf32=true --set vllm_importance_sampling_correction=false", "tf32");
     snprintf(b, sizeof b, "%s/cpu", tmp);
     const struct { const char *dir; double tol, wtol; int exact; } runs[] = {
         {"cuda", 1e-5, 1e-4, 1}, {"tf32", 1e-3, 2e-2, GPU_TEST_EMU}};
@@ -270,6 +274,29 @@ static void test_train(void) {
         }
         free(oa.m); free(oa.v); free(ob.m); free(ob.v);
     }
+
+    /* TRL's importance-sampling correction forced on in fp32 on both devices: the generator's processed
+     * log-probabilities against the training forward's; the same completions and losses as the CPU's, the
+     * sampling/... metrics logged with ratios within 1e-3 of 1 (fp32 rounding is the whole mismatch) */
+    printf("== train with vllm_importance_sampling_correction: cpu, cuda fp32\n");
+    train(cpu_bin, "cpu", "--set vllm_importance_sampling_correction=true", "cpu_is");
+    train(cuda_bin, "cuda", "--set vllm_importance_sampling_correction=true", "cuda_is");
+    snprintf(a, sizeof a, "%s/cuda_is", tmp);
+    snprintf(b, sizeof b, "%s/cpu_is", tmp);
+    for (int s = 1; s <= 2; s++) {
+        if (!compare_step(a, b, s, 1e-5, 1, "cuda_is")) break;
+        for (int d = 0; d < 2; d++) {
+            const char *dir = d ? a : b;
+            double rmin = metric(dir, s, "sampling/importance_sampling_ratio/min");
+            double rmax = metric(dir, s, "sampling/importance_sampling_ratio/max");
+            double dmax = metric(dir, s, "sampling/sampling_logp_difference/max");
+            printf("  %-30s step %d importance-sampling ratio [%.7f, %.7f], max logp difference %.3g\n",
+                   d ? "cuda_is" : "cpu_is", s, rmin, rmax, dmax);
+            CHECK(fabs(rmin - 1) < 1e-3 && fabs(rmax - 1) < 1e-3 && dmax >= 0 && dmax < 1e-3);
+        }
+    }
+
+    snprintf(b, sizeof b, "%s/cpu", tmp);
 
     printf("== resume: cpu from the cuda run's checkpoint-1, cuda from the cpu run's\n");
     const struct { const char *bin, *device, *from, *out; } res[] = {

@@ -12,6 +12,10 @@
  *     top_k=1 equals greedy; eos ends a row (eos included, then -1).
  *   - the sampling distribution: first-token frequencies over 6000 rows match softmax(logits/temp)
  *     after top-k / top-p filtering (within 4.5 standard errors), and filtered tokens never appear.
+ *   - processed log-probabilities (llama_sampling.processed_logprobs, vLLM's processed_logprobs): log p(token)
+ *     under the distribution drawn from (repetition penalty, temperature, top-k, top-p renormalized), recomputed
+ *     from llama_forward_logits within 1e-4; without truncation they equal llama_forward_logprobs_t at the
+ *     sampling temperature; greedy gives 0.
  *   - argument errors return -1 with a message.
  */
 #include <math.h>
@@ -242,10 +246,97 @@ static void check_sampling(void) {
     llama_free(&m);
 }
 
+/* processed_logprobs: each generated token's log-probability under the distribution it was drawn from,
+ * recomputed from the teacher-forced logits: penalty on the row's tokens so far, / temperature, top-k (ties kept),
+ * top-p (smallest set by descending probability reaching top_p), renormalized. */
+static void check_processed_logprobs(void) {
+    llama_config cfg = tiny_config("LlamaForCausalLM", 0, 0);
+    llama_model m;
+    CHECK(llama_init_random(&m, &cfg, 11, 0.02f) == 0);
+    randomize_params(&m, 11, 0.5f);
+    enum { P = 4, G = 5, NEW = 16 };
+    const int V = cfg.vocab_size;
+    int prompt[P] = {1, 3, 5, 7}, out[G * NEW], len[G];
+    float glogp[G * NEW];
+    char err[256];
+    const llama_sampling cases[] = {
+        {.temperature = 0.7f, .top_k = 0, .top_p = 1.0f, .processed_logprobs = 1},
+        {.temperature = 0.7f, .top_k = 4, .top_p = 1.0f, .processed_logprobs = 1},
+        {.temperature = 1.3f, .top_k = 0, .top_p = 0.8f, .repetition_penalty = 1.4f, .processed_logprobs = 1},
+    };
+    double worst = 0.0, worst_t = 0.0;
+    for (int ci = 0; ci < 3; ci++) {
+        const llama_sampling *s = &cases[ci];
+        CHECK(llama_generate_ex(&m, prompt, P, G, NEW, s, 99 + ci, out, len, glogp, err, sizeof err) == 0);
+        for (int g = 0; g < G; g++) {
+            const int T = P + len[g];
+            int *seq = malloc(sizeof(int) * T);
+            float *logits = malloc(sizeof(float) * (size_t)T * V), *lpt = malloc(sizeof(float) * T);
+            double *z = malloc(sizeof(double) * V);
+            int *idx = malloc(sizeof(int) * V);
+            memcpy(seq, prompt, sizeof prompt);
+            memcpy(seq + P, out + g * NEW, sizeof(int) * len[g]);
+            CHECK(llama_forward_logits(&m, seq, 1, T, logits) == 0);
+            CHECK(llama_forward_logprobs_t(&m, seq, 1, T, s->temperature, lpt, NULL) == 0);
+            for (int i = 0; i < len[g]; i++) {
+                const float *zr = logits + (size_t)(P + i - 1) * V;
+                const int tok = seq[P + i];
+                double mx = -INFINITY;
+                for (int v = 0; v < V; v++) {
+                    double x = zr[v];
+                    if (s->repetition_penalty > 0 && s->repetition_penalty != 1.0f) {
+                        int seen = 0;
+                        for (int j = 0; j < P + i; j++) seen |= seq[j] == v;
+                        if (seen) x = x > 0 ? x / s->repetition_penalty : x * s->repetition_penalty;
+                    }
+                    z[v] = x / s->temperature;
+                    mx = fmax(mx, z[v]);
+                    idx[v] = v;
+                }
+                /* sort ids by z descending (ties by id), then keep top-k (ties with the k-th) and top-p */
+                for (int a = 1; a < V; a++)
+                    for (int b = a; b > 0 && (z[idx[b]] > z[idx[b - 1]] || (z[idx[b]] == z[idx[b - 1]] && idx[b] < idx[b - 1])); b--) {
+                        int t = idx[b]; idx[b] = idx[b - 1]; idx[b - 1] = t;
+                    }
+                int keep = V;
+                if (s->top_k > 0) {
+                    keep = s->top_k;
+                    while (keep < V && z[idx[keep]] == z[idx[s->top_k - 1]]) keep++;
+                }
+                double total = 0.0;
+                for (int a = 0; a < keep; a++) total += exp(z[idx[a]] - mx);
+                if (s->top_p < 1.0f) {
+                    double cum = 0.0;
+                    int k2 = 0;
+                    while (k2 < keep) { cum += exp(z[idx[k2++]] - mx); if (cum >= s->top_p * total) break; }
+                    keep = k2;
+                    total = cum;
+                }
+                int kept = 0;
+                for (int a = 0; a < keep; a++) kept |= idx[a] == tok;
+                CHECK_MSG(kept, "processed case %d: token %d was drawn outside the kept set", ci, tok);
+                const double want = z[tok] - mx - log(total);
+                worst = fmax(worst, fabs(glogp[g * NEW + i] - want));
+                if (ci == 0) worst_t = fmax(worst_t, fabs(glogp[g * NEW + i] - lpt[P + i]));
+            }
+            free(seq); free(logits); free(lpt); free(z); free(idx);
+        }
+    }
+    printf("processed log-probs: max |diff| %.2e against the recomputed sampling distribution, %.2e against "
+           "llama_forward_logprobs_t (no truncation)\n", worst, worst_t);
+    CHECK(worst < 1e-4 && worst_t < 1e-4);
+    /* greedy: a point mass */
+    llama_sampling gr = {.temperature = 0.0f, .top_k = 0, .top_p = 1.0f, .processed_logprobs = 1};
+    CHECK(llama_generate_ex(&m, prompt, P, 2, NEW, &gr, 1, out, len, glogp, err, sizeof err) == 0);
+    for (int i = 0; i < len[0]; i++) CHECK(glogp[i] == 0.0f);
+    llama_free(&m);
+}
+
 int main(void) {
     /* Hundreds of small passes: one thread (see test_llama_grad.c); test_llama_threads covers the
      * threaded paths. */
     omp_set_num_threads(1);
+    check_processed_logprobs();
     check_greedy_matches_forward("llama", tiny_config("LlamaForCausalLM", 0, 0), 1, 5, 14);
     check_greedy_matches_forward("qwen2-tied", tiny_config("Qwen2ForCausalLM", 1, 1), 2, 5, 14);
     llama_config mc = tiny_config("MistralForCausalLM", 0, 0);

@@ -12,6 +12,11 @@
  *   use_bias_correction_kl off and entropy_coef on, off-policy and on-policy (old = logp), with
  *   steps_per_generation 4 != gradient_accumulation_steps 2: the loss, dLoss/dlogp, dLoss/dentropy, the
  *   entropy mask and every metric _compute_loss logs (the same set of names, equal values).
+ * - vllm_is.json: TRL's importance-sampling correction (vllm_importance_sampling_correction) for every mode
+ *   (token/sequence × truncate/mask) × clip values (None/3, 0.5/2, 0.9/1.1, 0.8/None) × loss types dapo, grpo at
+ *   the sequence level, sapo, cispo, vespo (token modes; TRL refuses the sequence modes) and dapo with beta 0.04,
+ *   on sampling log-probs that differ from the training forward's (one of them NaN): the ratio, the five
+ *   sampling/... metrics of _generate_and_score_completions, and _compute_loss's loss, dLoss/dlogp and metrics.
  * Tolerances: loss and gradients relative error < 1e-5 (TRL computes in float32); metrics equal to float32
  * precision. The largest errors are printed.
  * - a central finite difference of grpo_loss itself agrees with its gradient where no kink is near;
@@ -335,6 +340,152 @@ static void test_loss_fixtures(void) {
     cJSON_Delete(j);
 }
 
+/* vllm_is.json: grpo_vllm_is_ratio (+ metrics) and grpo_loss_is against TRL's own correction */
+static double worst_is_ratio = 0, worst_is_metric = 0, worst_is_loss = 0, worst_is_grad = 0, worst_is_lmetric = 0;
+
+static void test_vllm_is_fixtures(void) {
+    cJSON *j = load_json("vllm_is.json");
+    const cJSON *in = item(j, "inputs");
+    const int N = (int)num(in, "N"), T = (int)num(in, "T"), n = N * T;
+    CHECK(n <= MAXBT && N <= 8);
+    float old[MAXBT], samp[MAXBT], logp[MAXBT], ent[MAXBT], ref[MAXBT], mask[MAXBT];
+    CHECK_EQ_INT(flatten(item(in, "old_logp"), old, n), n);
+    CHECK_EQ_INT(flatten(item(in, "logp"), logp, n), n);
+    CHECK_EQ_INT(flatten(item(in, "entropy"), ent, n), n);
+    CHECK_EQ_INT(flatten(item(in, "ref_logp"), ref, n), n);
+    int k = 0, nans = 0;
+    const cJSON *row, *e;
+    cJSON_ArrayForEach(row, item(in, "sampling_logp")) cJSON_ArrayForEach(e, row) {
+        if (k < MAXBT) samp[k] = cJSON_IsNull(e) ? NAN : (float)e->valuedouble;
+        nans += cJSON_IsNull(e);
+        k++;
+    }
+    CHECK_EQ_INT(k, n);
+    CHECK_EQ_INT(nans, 1);   /* an unscored token: ratio 1, left out of the difference metrics */
+    k = 0;
+    cJSON_ArrayForEach(e, item(in, "completion_lengths")) {
+        for (int t = 0; t < T; t++) mask[k * T + t] = t < e->valueint ? 1.0f : 0.0f;
+        k++;
+    }
+    CHECK_EQ_INT(k, N);
+    int ncases = 0, per_mode[4] = {0}, masked_zero = 0, clipped = 0;
+    const cJSON *c;
+    cJSON_ArrayForEach(c, item(j, "cases")) {
+        const cJSON *a = item(c, "args");
+        grpo_vllm_is_params ip;
+        ip.mode = (grpo_vllm_is_mode)grpo_vllm_is_mode_from_name(item(a, "vllm_importance_sampling_mode")->valuestring);
+        CHECK((int)ip.mode >= 0);
+        const cJSON *cmin = item(a, "vllm_importance_sampling_clip_min"), *cmax = item(a, "vllm_importance_sampling_clip_max");
+        ip.clip_min = cJSON_IsNumber(cmin) ? cmin->valuedouble : NAN;
+        ip.clip_max = cJSON_IsNumber(cmax) ? cmax->valuedouble : NAN;
+        char label[200];
+        snprintf(label, sizeof label, "vllm_is case %d (%s %s %s clip %g..%g beta %g)", ncases,
+                 item(a, "loss_type")->valuestring, item(a, "importance_sampling_level")->valuestring,
+                 item(a, "vllm_importance_sampling_mode")->valuestring, ip.clip_min, ip.clip_max, num(a, "beta"));
+        /* the ratio and the generation's metrics */
+        float ratio[MAXBT];
+        double want_ratio[MAXBT];
+        grpo_vllm_is_acc acc;
+        memset(&acc, 0, sizeof acc);
+        grpo_vllm_is_ratio(&ip, N, T, old, samp, mask, ratio, &acc);
+        CHECK_EQ_INT(flatten_d(item(c, "importance_sampling_ratio"), want_ratio, n), n);
+        for (int i = 0; i < n; i++) {
+            if (mask[i] == 0.0f && ip.mode <= VLLM_IS_TOKEN_MASK) continue;   /* padding: never read (mask 0) */
+            double err = rel_err(ratio[i], want_ratio[i], 1e-6);
+            worst_is_ratio = fmax(worst_is_ratio, err);
+            CHECK_MSG(err < 1e-5, "%s token %d: ratio %.9g vs TRL %.9g", label, i, ratio[i], want_ratio[i]);
+            masked_zero += want_ratio[i] == 0.0;
+            clipped += want_ratio[i] == (float)ip.clip_min || want_ratio[i] == (float)ip.clip_max;
+        }
+        grpo_vllm_is_stats vs;
+        grpo_vllm_is_metrics(&acc, &vs);
+        struct { const char *name; double v; } gm[] = {
+            {"sampling/sampling_logp_difference/mean", vs.logp_diff_mean},
+            {"sampling/sampling_logp_difference/max", vs.logp_diff_max},
+            {"sampling/importance_sampling_ratio/min", vs.ratio_min},
+            {"sampling/importance_sampling_ratio/mean", vs.ratio_mean},
+            {"sampling/importance_sampling_ratio/max", vs.ratio_max},
+        };
+        int seen = 0;
+        cJSON_ArrayForEach(e, item(c, "generation_metrics")) {
+            int found = 0;
+            for (int m = 0; m < 5; m++) {
+                if (strcmp(gm[m].name, e->string) != 0) continue;
+                found = 1;
+                double err = rel_err(gm[m].v, e->valuedouble, 1e-6);
+                worst_is_metric = fmax(worst_is_metric, err);
+                CHECK_MSG(err < 1e-5, "%s: %s %.9g vs TRL %.9g", label, e->string, gm[m].v, e->valuedouble);
+            }
+            CHECK_MSG(found, "%s: TRL logs %s, grpo2048 does not", label, e->string);
+            seen += found;
+        }
+        CHECK_EQ_INT(seen, 5);
+        /* the loss with the ratio */
+        grpo_loss_params p;
+        grpo_loss_params_default(&p, (int)num(a, "max_completion_length"), (int)num(a, "gradient_accumulation_steps"),
+                                 (int)num(a, "steps_per_generation"));
+        p.type = (grpo_loss_type)grpo_loss_type_from_name(item(a, "loss_type")->valuestring);
+        p.level = (grpo_is_level)grpo_is_level_from_name(item(a, "importance_sampling_level")->valuestring);
+        p.epsilon_low = (float)num(a, "epsilon");
+        p.epsilon_high = (float)num(a, "epsilon_high");
+        p.beta = (float)num(a, "beta");
+        p.num_items_in_batch = num(c, "num_items_in_batch");
+        float adv[8], dlogp[MAXBT];
+        CHECK_EQ_INT(flatten(item(c, "advantages"), adv, 8), N);
+        grpo_loss_stats st;
+        const double loss = grpo_loss_is(&p, N, T, logp, old, p.beta > 0 ? ref : NULL, adv, mask, NULL, ent, ratio,
+                                         dlogp, NULL, &st);
+        /* relative to the size of the summed terms: the same loss with |advantages| (no cancellation between
+         * positive and negative advantages, which TRL's float32 sum rounds at ~1e-8 absolute) */
+        float aadv[8], dscratch[MAXBT];
+        for (int b = 0; b < N; b++) aadv[b] = fabsf(adv[b]);
+        grpo_loss_stats st2;
+        const double scale = fabs(grpo_loss_is(&p, N, T, logp, old, p.beta > 0 ? ref : NULL, aadv, mask, NULL, ent,
+                                               ratio, dscratch, NULL, &st2));
+        double err = rel_err(loss, num(c, "loss"), fmax(scale, 1e-6));
+        worst_is_loss = fmax(worst_is_loss, err);
+        CHECK_MSG(err < 1e-5, "%s: loss %.9g vs TRL %.9g", label, loss, num(c, "loss"));
+        double wg[MAXBT], gmax = 0;
+        CHECK_EQ_INT(flatten_d(item(c, "dlogp"), wg, n), n);
+        for (int i = 0; i < n; i++) gmax = fmax(gmax, fabs(wg[i]));
+        for (int i = 0; i < n; i++) {
+            double ge = fabs(dlogp[i] - wg[i]) / fmax(fmax(fabs(wg[i]), 1e-3 * gmax), 1e-12);
+            worst_is_grad = fmax(worst_is_grad, ge);
+            CHECK_MSG(ge < 1e-5, "%s token %d: dlogp %.9g vs TRL autograd %.9g", label, i, dlogp[i], wg[i]);
+        }
+        const int kind = grpo_loss_metric_kind(p.type);
+        struct { const char *name; double value; } lm[] = {
+            {"entropy", st.entropy}, {"kl", st.kl}, {"clip_ratio/low_mean", st.clip_low},
+            {"clip_ratio/high_mean", st.clip_high}, {"clip_ratio/region_mean", st.clip_region},
+            {"clip_ratio/low_min", st.clip_low_min}, {"clip_ratio/high_max", st.clip_high_max},
+            {"cispo_clip_ratio", st.cispo_clip}, {"vespo/phi_seq_mean", st.vespo_phi_mean},
+        };
+        int nlm = 0;
+        cJSON_ArrayForEach(e, item(c, "metrics")) {
+            int found = 0;
+            for (int m = 0; m < (int)(sizeof lm / sizeof lm[0]); m++) {
+                if (strcmp(lm[m].name, e->string) != 0) continue;
+                found = 1;
+                double me = rel_err(lm[m].value, e->valuedouble, 1.0);
+                worst_is_lmetric = fmax(worst_is_lmetric, me);
+                CHECK_MSG(me < 1e-5, "%s: %s %.9g vs TRL %.9g", label, e->string, lm[m].value, e->valuedouble);
+            }
+            CHECK_MSG(found, "%s: TRL logs '%s', which this test does not compare", label, e->string);
+            nlm++;
+        }
+        CHECK(nlm == 1 + (p.beta > 0) + (kind == 1 ? 5 : kind ? 1 : 0));
+        per_mode[ip.mode]++;
+        ncases++;
+    }
+    CHECK_EQ_INT(ncases, 88);
+    for (int m = 0; m < 4; m++) CHECK(per_mode[m] >= 16);
+    CHECK(masked_zero > 0 && clipped > 0);   /* the fixtures mask and truncate */
+    /* mode names */
+    CHECK_EQ_INT(grpo_vllm_is_mode_from_name("sequence_mask"), VLLM_IS_SEQUENCE_MASK);
+    CHECK_EQ_INT(grpo_vllm_is_mode_from_name("token"), -1);
+    cJSON_Delete(j);
+}
+
 /* The mask the old code computed: the quantile in double. The fixtures must hold cases where it differs. */
 static void entropy_mask_double(const float *entropy, const float *mask, int n, double quantile, float *out) {
     double v[64];
@@ -487,6 +638,10 @@ int main(void) {
     for (int t = 0; t < 8; t++)
         printf("  %-8s %3d cases: loss %.2e, gradient %.2e, metrics %.2e\n", names[t], cases_of[t], worst_loss[t],
                worst_grad[t], worst_metric[t]);
+    test_vllm_is_fixtures();
+    printf("  vllm importance sampling (88 cases): ratio %.2e, sampling/ metrics %.2e, loss %.2e (of the terms' "
+           "size), gradient %.2e, "
+           "loss metrics %.2e\n", worst_is_ratio, worst_is_metric, worst_is_loss, worst_is_grad, worst_is_lmetric);
     test_loss_finite_differences();
     test_schedules_and_adamw();
     return TEST_DONE();

@@ -6,6 +6,12 @@
  *   checkpoint folder and the final model.
  * - The same step with rewards.parallel=false gives the same completions and the same rewards.
  * - `grpo2048 sft` from scratch for 2 steps on a tiny JSONL writes a loadable model.
+ * - TRL's importance-sampling correction (vllm_importance_sampling_correction): with bf16: true on the CPU
+ *   (auto) the five sampling/... metrics are logged at every step and are finite, the logp difference nonzero
+ *   (bf16 training products against fp32 generation), or, where the CPU lacks bf16, absent with a start-up line
+ *   that says why; forced on in fp32 with kept old log-probs (steps_per_generation 2) the metrics appear at the
+ *   generation steps only, the ratio is 1 within 1e-3, and a run resumed from a checkpoint that holds the
+ *   buffered generation (its sampling log-probs) repeats the uninterrupted run's losses exactly.
  * - Config errors from the command line: exit status 2 and a message naming file, line and key; a
  *   reward weight of 1e308 is refused.
  * - Runs that cannot be corrupted (issue 15): a second train/sft on a locked output_dir refuses, naming
@@ -238,6 +244,74 @@ static void test_sft_bf16(const char *tmp) {
     sqlite3_close(b);
 }
 
+static void test_importance_sampling(const char *tmp) {
+    char cmd[4096], out[65536], path[1024], why[160];
+    const char *small = "--set num_generations=4 --set per_device_train_batch_size=4 --set max_completion_length=32 "
+                        "--set rewards.workers=2 --set rewards.timeout=0.5";
+    /* (a) bf16 on the CPU, the correction on auto */
+    snprintf(cmd, sizeof cmd, "%s train configs/default.yaml %s --set max_steps=2 --set bf16=true --set output_dir=%s/is-bf16",
+             bin, small, tmp);
+    int rc = run(cmd, out, sizeof out);
+    CHECK_MSG(rc == 0, "train bf16 exited %d:\n%s", rc, out);
+    const int supported = llama_bf16_supported(why, sizeof why);
+    snprintf(path, sizeof path, "%s/is-bf16/metrics.sqlite", tmp);
+    sqlite3 *db;
+    CHECK(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK);
+    static const char *const names[5] = {
+        "sampling/sampling_logp_difference/mean", "sampling/sampling_logp_difference/max",
+        "sampling/importance_sampling_ratio/min", "sampling/importance_sampling_ratio/mean",
+        "sampling/importance_sampling_ratio/max"};
+    char sql[512];
+    if (supported) {
+        CHECK_MSG(strstr(out, "importance-sampling correction of the generator/trainer mismatch: sequence_mask") != NULL,
+                  "start-up line:\n%s", out);
+        for (int i = 0; i < 5; i++) {
+            snprintf(sql, sizeof sql, "select count(*) from metrics where name = '%s' and value is not null "
+                     "and value = value and abs(value) < 1e300", names[i]);
+            CHECK_MSG(query_double(db, sql) == 2, "%s: not logged, or not finite, at both steps", names[i]);
+        }
+        double d = query_double(db, "select min(value) from metrics where name = 'sampling/sampling_logp_difference/max'");
+        double rmean = query_double(db, "select avg(value) from metrics where name = 'sampling/importance_sampling_ratio/mean'");
+        printf("bf16 importance sampling: max logp difference >= %.3g, mean ratio %.4f\n", d, rmean);
+        CHECK_MSG(d > 0 && d < 2, "bf16 products vs fp32 generation: max logp difference %g", d);
+        CHECK(rmean > 0.5 && rmean < 2.0);
+    } else {
+        CHECK_MSG(strstr(out, "importance-sampling correction off") != NULL, "start-up line:\n%s", out);
+        CHECK(query_double(db, "select count(*) from metrics where name like 'sampling/%'") == 0);
+    }
+    sqlite3_close(db);
+    /* (b) forced on in fp32, kept old log-probs; checkpoints at every step, then resume from step 1 */
+    const char *kept = "--set vllm_importance_sampling_correction=true --set vllm_importance_sampling_mode=token_truncate "
+                       "--set vllm_importance_sampling_clip_min=0.5 --set vllm_importance_sampling_cap=2.0 "
+                       "--set steps_per_generation=2 --set save_steps=1 --set seed=5";
+    snprintf(cmd, sizeof cmd, "%s train configs/default.yaml %s %s --set max_steps=3 --set output_dir=%s/is-kept", bin,
+             small, kept, tmp);
+    rc = run(cmd, out, sizeof out);
+    CHECK_MSG(rc == 0, "train (kept old log-probs) exited %d:\n%s", rc, out);
+    CHECK_MSG(strstr(out, "token_truncate, clip [0.5, 2]") != NULL, "cap is clip_max's alias; start-up line:\n%s", out);
+    snprintf(cmd, sizeof cmd, "%s train configs/default.yaml %s %s --set max_steps=3 --set output_dir=%s/is-resumed "
+             "--resume %s/is-kept/checkpoint-1", bin, small, kept, tmp, tmp);
+    rc = run(cmd, out, sizeof out);
+    CHECK_MSG(rc == 0, "resumed train exited %d:\n%s", rc, out);
+    snprintf(path, sizeof path, "%s/is-kept/metrics.sqlite", tmp);
+    CHECK(sqlite3_open(path, &db) == SQLITE_OK);
+    snprintf(sql, sizeof sql, "attach '%s/is-resumed/metrics.sqlite' as r", tmp);
+    CHECK(sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK);
+    for (int i = 0; i < 5; i++) {
+        snprintf(sql, sizeof sql, "select group_concat(step) from (select step from main.metrics where name = '%s' "
+                 "order by step)", names[i]);
+        char *steps = query_text(db, sql);
+        CHECK_MSG(steps && !strcmp(steps, "1,3"), "%s logged at steps %s (want the generation steps 1,3)", names[i],
+                  steps ? steps : "none");
+        free(steps);
+    }
+    CHECK(query_double(db, "select max(abs(value - 1)) from main.metrics where name like 'sampling/importance_sampling_ratio/%'") < 1e-3);
+    CHECK(query_double(db, "select max(value) from main.metrics where name = 'sampling/sampling_logp_difference/max'") < 1e-3);
+    CHECK_NEAR(query_double(db, "select count(*) from main.metrics a join r.metrics b using (step, name) "
+                                "where a.name = 'loss' and a.step >= 2 and a.value = b.value"), 2, 0);
+    sqlite3_close(db);
+}
+
 static void test_config_errors(const char *tmp) {
     char path[1024], cmd[4096], out[16384];
     snprintf(path, sizeof path, "%s/bad.yaml", tmp);
@@ -386,6 +460,7 @@ int main(void) {
     test_run_integrity(tmp);
     test_parallel_equals_sequential(tmp);
     test_trl_options_run(tmp);
+    test_importance_sampling(tmp);
     test_sft(tmp);
     test_sft_bf16(tmp);
     char cmd[1200];
