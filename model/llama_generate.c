@@ -31,7 +31,7 @@ typedef struct {
     float *h1, *h2;     /* (rows_cap, F) */
     float *xl;          /* (G, C) final-norm rows */
     float *logits;      /* (G, V) */
-    float *scores;      /* (nthreads, Tmax) */
+    float *scores;      /* (nthreads, rep * Tmax): one KV head's group of query heads (llama_attend_group) */
     float *lse;         /* (NH, P) prefill softmax statistics (unused afterwards) */
     float *att_scratch; /* (nthreads, llama_attention_scratch_floats(P)) prefill attention tiles */
     int P;
@@ -50,6 +50,7 @@ static int gen_alloc(gen_buf *gb, const llama_config *c, int G, int P, int Tmax,
     memset(gb, 0, sizeof *gb);
     size_t C = c->hidden_size, F = c->intermediate_size, V = c->vocab_size, L = c->num_hidden_layers;
     size_t QD = (size_t)c->num_attention_heads * c->head_dim, KD = (size_t)c->num_key_value_heads * c->head_dim;
+    size_t rep = (size_t)(c->num_attention_heads / c->num_key_value_heads);
     gb->G = G;
     gb->Tmax = Tmax;
     gb->rows_cap = rows_cap;
@@ -58,7 +59,7 @@ static int gen_alloc(gen_buf *gb, const llama_config *c, int G, int P, int Tmax,
     size_t cache = (size_t)G * Tmax * KD;
     size_t R = (size_t)rows_cap;
     size_t total = 2 * L * cache + R * (C + C + QD + KD + KD + QD + F + F) + (size_t)G * (C + V + V) +
-                   (size_t)gb->nthreads * Tmax + (size_t)c->num_attention_heads * P +
+                   (size_t)gb->nthreads * rep * Tmax + (size_t)c->num_attention_heads * P +
                    (size_t)gb->nthreads * llama_attention_scratch_floats(P);
     gb->mem = malloc(total * sizeof(float));
     gb->kc = malloc(L * sizeof(float *));
@@ -84,7 +85,7 @@ static int gen_alloc(gen_buf *gb, const llama_config *c, int G, int P, int Tmax,
     gb->xl = p; p += (size_t)G * C;
     gb->logits = p; p += (size_t)G * V;
     gb->prob = p; p += (size_t)G * V;
-    gb->scores = p; p += (size_t)gb->nthreads * Tmax;
+    gb->scores = p; p += (size_t)gb->nthreads * rep * Tmax;
     gb->lse = p; p += (size_t)c->num_attention_heads * P;
     gb->att_scratch = p; p += (size_t)gb->nthreads * llama_attention_scratch_floats(P);
     LLAMA_ASSERT((size_t)(p - gb->mem) == total);
@@ -129,15 +130,17 @@ static void gen_step(const llama_model *m, gen_buf *gb, int R, const int *crow, 
             llama_attention_forward(gb->att, gb->lse, gb->att_scratch, gb->nthreads, gb->q, kc + base, vc + base,
                                     1, n, NH, NKV, HS, W);
         } else {
+        /* one task per (row, KV head): its rep query heads read the cached keys and values once */
         #pragma omp parallel for schedule(dynamic, 1) num_threads(gb->nthreads) \
             if ((size_t)rows * NH * (start + n) * HS >= LLAMA_OMP_MIN_WORK)
-        for (int ih = 0; ih < rows * NH; ih++) {
-            int i = ih / NH, h = ih % NH, kh = h / rep;
+        for (int ik = 0; ik < rows * NKV; ik++) {
+            int i = ik / NKV, kh = ik % NKV, h0 = kh * rep;
             int pos = start + i % n;
             size_t base = (size_t)crow[i / n] * Tmax * KD + (size_t)kh * HS;
             int j0 = (W > 0 && pos - W + 1 > 0) ? pos - W + 1 : 0;
-            llama_attend_row(gb->att + (size_t)i * QD + (size_t)h * HS, gb->scores + (size_t)omp_get_thread_num() * Tmax,
-                             gb->q + (size_t)i * QD + (size_t)h * HS, kc + base, vc + base, KD, j0, pos, HS, scale);
+            llama_attend_group(gb->att + (size_t)i * QD + (size_t)h0 * HS,
+                               gb->scores + (size_t)omp_get_thread_num() * rep * Tmax, gb->q + (size_t)i * QD + (size_t)h0 * HS,
+                               kc + base, vc + base, KD, j0, pos, HS, rep, scale);
         }
         }
         llama_matmul_forward(NULL, gb->x, gb->att, lw->wo, lw->bo, rows, QD, C, 1.0f);

@@ -223,6 +223,14 @@ void llama_rope_backward(const llama_model *m, float *dx, int N, int nheads, int
  * scratch. Returns the log-sum-exp of the scaled scores. */
 float llama_attend_row(float *out, float *scores, const float *q, const float *kbase, const float *vbase,
                        int kstride, int j0, int j1, int HS, float scale);
+/* Decoding attention for one query row and one KV head: its rep query heads (q (rep, HS), heads
+ * h0..h0+rep-1 of the row, contiguous) against the cached keys/values at positions [j0, j1] (k_j =
+ * kbase + j*kstride, same for v), out (rep, HS). Each key and value row is read once for the whole
+ * group (grouped-query attention's point). scores: rep*(j1+1) floats of scratch. Each head's result is
+ * computed in the same order whatever rep and the batch (a row's output independent of the others);
+ * compiled for AVX-512, AVX2 and baseline x86-64, chosen by the CPU at load time. */
+void llama_attend_group(float *out, float *scores, const float *q, const float *kbase, const float *vbase, int kstride,
+                        int j0, int j1, int HS, int rep, float scale);
 /* Query rows per attention tile in training, and the scratch floats one thread needs for length T. */
 #define LLAMA_ATT_TILE 64
 size_t llama_attention_scratch_floats(int T);

@@ -10,6 +10,7 @@
  * bitwise repeatable for a fixed thread count. Declarations and shapes: llama_internal.h.
  */
 #include <cblas.h>
+#include <immintrin.h>
 #include <math.h>
 #include <omp.h>
 #include <string.h>
@@ -277,7 +278,8 @@ void llama_rope_backward(const llama_model *m, float *dx, int N, int nheads, int
  * Attention: softmax(q k^T / sqrt(HS) + causal mask) v per head; query head h reads kv head
  * h / (NH/NKV) (HF repeat_kv). The forward keeps only the log-sum-exp of each softmax row; the
  * backward recomputes the probabilities from it (as FlashAttention does), so memory is O(T) per row.
- * llama_attend_row serves generation (one query row against the KV cache); the training kernels
+ * llama_attend_group serves generation (one query row, one KV head group, against the KV cache);
+ * llama_attend_row is its one-head form, kept as the reference of the CUDA tests; the training kernels
  * below work on tiles of query rows with sgemm.
  */
 
@@ -308,6 +310,98 @@ float llama_attend_row(float *out, float *scores, const float *q, const float *k
         for (int d = 0; d < HS; d++) out[d] += p * vj[d];
     }
     return mx + logf(sum);
+}
+
+/* The body of llama_attend_group; compiled for AVX-512, AVX2+FMA and the baseline (target_clones below),
+ * the loader picking the CPU's best. */
+#define ATTEND_GROUP_BODY                                                                                      \
+    const int n = j1 + 1;                                                                                      \
+    for (int j = j0; j <= j1; j++) {                                                                           \
+        const float *kj = kbase + (size_t)j * kstride;                                                         \
+        for (int r = 0; r < rep; r++) {                                                                        \
+            const float *qr = q + (size_t)r * HS;                                                              \
+            float s = 0.0f;                                                                                    \
+            _Pragma("omp simd reduction(+:s)") for (int d = 0; d < HS; d++) s += qr[d] * kj[d];                \
+            scores[(size_t)r * n + j] = s * scale;                                                             \
+        }                                                                                                      \
+    }                                                                                                          \
+    for (int r = 0; r < rep; r++) {                                                                            \
+        float *sc = scores + (size_t)r * n, mx = -INFINITY, sum = 0.0f;                                        \
+        for (int j = j0; j <= j1; j++) if (sc[j] > mx) mx = sc[j];                                             \
+        for (int j = j0; j <= j1; j++) { float e = expf(sc[j] - mx); sc[j] = e; sum += e; }                    \
+        float inv = 1.0f / sum;                                                                                \
+        for (int j = j0; j <= j1; j++) sc[j] *= inv;                                                           \
+        float *o = out + (size_t)r * HS;                                                                       \
+        for (int d = 0; d < HS; d++) o[d] = 0.0f;                                                              \
+    }                                                                                                          \
+    for (int j = j0; j <= j1; j++) {                                                                           \
+        const float *vj = vbase + (size_t)j * kstride;                                                         \
+        for (int r = 0; r < rep; r++) {                                                                        \
+            const float p = scores[(size_t)r * n + j];                                                         \
+            float *o = out + (size_t)r * HS;                                                                   \
+            _Pragma("omp simd") for (int d = 0; d < HS; d++) o[d] += p * vj[d];                                \
+        }                                                                                                      \
+    }
+
+__attribute__((target_clones("arch=haswell", "default")))
+static void attend_group_generic(float *out, float *scores, const float *q, const float *kbase, const float *vbase,
+                                 int kstride, int j0, int j1, int HS, int rep, float scale) {
+    ATTEND_GROUP_BODY
+}
+
+/* AVX-512 for HS a multiple of 16 up to 128 and rep <= 8: the dot products keep 4 keys' partial sums
+ * in registers and reduce them together; the outputs of a block of <= 3 heads stay in registers across
+ * all positions. */
+__attribute__((target("avx512f"))) static void attend_group_avx512(float *out, float *scores, const float *q,
+                                                                    const float *kbase, const float *vbase,
+                                                                    int kstride, int j0, int j1, int HS, int rep,
+                                                                    float scale) {
+    const int n = j1 + 1, nv = HS / 16;
+    for (int r = 0; r < rep; r++) {
+        const float *qr = q + (size_t)r * HS;
+        __m512 qv[8];
+        for (int c = 0; c < nv; c++) qv[c] = _mm512_loadu_ps(qr + 16 * c);
+        for (int j = j0; j <= j1; j++) {
+            const float *kj = kbase + (size_t)j * kstride;
+            __m512 acc = _mm512_mul_ps(qv[0], _mm512_loadu_ps(kj));
+            for (int c = 1; c < nv; c++) acc = _mm512_fmadd_ps(qv[c], _mm512_loadu_ps(kj + 16 * c), acc);
+            scores[(size_t)r * n + j] = _mm512_reduce_add_ps(acc) * scale;
+        }
+        float *sc = scores + (size_t)r * n, mx = -INFINITY, sum = 0.0f;
+        for (int j = j0; j <= j1; j++) if (sc[j] > mx) mx = sc[j];
+        for (int j = j0; j <= j1; j++) { float e = expf(sc[j] - mx); sc[j] = e; sum += e; }
+        float inv = 1.0f / sum;
+        for (int j = j0; j <= j1; j++) sc[j] *= inv;
+    }
+    for (int r0 = 0; r0 < rep; r0 += 3) {
+        const int nr = rep - r0 < 3 ? rep - r0 : 3;
+        for (int c0 = 0; c0 < nv; c0 += 4) {
+            const int nc = nv - c0 < 4 ? nv - c0 : 4;
+            __m512 acc[3][4];
+            for (int r = 0; r < 3; r++) for (int c = 0; c < 4; c++) acc[r][c] = _mm512_setzero_ps();
+            for (int j = j0; j <= j1; j++) {
+                const float *vj = vbase + (size_t)j * kstride + 16 * c0;
+                __m512 v[4];
+                for (int c = 0; c < nc; c++) v[c] = _mm512_loadu_ps(vj + 16 * c);
+                for (int r = 0; r < nr; r++) {
+                    __m512 p = _mm512_set1_ps(scores[(size_t)(r0 + r) * n + j]);
+                    for (int c = 0; c < nc; c++) acc[r][c] = _mm512_fmadd_ps(p, v[c], acc[r][c]);
+                }
+            }
+            for (int r = 0; r < nr; r++)
+                for (int c = 0; c < nc; c++) _mm512_storeu_ps(out + (size_t)(r0 + r) * HS + 16 * (c0 + c), acc[r][c]);
+        }
+    }
+}
+
+void llama_attend_group(float *out, float *scores, const float *q, const float *kbase, const float *vbase, int kstride,
+                        int j0, int j1, int HS, int rep, float scale) {
+    static int avx512 = -1;   /* idempotent, so a race between first callers is harmless */
+    if (avx512 < 0) avx512 = __builtin_cpu_supports("avx512f") ? 1 : 0;
+    if (avx512 && HS % 16 == 0 && HS <= 128)
+        attend_group_avx512(out, scores, q, kbase, vbase, kstride, j0, j1, HS, rep, scale);
+    else
+        attend_group_generic(out, scores, q, kbase, vbase, kstride, j0, j1, HS, rep, scale);
 }
 
 static inline int window_start(int t, int window) {
