@@ -27,16 +27,7 @@
 #ifdef GRPO2048_HAVE_ONEDNN
 #include <oneapi/dnnl/dnnl.h>
 
-/* float32 -> bfloat16, round to nearest even, NaN kept quiet (as torch's .to(torch.bfloat16)). */
-static inline uint16_t f32_to_bf16(float f) {
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u);
-    u += 0x7fffu + ((u >> 16) & 1u);
-    return (uint16_t)(u >> 16);
-}
-
-/* d[0..n) = f32_to_bf16(s[0..n)), 16 at a time with AVX-512 integer operations (the same rounding,
+/* d[0..n) = llama_f32_to_bf16(s[0..n)), 16 at a time with AVX-512 integer operations (the same rounding,
  * bit for bit; this path runs only where the CPU has AVX512-BF16, hence AVX512F/BW). */
 __attribute__((target("avx512f,avx512bw"))) static void row_to_bf16(uint16_t *d, const float *s, int n) {
     const __m512i one = _mm512_set1_epi32(1), bias = _mm512_set1_epi32(0x7fff), absmask = _mm512_set1_epi32(0x7fffffff),
@@ -50,7 +41,7 @@ __attribute__((target("avx512f,avx512bw"))) static void row_to_bf16(uint16_t *d,
         r = _mm512_mask_mov_epi32(r, nan, _mm512_or_si512(hi, quiet));
         _mm256_storeu_si256((__m256i *)(void *)(d + c), _mm512_cvtepi32_epi16(r));
     }
-    for (; c < n; c++) d[c] = f32_to_bf16(s[c]);
+    for (; c < n; c++) d[c] = llama_f32_to_bf16(s[c]);
 }
 
 /* dst (rows, cols) bf16, densely packed, = src (rows, cols) with row stride ld. OpenMP over rows. */
@@ -67,7 +58,7 @@ void llama_to_bf16(uint16_t *dst, const float *src, size_t n) {
     for (size_t i = 0; i < nchunks; i++) {
         size_t a = i * chunk, len = n - a < chunk ? n - a : chunk;
         if (vec) row_to_bf16(dst + a, src + a, (int)len);
-        else for (size_t k = 0; k < len; k++) dst[a + k] = f32_to_bf16(src[a + k]);
+        else for (size_t k = 0; k < len; k++) dst[a + k] = llama_f32_to_bf16(src[a + k]);
     }
 }
 
@@ -260,12 +251,7 @@ int llama_gemm_bf16_ex(int transA, int transB, int M, int N, int K, const float 
 
 void llama_to_bf16(uint16_t *dst, const float *src, size_t n) {
     #pragma omp parallel for schedule(static) if (n >= LLAMA_OMP_MIN_WORK)
-    for (size_t i = 0; i < n; i++) {
-        uint32_t u;
-        memcpy(&u, &src[i], 4);
-        if ((u & 0x7fffffffu) > 0x7f800000u) dst[i] = (uint16_t)((u >> 16) | 0x40u);
-        else dst[i] = (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
-    }
+    for (size_t i = 0; i < n; i++) dst[i] = llama_f32_to_bf16(src[i]);
 }
 
 #endif

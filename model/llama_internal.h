@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "model/llama.h"
 
@@ -20,6 +21,16 @@
  * parallel region costs more than it saves, badly so on a loaded machine. Results do not depend on
  * it (every element is computed the same way by whichever thread). */
 #define LLAMA_OMP_MIN_WORK ((size_t)1 << 15)
+
+/* float32 -> bfloat16, round to nearest even, NaN kept quiet (as torch's .to(torch.bfloat16)): the one
+ * rounding of bf16 checkpoints (llama_safetensors.c) and bf16 products (llama_gemm_bf16.c). */
+static inline uint16_t llama_f32_to_bf16(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u); /* quiet NaN */
+    u += 0x7fffu + ((u >> 16) & 1u);                                           /* round to nearest even */
+    return (uint16_t)(u >> 16);
+}
 
 /* Programming errors: print file:line and abort. */
 #define LLAMA_ASSERT(cond) do { if (!(cond)) { fprintf(stderr, "%s:%d: assertion failed: %s\n", \

@@ -312,46 +312,45 @@ float llama_attend_row(float *out, float *scores, const float *q, const float *k
     return mx + logf(sum);
 }
 
-/* The body of llama_attend_group; compiled for AVX-512, AVX2+FMA and the baseline (target_clones below),
- * the loader picking the CPU's best. */
-#define ATTEND_GROUP_BODY                                                                                      \
-    const int n = j1 + 1;                                                                                      \
-    for (int j = j0; j <= j1; j++) {                                                                           \
-        const float *kj = kbase + (size_t)j * kstride;                                                         \
-        for (int r = 0; r < rep; r++) {                                                                        \
-            const float *qr = q + (size_t)r * HS;                                                              \
-            float s = 0.0f;                                                                                    \
-            _Pragma("omp simd reduction(+:s)") for (int d = 0; d < HS; d++) s += qr[d] * kj[d];                \
-            scores[(size_t)r * n + j] = s * scale;                                                             \
-        }                                                                                                      \
-    }                                                                                                          \
-    for (int r = 0; r < rep; r++) {                                                                            \
-        float *sc = scores + (size_t)r * n, mx = -INFINITY, sum = 0.0f;                                        \
-        for (int j = j0; j <= j1; j++) if (sc[j] > mx) mx = sc[j];                                             \
-        for (int j = j0; j <= j1; j++) { float e = expf(sc[j] - mx); sc[j] = e; sum += e; }                    \
-        float inv = 1.0f / sum;                                                                                \
-        for (int j = j0; j <= j1; j++) sc[j] *= inv;                                                           \
-        float *o = out + (size_t)r * HS;                                                                       \
-        for (int d = 0; d < HS; d++) o[d] = 0.0f;                                                              \
-    }                                                                                                          \
-    for (int j = j0; j <= j1; j++) {                                                                           \
-        const float *vj = vbase + (size_t)j * kstride;                                                         \
-        for (int r = 0; r < rep; r++) {                                                                        \
-            const float p = scores[(size_t)r * n + j];                                                         \
-            float *o = out + (size_t)r * HS;                                                                   \
-            _Pragma("omp simd") for (int d = 0; d < HS; d++) o[d] += p * vj[d];                                \
-        }                                                                                                      \
-    }
-
+/* Any x86-64 (and AVX2 where the CPU has it: target_clones picks at load time): llama_attend_group for
+ * head sizes the AVX-512 kernel does not take, and on CPUs without AVX-512. */
 __attribute__((target_clones("arch=haswell", "default")))
 static void attend_group_generic(float *out, float *scores, const float *q, const float *kbase, const float *vbase,
                                  int kstride, int j0, int j1, int HS, int rep, float scale) {
-    ATTEND_GROUP_BODY
+    const int n = j1 + 1;
+    for (int j = j0; j <= j1; j++) {
+        const float *kj = kbase + (size_t)j * kstride;
+        for (int r = 0; r < rep; r++) {
+            const float *qr = q + (size_t)r * HS;
+            float s = 0.0f;
+            #pragma omp simd reduction(+:s)
+            for (int d = 0; d < HS; d++) s += qr[d] * kj[d];
+            scores[(size_t)r * n + j] = s * scale;
+        }
+    }
+    for (int r = 0; r < rep; r++) {
+        float *sc = scores + (size_t)r * n, mx = -INFINITY, sum = 0.0f;
+        for (int j = j0; j <= j1; j++) if (sc[j] > mx) mx = sc[j];
+        for (int j = j0; j <= j1; j++) { float e = expf(sc[j] - mx); sc[j] = e; sum += e; }
+        float inv = 1.0f / sum;
+        for (int j = j0; j <= j1; j++) sc[j] *= inv;
+        float *o = out + (size_t)r * HS;
+        for (int d = 0; d < HS; d++) o[d] = 0.0f;
+    }
+    for (int j = j0; j <= j1; j++) {
+        const float *vj = vbase + (size_t)j * kstride;
+        for (int r = 0; r < rep; r++) {
+            const float p = scores[(size_t)r * n + j];
+            float *o = out + (size_t)r * HS;
+            #pragma omp simd
+            for (int d = 0; d < HS; d++) o[d] += p * vj[d];
+        }
+    }
 }
 
-/* AVX-512 for HS a multiple of 16 up to 128 and rep <= 8: the dot products keep 4 keys' partial sums
- * in registers and reduce them together; the outputs of a block of <= 3 heads stay in registers across
- * all positions. */
+/* AVX-512 for HS a multiple of 16 up to 128, any rep: each head's query stays in registers while its
+ * dot products run over the keys (one horizontal sum per key); the outputs of a block of <= 3 heads stay
+ * in registers across all positions, each value row loaded once per block. */
 __attribute__((target("avx512f"))) static void attend_group_avx512(float *out, float *scores, const float *q,
                                                                     const float *kbase, const float *vbase,
                                                                     int kstride, int j0, int j1, int HS, int rep,

@@ -50,14 +50,6 @@ static float bf16_to_f32(uint16_t h) {
     return f;
 }
 
-static uint16_t f32_to_bf16(float f) {
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u); /* quiet NaN */
-    u += 0x7fffu + ((u >> 16) & 1u);                                           /* round to nearest even */
-    return (uint16_t)(u >> 16);
-}
-
 /* IEEE 754 binary16 -> binary32, subnormals, infinities and NaNs included. */
 static float f16_to_f32(uint16_t h) {
     uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
@@ -389,7 +381,7 @@ static int write_safetensors(FILE *f, const void *vctx, char *err, size_t errlen
         }
         for (size_t j = 0; ok && j < t->numel; j += 4096) {
             size_t n = t->numel - j < 4096 ? t->numel - j : 4096;
-            for (size_t k = 0; k < n; k++) buf[k] = f32_to_bf16(t->data[j + k]);
+            for (size_t k = 0; k < n; k++) buf[k] = llama_f32_to_bf16(t->data[j + k]);
             ok = fwrite(buf, 2, n, f) == n;
         }
     }
