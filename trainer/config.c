@@ -53,7 +53,7 @@ const char *const config_default_prompt =
 
 typedef enum { T_GROUP, T_BOOL, T_INT, T_FLOAT, T_STRING, T_ENUM, T_WEIGHTS, T_WEIGHT_LIST } key_type;
 
-enum { USE_TRAIN = 1, USE_SFT = 2, USE_BOTH = 3 };
+enum { USE_TRAIN = 1, USE_SFT = 2, USE_BOTH = 3, USE_EVAL = 4 };
 
 enum {
     F_MIN = 1 << 0,        /* value >= min (or > min with F_MIN_EXCL) */
@@ -88,6 +88,7 @@ static const char *const scale_rewards_choices[] = {"group", "batch", "none", NU
 static const char *const chat_template_choices[] = {"auto", "chatml", "llama3", "plain", NULL};
 static const char *const is_level_choices[] = {"token", "sequence", NULL};
 static const char *const vllm_is_correction_choices[] = {"auto", "true", "false", NULL};
+static const char *const sampler_choices[] = {"standard", "greedy", "power", NULL};
 static const char *const vllm_is_mode_choices[] = {"token_truncate", "token_mask", "sequence_truncate", "sequence_mask",
                                                    NULL};
 
@@ -106,19 +107,19 @@ static const char *const vllm_is_mode_choices[] = {"token_truncate", "token_mask
 
 static const key_def keys[] = {
     GROUP("Model and output"),
-    KSTR("model_name_or_path", model_name_or_path, "model/default", F_NONEMPTY, USE_BOTH,
+    KSTR("model_name_or_path", model_name_or_path, "model/default", F_NONEMPTY, USE_BOTH | USE_EVAL,
          "Model folder to start from: Hugging Face config.json, model.safetensors (or shards), tokenizer.json."),
-    KSTR("output_dir", output_dir, "runs/default", F_NONEMPTY, USE_BOTH,
+    KSTR("output_dir", output_dir, "runs/default", F_NONEMPTY, USE_BOTH | USE_EVAL,
          "Folder for metrics.sqlite and checkpoints."),
-    KENUM("device", device, "auto", device_choices, USE_BOTH,
+    KENUM("device", device, "auto", device_choices, USE_BOTH | USE_EVAL,
           "Where to train: auto = cuda when a GPU is usable, else cpu."),
-    KBOOL("tf32", tf32, "false", USE_BOTH, "Allow TF32 tensor-core matmuls for float32 (CUDA only)."),
-    KBOOL("bf16", bf16, "false", USE_BOTH, "Matrix products in bfloat16 with fp32 accumulation (CUDA; the CPU where it has AMX-BF16 or AVX512-BF16, through oneDNN)."),
+    KBOOL("tf32", tf32, "false", USE_BOTH | USE_EVAL, "Allow TF32 tensor-core matmuls for float32 (CUDA only)."),
+    KBOOL("bf16", bf16, "false", USE_BOTH | USE_EVAL, "Matrix products in bfloat16 with fp32 accumulation (CUDA; the CPU where it has AMX-BF16 or AVX512-BF16, through oneDNN)."),
     KBOOL("gradient_checkpointing", gradient_checkpointing, "true", USE_BOTH,
           "Keep only each decoder layer's input in the forward pass and recompute the layer's activations in "
           "the backward: activation memory ~5-6x smaller (e.g. SmolLM2, Qwen2.5-0.5B) for ~10-20% more train "
           "time; identical results."),
-    KINT("seed", seed, "42", 0, INT_MAX, F_MIN | F_MAX, USE_BOTH,
+    KINT("seed", seed, "42", 0, INT_MAX, F_MIN | F_MAX, USE_BOTH | USE_EVAL,
          "Seed of every random stream (initialization, sampling, game seeds, data order)."),
 
     GROUP("Optimization"),
@@ -159,18 +160,18 @@ static const key_def keys[] = {
     KINT("num_generations", num_generations, "8", 2, 1 << 20, F_MIN | F_MAX, USE_TRAIN,
          "Completions sampled per prompt (G, the group size); must divide the generation batch, "
          "generation_batch_size (by default per_device_train_batch_size * gradient_accumulation_steps)."),
-    KINT("max_prompt_length", max_prompt_length, "512", 1, 1 << 24, F_MIN | F_MAX, USE_TRAIN,
+    KINT("max_prompt_length", max_prompt_length, "512", 1, 1 << 24, F_MIN | F_MAX, USE_TRAIN | USE_EVAL,
          "Longest prompt, in tokens."),
     KINT("max_completion_length", max_completion_length, "256", 1, 1 << 24, F_MIN | F_MAX, USE_TRAIN,
          "Most tokens generated per completion."),
-    KFLOAT("temperature", temperature, "1.0", 0, 0, F_MIN, USE_TRAIN, "Sampling temperature; 0 = greedy."),
-    KFLOAT("top_p", top_p, "1.0", 0, 1, F_MIN | F_MIN_EXCL | F_MAX, USE_TRAIN,
+    KFLOAT("temperature", temperature, "1.0", 0, 0, F_MIN, USE_TRAIN | USE_EVAL, "Sampling temperature; 0 = greedy."),
+    KFLOAT("top_p", top_p, "1.0", 0, 1, F_MIN | F_MIN_EXCL | F_MAX, USE_TRAIN | USE_EVAL,
            "Nucleus sampling: sample from the smallest set of tokens whose probability reaches top_p; 1 = off."),
-    KINT("top_k", top_k, "0", 0, INT_MAX, F_MIN | F_MAX, USE_TRAIN,
+    KINT("top_k", top_k, "0", 0, INT_MAX, F_MIN | F_MAX, USE_TRAIN | USE_EVAL,
          "Sample only from the top_k most likely tokens; 0 = off."),
     KFLOAT("repetition_penalty", repetition_penalty, "1.0", 0, 0, F_MIN | F_MIN_EXCL, USE_TRAIN,
            "Sampling: penalize tokens already in the prompt or completion (HF's repetition penalty); 1 = off."),
-    KNFLOAT("min_p", min_p, min_p_set, 0, 1, F_MIN | F_MAX, USE_TRAIN, "off",
+    KNFLOAT("min_p", min_p, min_p_set, 0, 1, F_MIN | F_MAX, USE_TRAIN | USE_EVAL, "off",
             "Sampling: drop tokens less likely than min_p times the most likely one; null = off."),
     KFLOAT("epsilon", epsilon, "0.2", 0, 1, F_MIN | F_MAX | F_MAX_EXCL, USE_TRAIN,
            "Clip range: the probability ratio is clipped below at 1 - epsilon (and above at 1 + epsilon_high)."),
@@ -262,10 +263,10 @@ static const key_def keys[] = {
          "Sync the reference model every this many optimizer steps."),
 
     GROUP("Prompts"),
-    KENUM("chat_template", chat_template, "auto", chat_template_choices, USE_BOTH,
+    KENUM("chat_template", chat_template, "auto", chat_template_choices, USE_BOTH | USE_EVAL,
           "Chat format the prompts are rendered with: auto = the one the model's tokenizer files name."),
-    KSTR("system_prompt", system_prompt, "", 0, USE_BOTH, "System message placed before each prompt; empty = none."),
-    KSTR("prompt", prompt, NULL /* config_default_prompt */, F_NONEMPTY, USE_TRAIN,
+    KSTR("system_prompt", system_prompt, "", 0, USE_BOTH | USE_EVAL, "System message placed before each prompt; empty = none."),
+    KSTR("prompt", prompt, NULL /* config_default_prompt */, F_NONEMPTY, USE_TRAIN | USE_EVAL,
          "User message every GRPO group starts from."),
 
     GROUP("Supervised fine-tuning"),
@@ -299,29 +300,53 @@ static const key_def keys[] = {
            "Sampling temperature of evaluation: 0 = one greedy completion; above 0, num_generations "
            "completions sampled with a fixed seed."),
 
+    GROUP("grpo2048 eval"),
+    KENUM("sampler", sampler, "standard", sampler_choices, USE_EVAL,
+          "How eval samples: standard (temperature, top_p, top_k, min_p: the training sampler), greedy (argmax, "
+          "as generate --temperature 0), or power (p^power_alpha by block-wise Metropolis-Hastings, Karan & Du "
+          "2025; CPU backend)."),
+    KFLOAT("power_alpha", power_alpha, "4.0", 0, 1000, F_MIN | F_MIN_EXCL | F_MAX, USE_EVAL,
+           "power: the exponent alpha of the target p^alpha; proposals come from the model at temperature 1/alpha."),
+    KINT("mcmc_steps", mcmc_steps, "10", 0, 1 << 20, F_MIN | F_MAX, USE_EVAL,
+         "power: Metropolis-Hastings steps after each block (0 = plain sampling at temperature 1/alpha)."),
+    KINT("mcmc_block_size", mcmc_block_size, "192", 1, 1 << 24, F_MIN | F_MAX, USE_EVAL,
+         "power: tokens generated per block before its MH steps."),
+    KINT("max_new_tokens", max_new_tokens, "300", 1, 1 << 24, F_MIN | F_MAX, USE_EVAL,
+         "Most tokens generated per sample."),
+    KINT("num_samples", num_samples, "1", 1, 1 << 16, F_MIN | F_MAX, USE_EVAL,
+         "Samples per problem: the k of pass@k (all samples of a problem play the same games)."),
+    KINT("eval_problems", eval_problems, "0", 0, 1 << 24, F_MIN | F_MAX, USE_EVAL,
+         "Problem instances: problem i is prompt i mod (number of prompts) with game-seed set i / (number of "
+         "prompts); 0 = every prompt once."),
+    KINT("per_device_eval_batch_size", per_device_eval_batch_size, "8", 1, 1 << 16, F_MIN | F_MAX, USE_EVAL,
+         "Problems sampled at once (their num_samples each advance together on the backend)."),
+    KSTR("prompts_file", prompts_file, "", 0, USE_EVAL,
+         "JSONL file of problems, one {\"prompt\": TEXT} per line with optional \"board_size\" and \"target\"; "
+         "empty = the `prompt` key alone."),
+
     GROUP("Rewards (the rewards: section)"),
-    KBOOL("rewards.parallel", rewards.parallel, "true", USE_TRAIN,
+    KBOOL("rewards.parallel", rewards.parallel, "true", USE_TRAIN | USE_EVAL,
           "Score completions in parallel in the worker pool; false = one at a time, printing each "
           "completion's checks and outcome (for debugging)."),
-    KINT("rewards.workers", rewards.workers, "0", 0, 1024, F_MIN | F_MAX, USE_TRAIN,
+    KINT("rewards.workers", rewards.workers, "0", 0, 1024, F_MIN | F_MAX, USE_TRAIN | USE_EVAL,
          "Worker processes in the reward pool; 0 = number of CPU cores."),
-    KFLOAT("rewards.timeout", rewards.timeout, "1.0", 0, 600, F_MIN | F_MIN_EXCL | F_MAX, USE_TRAIN,
+    KFLOAT("rewards.timeout", rewards.timeout, "1.0", 0, 600, F_MIN | F_MIN_EXCL | F_MAX, USE_TRAIN | USE_EVAL,
            "Wall-clock seconds a strategy may run per game before it is killed."),
-    KINT("rewards.games_per_strategy", rewards.games_per_strategy, "1", 1, 1000, F_MIN | F_MAX, USE_TRAIN,
+    KINT("rewards.games_per_strategy", rewards.games_per_strategy, "1", 1, 1000, F_MIN | F_MAX, USE_TRAIN | USE_EVAL,
          "Games each completion's strategy plays (all completions of a group play the same seeds)."),
-    KINT("rewards.board_size", rewards.board_size, "4", 2, 8, F_MIN | F_MAX, USE_TRAIN,
+    KINT("rewards.board_size", rewards.board_size, "4", 2, 8, F_MIN | F_MAX, USE_TRAIN | USE_EVAL,
          "Side N of the N x N board."),
-    KINT("rewards.target", rewards.target, "2048", 4, 1 << 30, F_MIN | F_MAX | F_POW2, USE_TRAIN,
+    KINT("rewards.target", rewards.target, "2048", 4, 1 << 30, F_MIN | F_MAX | F_POW2, USE_TRAIN | USE_EVAL,
          "Tile value that wins the game."),
-    KFLOAT("rewards.probability_fours", rewards.probability_fours, "0.1", 0, 1, F_MIN | F_MAX, USE_TRAIN,
+    KFLOAT("rewards.probability_fours", rewards.probability_fours, "0.1", 0, 1, F_MIN | F_MAX, USE_TRAIN | USE_EVAL,
            "Probability that a spawned tile is a 4 rather than a 2."),
-    KINT("rewards.max_stuck_moves", rewards.max_stuck_moves, "1000", 1, INT_MAX, F_MIN | F_MAX, USE_TRAIN,
+    KINT("rewards.max_stuck_moves", rewards.max_stuck_moves, "1000", 1, INT_MAX, F_MIN | F_MAX, USE_TRAIN | USE_EVAL,
          "A game whose board has not changed for this many moves in a row ends as 'stuck', scored like a timeout."),
-    KINT("rewards.memory_limit_mb", rewards.memory_limit_mb, "512", 16, 1 << 20, F_MIN | F_MAX, USE_TRAIN,
+    KINT("rewards.memory_limit_mb", rewards.memory_limit_mb, "512", 16, 1 << 20, F_MIN | F_MAX, USE_TRAIN | USE_EVAL,
          "Memory a strategy may allocate beyond its worker's own, in MiB."),
     {"rewards.functions", T_WEIGHTS, OFF(rewards.weights),
      "{function_works: 1.0, no_cheating: 1.0, strategy_succeeds: 1.0, game_progress: 1.0}", 0, 0, 0, NULL,
-     USE_TRAIN,
+     USE_TRAIN | USE_EVAL,
      "Weight of each reward function in a completion's reward, each in [-1000, 1000]; a function missing from a given map gets "
      "weight 0 (a list of names gives each weight 1). reward_weights, when given, replaces these.", 0, NULL},
 };
@@ -1132,10 +1157,11 @@ int config_set(grpo_config *c, const char *assignment, char *err, size_t errlen)
 }
 
 static unsigned command_use(const char *command) {
-    if (!command) return USE_BOTH;
+    if (!command) return USE_BOTH | USE_EVAL;
     if (!strcmp(command, "train")) return USE_TRAIN;
     if (!strcmp(command, "sft")) return USE_SFT;
-    CONFIG_ABORT("unknown command '%s' (expected \"train\" or \"sft\")", command);
+    if (!strcmp(command, "eval")) return USE_EVAL;
+    CONFIG_ABORT("unknown command '%s' (expected \"train\", \"sft\" or \"eval\")", command);
 }
 
 int config_validate(const grpo_config *c, const char *command, char *err, size_t errlen) {
@@ -1477,7 +1503,9 @@ void config_write_markdown(FILE *f) {
         else { fputc('`', f); md_cell(f, def); fputc('`', f); }
         fputs(" | ", f);
         md_cell(f, allowed);
-        fprintf(f, " | %s | ", k->use == USE_BOTH ? "train, sft" : k->use == USE_TRAIN ? "train" : "sft");
+        fprintf(f, " | %s%s%s%s%s | ", k->use & USE_TRAIN ? "train" : "", (k->use & USE_TRAIN) && (k->use & USE_SFT) ? ", " : "",
+                k->use & USE_SFT ? "sft" : "", (k->use & (USE_TRAIN | USE_SFT)) && (k->use & USE_EVAL) ? ", " : "",
+                k->use & USE_EVAL ? "eval" : "");
         md_cell(f, k->help);
         fputs(" |\n", f);
     }

@@ -134,6 +134,16 @@ typedef struct {
     bool eval_steps_set;
     int eval_games;                     /* games (fixed seeds) per evaluated completion */
     double eval_temperature;            /* 0 = greedy */
+    /* grpo2048 eval (trainer/eval.c) */
+    const char *sampler;                /* "standard" | "greedy" | "power" */
+    double power_alpha;                 /* alpha of p^alpha (power) */
+    int mcmc_steps;                     /* Metropolis-Hastings steps after each block (power) */
+    int mcmc_block_size;                /* tokens per block (power) */
+    int max_new_tokens;                 /* tokens generated per sample */
+    int num_samples;                    /* samples per problem: k of pass@k */
+    int eval_problems;                  /* problem instances (prompt x game-seed set); 0 = every prompt once */
+    int per_device_eval_batch_size;     /* problems sampled at once */
+    char *prompts_file;                 /* JSONL of {"prompt": ...}; "" = the `prompt` key */
     /* prompts */
     const char *chat_template;          /* "auto" | "chatml" | "llama3" | "plain" */
     char *system_prompt;                /* "" = none */
@@ -171,13 +181,13 @@ int config_load_file(grpo_config *c, const char *path, char *err, size_t errlen)
  * "--set 'ASSIGNMENT': ". */
 int config_set(grpo_config *c, const char *assignment, char *err, size_t errlen);
 
-/* Cross-key checks for command ("train" or "sft"; NULL = only the per-key ranges), plus every key's
+/* Cross-key checks for command ("train", "sft" or "eval"; NULL = only the per-key ranges), plus every key's
  * range again (so values written straight into the struct are checked too). For "train":
  * num_generations must divide per_device_train_batch_size * gradient_accumulation_steps and at least one
  * reward weight must be nonzero; for "sft": dataset_path must be given. Returns 0 or -1 with a message. */
 int config_validate(const grpo_config *c, const char *command, char *err, size_t errlen);
 
-/* Prints the keys used by command ("train", "sft", or NULL for all): name, type and allowed values,
+/* Prints the keys used by command ("train", "sft", "eval", or NULL for all): name, type and allowed values,
  * default, and help, two lines per key. */
 void config_print_help(FILE *f, const char *command);
 

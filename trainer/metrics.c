@@ -78,15 +78,32 @@ struct metrics_db {
 
 static _Thread_local char finish_error[1024];
 
+/* The runs table's columns (version 3), shared by the new schema and the 2 -> 3 rebuild. */
+#define RUNS_COLUMNS \
+    " run_id INTEGER PRIMARY KEY," \
+    " kind TEXT NOT NULL CHECK (kind IN ('grpo', 'sft', 'eval'))," \
+    " config TEXT NOT NULL," \
+    " started TEXT NOT NULL," \
+    " ended TEXT," \
+    " status TEXT NOT NULL CHECK (status IN ('running', 'completed', 'failed', 'interrupted'))," \
+    " pid INTEGER, host TEXT, resumed INTEGER NOT NULL DEFAULT 0"
+
+/* Version 2 -> 3, SQLite's documented way to change a table's constraints (create the new table, copy,
+ * drop the old, rename), run with foreign keys off (open_begin) so that dropping the old `runs` does
+ * not check the metrics and completions rows that refer to it; they refer to it by name, so they
+ * point at the new table after the rename. */
+static const char *upgrade_2_3_sql =
+    "CREATE TABLE runs_v3 (" RUNS_COLUMNS ");"
+    "INSERT INTO runs_v3(run_id, kind, config, started, ended, status, pid, host, resumed)"
+    " SELECT run_id, kind, config, started, ended, status, pid, host, resumed FROM runs;"
+    "DROP TABLE runs;"
+    "ALTER TABLE runs_v3 RENAME TO runs;"
+    "ALTER TABLE completions ADD COLUMN tokens INTEGER;"
+    "ALTER TABLE completions ADD COLUMN acceptance_rate REAL;";
+
 static const char *schema_sql =
     "CREATE TABLE IF NOT EXISTS runs ("
-    " run_id INTEGER PRIMARY KEY,"
-    " kind TEXT NOT NULL CHECK (kind IN ('grpo', 'sft')),"
-    " config TEXT NOT NULL,"
-    " started TEXT NOT NULL,"
-    " ended TEXT,"
-    " status TEXT NOT NULL CHECK (status IN ('running', 'completed', 'failed', 'interrupted')),"
-    " pid INTEGER, host TEXT, resumed INTEGER NOT NULL DEFAULT 0);"
+    RUNS_COLUMNS ");"
     "CREATE TABLE IF NOT EXISTS metrics ("
     " run_id INTEGER NOT NULL REFERENCES runs(run_id),"
     " step INTEGER NOT NULL,"
@@ -101,7 +118,8 @@ static const char *schema_sql =
     " text TEXT,"
     " reward REAL,"
     " function_works REAL, no_cheating REAL, strategy_succeeds REAL, game_progress REAL,"
-    " outcome TEXT, max_tile INTEGER, score REAL, moves INTEGER, seconds REAL, error TEXT);"
+    " outcome TEXT, max_tile INTEGER, score REAL, moves INTEGER, seconds REAL, error TEXT,"
+    " tokens INTEGER, acceptance_rate REAL);"
     "CREATE INDEX IF NOT EXISTS completions_run_step ON completions(run_id, step);";
 
 static void set_err(metrics_db *m, const char *fmt, ...) {
@@ -244,17 +262,26 @@ static metrics_db *open_begin(const char *path, char *err, size_t errlen) {
         set_err(m, "%s: cannot switch to WAL mode: %s", path, sqlite3_errmsg(m->db));
         return open_fail(m, err, errlen);
     }
-    if (exec(m, "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;") != 0) return open_fail(m, err, errlen);
+    /* foreign keys stay off while an older schema is upgraded (a pragma that a transaction ignores, so it is
+     * set here); open_finish turns them on after the commit */
+    if (exec(m, version == 0 || version == METRICS_SCHEMA_VERSION ? "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;"
+                                                                    : "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=OFF;") != 0)
+        return open_fail(m, err, errlen);
 
     if (exec(m, "BEGIN IMMEDIATE") != 0) return open_fail(m, err, errlen);
     char uv[64];
     snprintf(uv, sizeof uv, "PRAGMA user_version = %d;", METRICS_SCHEMA_VERSION);
     if (version == 0) {
         if (exec(m, schema_sql) || exec(m, uv)) { rollback_quiet(m); return open_fail(m, err, errlen); }
-    } else if (version == 1) {
+    } else if (version < METRICS_SCHEMA_VERSION) {
         /* version 1 → 2: the writer's pid and host, and the resume count */
-        if (exec(m, "ALTER TABLE runs ADD COLUMN pid INTEGER; ALTER TABLE runs ADD COLUMN host TEXT; "
-                    "ALTER TABLE runs ADD COLUMN resumed INTEGER NOT NULL DEFAULT 0;") || exec(m, uv)) {
+        if (version == 1 && exec(m, "ALTER TABLE runs ADD COLUMN pid INTEGER; ALTER TABLE runs ADD COLUMN host TEXT; "
+                                    "ALTER TABLE runs ADD COLUMN resumed INTEGER NOT NULL DEFAULT 0;")) {
+            rollback_quiet(m);
+            return open_fail(m, err, errlen);
+        }
+        /* version 2 → 3: kind 'eval', the samples' tokens and acceptance rate */
+        if (exec(m, "DROP VIEW IF EXISTS steps") || exec(m, upgrade_2_3_sql) || exec(m, uv)) {
             rollback_quiet(m);
             return open_fail(m, err, errlen);
         }
@@ -272,12 +299,14 @@ static metrics_db *open_begin(const char *path, char *err, size_t errlen) {
 /* Commits open_begin's transaction and prepares the insert statements. */
 static metrics_db *open_finish(metrics_db *m, char *err, size_t errlen) {
     if (exec(m, "COMMIT") != 0) { rollback_quiet(m); return open_fail(m, err, errlen); }
+    if (exec(m, "PRAGMA foreign_keys=ON") != 0) return open_fail(m, err, errlen);
     if (sqlite3_prepare_v2(m->db, "INSERT INTO metrics(run_id, step, name, value) VALUES (?, ?, ?, ?)", -1,
                            &m->ins_metric, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(m->db,
                            "INSERT INTO completions(run_id, step, idx, prompt_idx, text, reward, function_works, "
                            "no_cheating, strategy_succeeds, game_progress, outcome, max_tile, score, moves, "
-                           "seconds, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                           "seconds, error, tokens, acceptance_rate) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+                           "?, ?, ?, ?)",
                            -1, &m->ins_completion, NULL) != SQLITE_OK) {
         set_err(m, "%s: %s", m->path, sqlite3_errmsg(m->db));
         return open_fail(m, err, errlen);
@@ -314,7 +343,8 @@ static int run_stmt(metrics_db *m, const char *sql, const char *types, ...) {
 
 metrics_db *metrics_open(const char *path, const char *kind, const char *config_text, char *err, size_t errlen) {
     if (!path || !kind) METRICS_ABORT("metrics_open: NULL argument");
-    if (strcmp(kind, "grpo") && strcmp(kind, "sft")) METRICS_ABORT("metrics_open: kind '%s' is not grpo or sft", kind);
+    if (strcmp(kind, "grpo") && strcmp(kind, "sft") && strcmp(kind, "eval"))
+        METRICS_ABORT("metrics_open: kind '%s' is not grpo, sft or eval", kind);
     metrics_db *m = open_begin(path, err, errlen);
     if (!m) return NULL;
     char now[32], host[256];
@@ -422,6 +452,13 @@ int metrics_add_completion(metrics_db *m, const metrics_completion *c) {
     sqlite3_bind_int(st, i++, c->moves);
     sqlite3_bind_double(st, i++, c->seconds);
     bind_text_or_null(st, i++, c->error);
+    if (c->has_sampling) {
+        sqlite3_bind_int64(st, i++, c->tokens);
+        sqlite3_bind_double(st, i++, c->acceptance_rate);   /* NaN is stored as NULL */
+    } else {
+        sqlite3_bind_null(st, i++);
+        sqlite3_bind_null(st, i++);
+    }
     int rc = sqlite3_step(st);
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);

@@ -15,8 +15,8 @@
  * are computed again), sets the status back to 'running' and counts the resume, all in one
  * transaction. So a run's steps are 1..N with none missing or repeated however often it was resumed.
  *
- * Schema (version 2):
- *   runs(run_id INTEGER PRIMARY KEY, kind TEXT 'grpo'|'sft', config TEXT, started TEXT, ended TEXT,
+ * Schema (version 3):
+ *   runs(run_id INTEGER PRIMARY KEY, kind TEXT 'grpo'|'sft'|'eval', config TEXT, started TEXT, ended TEXT,
  *        status TEXT 'running'|'completed'|'failed'|'interrupted', pid INTEGER, host TEXT,
  *        resumed INTEGER: times resumed)                                   times: ISO-8601 UTC
  *        (a run whose status is 'running' but whose pid is gone from its host was killed: `grpo2048 runs`
@@ -24,7 +24,12 @@
  *   metrics(run_id, step INTEGER, name TEXT, value REAL, PRIMARY KEY(run_id, step, name))
  *   completions(run_id, step, idx, prompt_idx, text, reward REAL, function_works REAL, no_cheating REAL,
  *        strategy_succeeds REAL, game_progress REAL, outcome TEXT, max_tile INTEGER, score REAL,
- *        moves INTEGER, seconds REAL, error TEXT), indexed on (run_id, step)
+ *        moves INTEGER, seconds REAL, error TEXT, tokens INTEGER, acceptance_rate REAL), indexed on
+ *        (run_id, step). An eval run (grpo2048 eval) stores one row per sample: step = problem index,
+ *        idx = sample index, tokens = generated tokens and, for power sampling, acceptance_rate (NULL
+ *        elsewhere and in training rows); its summary metrics are at step 0 of `metrics`.
+ * Upgrades in place: version 1 -> 2 adds runs.pid, host, resumed; 2 -> 3 rebuilds `runs` (its kind
+ * check gains 'eval') and adds completions.tokens and acceptance_rate.
  *   view steps(run_id, step, one column per name in metrics_names[]): the metrics table pivoted, e.g.
  *        sqlite3 runs/x/metrics.sqlite 'select step, reward, "rewards/game_progress/mean" from steps'
  *
@@ -37,7 +42,7 @@
 
 #include <stddef.h>
 
-#define METRICS_SCHEMA_VERSION 2
+#define METRICS_SCHEMA_VERSION 3
 
 /* The metric names the `steps` view has columns for (TRL's names where TRL logs the quantity; each is
  * documented in docs/metrics.md): reward, reward_std, rewards/<function>/mean and /std,
@@ -54,7 +59,7 @@ extern const int metrics_num_names;
 typedef struct metrics_db metrics_db;
 
 /* Opens (creating if absent) the SQLite file at path, creates the schema if the file is new, and adds
- * a run: kind "grpo" or "sft" (anything else aborts), config_text (NULL = "") stored as is, status
+ * a run: kind "grpo", "sft" or "eval" (anything else aborts), config_text (NULL = "") stored as is, status
  * 'running'. Returns the handle, or NULL with a message in err naming path: not a database, a
  * database that is not a grpo2048 metrics file, a schema version newer than METRICS_SCHEMA_VERSION,
  * or an I/O or locking failure. The folder must exist. */
@@ -89,6 +94,9 @@ typedef struct {
     int moves;                 /* moves played */
     double seconds;            /* wall time the strategy took, seconds */
     const char *error;         /* why it failed, or NULL */
+    int has_sampling;          /* 0: tokens and acceptance_rate are stored as NULL (training rows) */
+    long long tokens;          /* generated tokens of the sample */
+    double acceptance_rate;    /* power sampling's MH acceptance rate; NaN = NULL (other samplers) */
 } metrics_completion;
 
 /* Adds one completion row to the open step. Returns 0, or -1 and the step is marked failed. */

@@ -447,7 +447,7 @@ static int make_generation(run *r, int number, int step, step_acc *acc) {
         metrics_completion mc = {acc->ngen * g->n + i, acc->ngen * r->groups + i / r->G, g->text[i], g->res[i].reward,
                                  {g->res[i].rewards[0], g->res[i].rewards[1], g->res[i].rewards[2], g->res[i].rewards[3]},
                                  reward_outcome_name(g->res[i].outcome), g->res[i].max_tile, g->res[i].score,
-                                 g->res[i].moves, g->res[i].seconds, g->res[i].error};
+                                 g->res[i].moves, g->res[i].seconds, g->res[i].error, 0, 0, 0.0};
         if (metrics_add_completion(r->db, &mc) != 0) {
             snprintf(r->err, sizeof r->err, "metrics: %s", metrics_error(r->db));
             return -1;

@@ -278,6 +278,65 @@ static void test_upgrade_v1(void) {
     sqlite3_close(r);
 }
 
+/* A version-2 file (kind limited to grpo/sft, no tokens/acceptance_rate columns) is upgraded in place:
+ * its runs, metrics and completions stay, an eval run can be added with its per-sample columns, the
+ * foreign keys still hold, and a training row leaves the new columns NULL. */
+static void test_upgrade_v2(void) {
+    char path[256], err[1024];
+    path_in_tmp(path, sizeof path, "v2.sqlite");
+    sqlite3 *w;
+    CHECK(sqlite3_open(path, &w) == SQLITE_OK);
+    CHECK(sqlite3_exec(w,
+                       "CREATE TABLE runs (run_id INTEGER PRIMARY KEY, kind TEXT NOT NULL CHECK (kind IN ('grpo', 'sft')), "
+                       "config TEXT NOT NULL, started TEXT NOT NULL, ended TEXT, status TEXT NOT NULL CHECK (status IN "
+                       "('running', 'completed', 'failed', 'interrupted')), pid INTEGER, host TEXT, "
+                       "resumed INTEGER NOT NULL DEFAULT 0);"
+                       "CREATE TABLE metrics (run_id INTEGER NOT NULL REFERENCES runs(run_id), step INTEGER NOT NULL, "
+                       "name TEXT NOT NULL, value REAL, PRIMARY KEY (run_id, step, name)) WITHOUT ROWID;"
+                       "CREATE TABLE completions (run_id INTEGER NOT NULL REFERENCES runs(run_id), step INTEGER NOT NULL, "
+                       "idx INTEGER NOT NULL, prompt_idx INTEGER NOT NULL, text TEXT, reward REAL, function_works REAL, "
+                       "no_cheating REAL, strategy_succeeds REAL, game_progress REAL, outcome TEXT, max_tile INTEGER, "
+                       "score REAL, moves INTEGER, seconds REAL, error TEXT);"
+                       "INSERT INTO runs VALUES (1, 'grpo', 'old', '2025-01-01T00:00:00Z', NULL, 'completed', 1, 'h', 2);"
+                       "INSERT INTO metrics VALUES (1, 1, 'reward', 2.5);"
+                       "INSERT INTO completions VALUES (1, 1, 0, 0, 'x', 1, 1, 1, 1, 1, 'success', 256, 10, 5, 0.1, NULL);"
+                       "PRAGMA user_version = 2;", NULL, NULL, NULL) == SQLITE_OK);
+    sqlite3_close(w);
+    metrics_db *db = metrics_open(path, "eval", "ev", err, sizeof err);
+    CHECK_MSG(db != NULL, "%s", err);
+    if (!db) return;
+    CHECK_EQ_INT(metrics_run_id(db), 2);
+    CHECK(metrics_begin_step(db, 0) == 0);
+    metrics_completion c = {.idx = 1, .prompt_idx = 0, .text = "y", .outcome = "failed", .has_sampling = 1, .tokens = 42,
+                            .acceptance_rate = 0.25};
+    CHECK(metrics_add_completion(db, &c) == 0);
+    c.idx = 2;
+    c.acceptance_rate = NAN;
+    CHECK(metrics_add_completion(db, &c) == 0);
+    CHECK(metrics_add(db, "eval_reward", 3.0) == 0);
+    CHECK(metrics_commit_step(db) == 0);
+    metrics_finish(db, "completed");
+    sqlite3 *r = reader(path);
+    char buf[64];
+    CHECK_EQ_INT(q_int(r, "PRAGMA user_version"), METRICS_SCHEMA_VERSION);
+    CHECK_EQ_INT(q_int(r, "SELECT resumed FROM runs WHERE run_id = 1"), 2);
+    CHECK(!strcmp(q_text(r, "SELECT kind FROM runs WHERE run_id = 2", buf, sizeof buf), "eval"));
+    CHECK_NEAR(q_double(r, "SELECT reward FROM steps WHERE run_id = 1 AND step = 1"), 2.5, 0);
+    CHECK_NEAR(q_double(r, "SELECT eval_reward FROM steps WHERE run_id = 2 AND step = 0"), 3.0, 0);
+    CHECK_EQ_INT(q_int(r, "SELECT count(*) FROM completions WHERE run_id = 1 AND tokens IS NULL AND acceptance_rate IS NULL"), 1);
+    CHECK_EQ_INT(q_int(r, "SELECT tokens FROM completions WHERE run_id = 2 AND idx = 1"), 42);
+    CHECK_NEAR(q_double(r, "SELECT acceptance_rate FROM completions WHERE run_id = 2 AND idx = 1"), 0.25, 0);
+    CHECK_EQ_INT(q_int(r, "SELECT count(*) FROM completions WHERE run_id = 2 AND idx = 2 AND acceptance_rate IS NULL"), 1);
+    CHECK_EQ_INT(q_int(r, "SELECT count(*) FROM pragma_foreign_key_check"), 0);
+    sqlite3_close(r);
+    CHECK(sqlite3_open(path, &w) == SQLITE_OK);   /* the kind check survived the rebuild */
+    CHECK(sqlite3_exec(w, "INSERT INTO runs(kind, config, started, status) VALUES ('eval', '', 'x', 'running')", NULL,
+                       NULL, NULL) == SQLITE_OK);
+    CHECK(sqlite3_exec(w, "INSERT INTO runs(kind, config, started, status) VALUES ('bogus', '', 'x', 'running')", NULL,
+                       NULL, NULL) != SQLITE_OK);
+    sqlite3_close(w);
+}
+
 static void test_refusals(void) {
     char path[256], err[1024] = "";
     /* a newer schema version */
@@ -474,6 +533,7 @@ int main(void) {
     test_metrics();
     test_resume();
     test_upgrade_v1();
+    test_upgrade_v2();
     test_refusals();
     test_full_disk();
     test_progress_format();
@@ -482,7 +542,7 @@ int main(void) {
     const char *files[] = {"metrics.sqlite", "metrics.sqlite-wal", "metrics.sqlite-shm", "newer.sqlite",
                            "newer.sqlite-wal", "newer.sqlite-shm", "foreign.sqlite", "text.sqlite",
                            "resume.sqlite", "resume.sqlite-wal", "resume.sqlite-shm", "v1.sqlite", "v1.sqlite-wal",
-                           "v1.sqlite-shm"};
+                           "v1.sqlite-shm", "v2.sqlite", "v2.sqlite-wal", "v2.sqlite-shm"};
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         char p[256];
         path_in_tmp(p, sizeof p, files[i]);
