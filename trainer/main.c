@@ -15,6 +15,7 @@ int cmd_play(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_runs(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -24,6 +25,8 @@ static void usage(FILE *f) {
             "  train CONFIG.yaml [--set key=value ...] [--resume [CHECKPOINT_DIR|latest]]\n"
             "                                            GRPO training (metrics in OUTPUT_DIR/metrics.sqlite)\n"
             "  sft CONFIG.yaml [--set key=value ...]     supervised fine-tuning on a prompt/completion JSONL\n"
+            "  eval CONFIG.yaml [--set key=value ...]    evaluate a policy: standard, greedy or power sampling (p^alpha),\n"
+            "                                            pass@k, win rate (metrics in OUTPUT_DIR/metrics.sqlite)\n"
             "  play --strategy FILE.py [--games N] [--seed S] [--size N] [--target T] [--timeout SEC]\n"
             "       [--memory MIB] [--max-stuck-moves N]\n"
             "                                            play a strategy through the reward sandbox (JSON lines)\n"
@@ -81,6 +84,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "generate")) return cmd_generate(argc - 2, argv + 2);
     if (!strcmp(cmd, "tokenize")) return cmd_tokenize(argc - 2, argv + 2);
     if (!strcmp(cmd, "runs")) return cmd_runs(argc - 2, argv + 2);
+    if (!strcmp(cmd, "eval")) return cmd_eval(argc - 2, argv + 2);
     fprintf(stderr, "grpo2048: unknown command '%s'\n\n", cmd);
     usage(stderr);
     return 2;

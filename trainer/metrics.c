@@ -53,6 +53,9 @@ const char *const metrics_names[] = {
     "eval_rewards/strategy_succeeds/mean", "eval_rewards/game_progress/mean",
     "eval_games", "eval_wins", "eval_win_rate", "eval_max_tile", "eval_score", "eval_timeouts",
     "eval_completions/mean_length", "eval_completions/clipped_ratio", "eval_time",
+    /* grpo2048 eval (trainer/eval.c): a run of kind 'eval' stores its summary at step 0 */
+    "eval_pass@1", "eval_pass@k", "eval_num_samples", "eval_problems", "eval_tokens_generated",
+    "eval_tokens_per_second", "eval_acceptance_rate", "eval_generation_time", "eval_reward_time",
     /* GPU telemetry (trainer/gpu_telemetry.c): NVML samples per phase, absent without NVML */
 #define GPU_COLUMNS(p) p "utilization", p "sm_clock_mhz", p "sm_clock_mhz_min", p "power_w", p "temperature_c", \
     p "memory_used_gb", p "samples"
