@@ -366,6 +366,16 @@ static plot *plot_new(plot_list *pl, const char *id, const char *title, const ch
     size_t k = 0;
     for (const char *c = id; *c && k + 1 < sizeof p->id; c++)
         p->id[k++] = ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9')) ? *c : '-';
+    p->id[k] = '\0';
+    /* two names can map to one id ("eval_games" and the plot "eval-games"): later ones get "-2", "-3"... */
+    char base[sizeof p->id];
+    snprintf(base, sizeof base, "%s", p->id);
+    for (int dup = 2;; dup++) {
+        int clash = 0;
+        for (int i = 0; i < pl->n; i++) clash |= !strcmp(pl->p[i].id, p->id);
+        if (!clash) break;
+        snprintf(p->id, sizeof p->id, "%.60s-%d", base, dup);
+    }
     snprintf(p->title, sizeof p->title, "%s", title);
     snprintf(p->section, sizeof p->section, "%s", section);
     snprintf(p->ylabel, sizeof p->ylabel, "%s", ylabel ? ylabel : "");
@@ -576,17 +586,17 @@ static int write_data(const plot *p, const char *path) {
 
 /* The commands that draw p from data file `data` (terminal and output set by the caller). */
 static void write_plot_commands(FILE *f, const plot *p, const char *data, int first_step, int last_step) {
-    fputs("reset\nset datafile missing \"NaN\"\nset termoption noenhanced\nset grid lc rgb \"#dddddd\"\n"
+    fputs("reset\nset datafile missing \"NaN\"\nset grid lc rgb \"#dddddd\"\n"
           "set key tmargin center horizontal samplen 2\nset border 3\nset tics nomirror\nset xlabel \"step\"\n", f);
     if (last_step - first_step <= 10) fputs("set xtics 1\n", f);
     if (last_step > first_step) fprintf(f, "set xrange [%d:%d]\n", first_step, last_step);
     else fprintf(f, "set xrange [%d:%d]\n", first_step - 1, last_step + 1);
-    if (p->ylabel[0]) { fputs("set ylabel ", f); gp_string(f, p->ylabel); fputc('\n', f); }
+    if (p->ylabel[0]) { fputs("set ylabel ", f); gp_string(f, p->ylabel); fputs(" noenhanced\n", f); }
     int y2 = 0;
     for (int k = 0; k < p->n; k++) y2 |= p->ps[k].axis2;
     if (y2) {
         fputs("set y2tics\nset border 11\n", f);
-        if (p->y2label[0]) { fputs("set y2label ", f); gp_string(f, p->y2label); fputc('\n', f); }
+        if (p->y2label[0]) { fputs("set y2label ", f); gp_string(f, p->y2label); fputs(" noenhanced\n", f); }
     }
     /* areas are drawn top band first; the inverted key lists them bottom band first */
     if (p->style == STYLE_STACKED) fputs("set style fill solid 0.85 noborder\nset yrange [0:*]\nset key invert\n", f);
@@ -602,6 +612,7 @@ static void write_plot_commands(FILE *f, const plot *p, const char *data, int fi
             if (p->ps[k].color) fprintf(f, " lc rgb \"%s\"", p->ps[k].color);
             fputs(" title ", f);
             gp_string(f, p->ps[k].title);
+            fputs(" noenhanced", f);   /* "_" is not a subscript (and gnuplot's SVG keeps the title) */
         }
     } else {
         for (int k = 0; k < p->n; k++) {
@@ -618,6 +629,7 @@ static void write_plot_commands(FILE *f, const plot *p, const char *data, int fi
             if (q->axis2) fputs(" axes x1y2", f);
             fputs(" title ", f);
             gp_string(f, q->title);
+            fputs(" noenhanced", f);
         }
     }
     fputc('\n', f);
@@ -836,7 +848,12 @@ static int report_main(const char *path, const char *out_arg, const char *png_di
         }
         fputs("set output\n", gp);
         if (fclose(gp) != 0) { snprintf(err, sizeof err, "%s: %s", script, strerror(errno)); goto fail; }
-        if (run_gnuplot(script, errlog, err, sizeof err) != 0) goto fail;
+        if (run_gnuplot(script, errlog, err, sizeof err) != 0) {
+            size_t l = strlen(err);
+            snprintf(err + l, sizeof err - l, "\n(the script and its data are kept in %s)", work);
+            work[0] = '\0';   /* kept for whoever debugs it */
+            goto fail;
+        }
         for (int i = 0; png_dir && i < pl.n; i++) {
             char final[4400];
             snprintf(p2, sizeof p2, "%s/.%s.png.tmp", png_dir, pl.p[i].id);

@@ -122,7 +122,7 @@ static int parse_utc(const char *s, time_t *t) {
 
 int summary_write(FILE *out, sqlite3 *db, int run_id, const char *prefix, const char *next_dir, char *err,
                   size_t errlen) {
-    const char *pf = prefix ? prefix : "";
+    const char *pf0 = prefix ? prefix : "", *pf = "";   /* the prefix starts the first and the "next:" lines */
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(db, "SELECT kind, status, started, ended FROM runs WHERE run_id = ?", -1, &st, NULL) !=
         SQLITE_OK) {
@@ -152,7 +152,7 @@ int summary_write(FILE *out, sqlite3 *db, int run_id, const char *prefix, const 
     const double step_total = metric_agg(db, run_id, "sum", "step_time", first, last, &ok_st);
     char steptime[32] = "";
     if (ok_st) format_duration(steptime, sizeof steptime, step_total);
-    fprintf(out, "%ssummary of run %d (%s, %s, %s%d step%s%s%s%s%s):\n", pf, run_id, kind, status, ok ? "" : "no steps",
+    fprintf(out, "%ssummary of run %d (%s, %s, %s%d step%s%s%s%s%s):\n", pf0, run_id, kind, status, ok ? "" : "no steps",
             ok ? last - first + 1 : 0, ok && last - first + 1 == 1 ? "" : "s", wall[0] ? ", wall time " : "", wall,
             steptime[0] ? ", step time " : "", steptime);
     if (!ok) return 0;
@@ -217,7 +217,7 @@ int summary_write(FILE *out, sqlite3 *db, int run_id, const char *prefix, const 
         fprintf(out, "%s  speed: %.0f tokens/s, %.2f s per step (over the run's step time)\n", pf, ok_tps ? tps : 0,
                 ok_st ? step_total / (last - first + 1) : 0);
     if (next_dir) {
-        fprintf(out, "%snext:\n", pf);
+        fprintf(out, "%snext:\n", pf0);
         fprintf(out, "%s  grpo2048 report %s       # plots, the best strategies and the config in one HTML page\n",
                 pf, next_dir);
         fprintf(out, "%s  grpo2048 best %s         # the best strategies as .py files for `grpo2048 play`\n", pf,

@@ -30,8 +30,8 @@ int summary_open(const char *path, sqlite3 **db, char *file, char *dir, size_t n
  * Returns the run_id, or -1 with a message in err naming file (no runs, no run `want`). */
 int summary_pick_run(sqlite3 *db, const char *file, int want, char *err, size_t errlen);
 
-/* Writes the summary of run run_id (see the top of this file) to out, each line prefixed with
- * `prefix` (e.g. "grpo2048 train: "; NULL = none). When next_dir is not NULL, it ends with the
+/* Writes the summary of run run_id (see the top of this file) to out, its first line and its "next:"
+ * line prefixed with `prefix` (e.g. "grpo2048 train: "; NULL = none), the others indented. When next_dir is not NULL, it ends with the
  * "next:" lines naming next_dir. Returns 0, or -1 when the run's rows cannot be read (message in err). */
 int summary_write(FILE *out, sqlite3 *db, int run_id, const char *prefix, const char *next_dir, char *err,
                   size_t errlen);
