@@ -301,17 +301,21 @@ static int add_rolling(series_set *set, const char *name) {
     return 0;
 }
 
-/* "time/other": step_time minus generation, reward and train time (the logging, checkpoints, evaluation);
- * only when step_time and train_time exist. A missing phase counts 0. */
+/* "time/other": step_time minus generation, reward-wait and train time (the logging, checkpoints,
+ * evaluation); only when step_time and train_time exist. The rewards' part is reward_wait_time (the
+ * wait after generation: with rewards.overlap the pool scores while generating, so reward_time overlaps
+ * generation_time), or reward_time in files from before reward_wait_time existed. A missing phase
+ * counts 0. */
 static int add_other_time(series_set *set) {
     series *st = series_find(set, "step_time");
     if (!st || !series_find(set, "train_time")) return 0;
     const int ist = (int)(st - set->s);
-    series *o = series_add(set, "time/other",
-                           "step_time - generation_time - reward_time - train_time (0 when negative)");
+    const int wait = series_find(set, "reward_wait_time") != NULL;
+    series *o = series_add(set, "time/other", wait ? "step_time - generation_time - reward_wait_time - train_time (0 when negative)"
+                                                   : "step_time - generation_time - reward_time - train_time (0 when negative)");
     if (!o) return -1;
     st = &set->s[ist];
-    static const char *const parts[] = {"generation_time", "reward_time", "train_time"};
+    const char *const parts[] = {"generation_time", wait ? "reward_wait_time" : "reward_time", "train_time"};
     for (int i = 0; i < st->n; i++) {
         double v = st->value[i];
         for (int p = 0; p < 3; p++) {
@@ -486,7 +490,10 @@ static int build_plots(series_set *set, plot_list *pl) {
         NEW("step-time", "step time: generation, rewards, training, other (stacked)", "Time and speed", "seconds",
             STYLE_STACKED);
         plot_add(p, set, "generation_time", "generation", 0, 0, "#1f77b4");
-        plot_add(p, set, "reward_time", "rewards", 0, 0, "#ff7f0e");
+        if (series_find(set, "reward_wait_time"))
+            plot_add(p, set, "reward_wait_time", "waiting for rewards", 0, 0, "#ff7f0e");
+        else
+            plot_add(p, set, "reward_time", "rewards", 0, 0, "#ff7f0e");
         plot_add(p, set, "train_time", "training", 0, 0, "#2ca02c");
         plot_add(p, set, "time/other", "other", 0, 0, "#7f7f7f");
         series *st = series_find(set, "step_time");
@@ -495,6 +502,11 @@ static int build_plots(series_set *set, plot_list *pl) {
         NEW("step-time", "step time", "Time and speed", "seconds", STYLE_LINES);
         plot_add(p, set, "step_time", NULL, 0, 0, "#1f77b4");
     }
+    plot_keep(pl);
+    NEW("reward-time", "reward pool: busy time and the wait after generation (seconds)", "Time and speed", "seconds",
+        STYLE_LINES);
+    plot_add(p, set, "reward_time", "reward_time (pool busy, overlaps generation)", 0, 0, "#ff7f0e");
+    plot_add(p, set, "reward_wait_time", "reward_wait_time", 0, 0, "#d62728");
     plot_keep(pl);
     NEW("tokens-per-second", "tokens per second (prompt + completion tokens / step time)", "Time and speed",
         "tokens/s", STYLE_LINES);

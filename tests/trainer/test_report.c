@@ -96,7 +96,7 @@ static double expected(sqlite3 *db, const char *name, int step) {
     if (!strcmp(name, "games/win_rate"))
         return q(db, "SELECT avg(outcome = 'success') FROM completions WHERE run_id = 1 AND step = ?", step, NULL);
     if (!strcmp(name, "time/other")) {
-        double v = q(db, "SELECT step_time - coalesce(generation_time, 0) - coalesce(reward_time, 0) - train_time "
+        double v = q(db, "SELECT step_time - coalesce(generation_time, 0) - coalesce(reward_wait_time, 0) - train_time "
                          "FROM steps WHERE run_id = 1 AND step = ?", step, NULL);
         return v > 0 ? v : 0;
     }
@@ -209,7 +209,7 @@ static void test_report(const char *tmp) {
     static const char *const ids[] = {"reward", "rewards-function-works", "rewards-no-cheating",
                                       "rewards-strategy-succeeds", "rewards-game-progress", "outcomes", "games",
                                       "completion-length", "loss", "entropy", "clip-ratios", "grad-norm",
-                                      "learning-rate", "step-time", "tokens-per-second", "memory", "eval-reward",
+                                      "learning-rate", "step-time", "reward-time", "tokens-per-second", "memory", "eval-reward",
                                       "eval-games"};
     for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
         int found = 0;
@@ -218,7 +218,7 @@ static void test_report(const char *tmp) {
         CHECK_MSG(found, "no plot %s", ids[i]);
     }
     CHECK(has_series(plots, "reward (rolling mean)") && has_series(plots, "generation_time") &&
-          has_series(plots, "reward_time") && has_series(plots, "train_time") && has_series(plots, "time/other") &&
+          has_series(plots, "reward_time") && has_series(plots, "reward_wait_time") && has_series(plots, "train_time") && has_series(plots, "time/other") &&
           has_series(plots, "games/win_rate") && has_series(plots, "games/mean_max_tile"));
     /* every metric the run logged is plotted */
     sqlite3_stmt *st;
