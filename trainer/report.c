@@ -745,7 +745,7 @@ static const char *const page_style =
     "body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:0 auto;max-width:1400px;padding:12px 20px;"
     "color:#222;background:#fff}h1{font-size:1.4em;margin:.3em 0}h2{font-size:1.15em;margin:1.2em 0 .4em;"
     "border-bottom:1px solid #ddd}pre{background:#f6f8fa;padding:8px;overflow-x:auto;font-size:12px}"
-    ".plots{display:grid;grid-template-columns:repeat(auto-fill,minmax(520px,1fr));gap:10px}"
+    ".plots{display:grid;grid-template-columns:repeat(auto-fill,minmax(360px,1fr));gap:10px}"
     "figure{margin:0;border:1px solid #e3e3e3;border-radius:4px;padding:4px}figcaption{font-size:13px;"
     "font-weight:600;padding:2px 4px}figure svg{width:100%;height:auto;display:block}"
     "table{border-collapse:collapse;font-size:13px;width:100%}td,th{border-bottom:1px solid #e3e3e3;"
@@ -845,7 +845,7 @@ static int report_main(const char *path, const char *out_arg, const char *png_di
                 snprintf(err, sizeof err, "%s: cannot write: %s", data, strerror(errno));
                 goto fail;
             }
-            fputs("set terminal svg size 640,320 font \"sans,11\" background \"white\"\nset output ", gp);
+            fputs("set terminal svg size 540,320 font \"sans,10\" background \"white\"\nset output ", gp);
             snprintf(p2, sizeof p2, "%s/%s.svg", work, pl.p[i].id);
             gp_string(gp, p2);
             fputc('\n', gp);
