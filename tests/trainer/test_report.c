@@ -13,6 +13,7 @@
  * - The strategies table: distinct sources, ranked as strategies.h says, plays/wins/mean reward equal
  *   to a recount over the completions.
  * - `best --top 2 --min-plays 1` writes best-1.py and best-2.py that `grpo2048 play` plays.
+ * - A 2-step SFT run: its summary (loss, eval_loss) and a report with its plots, from the file's path.
  * - Errors: a missing folder, a file that is not a metrics file, --run-id of a missing run, no gnuplot.
  * - strategy_normalize on its own.
  * Needs gnuplot (Debian gnuplot-nox; tools/setup.sh installs it): skipped (77) without it.
@@ -357,6 +358,33 @@ static void test_report(const char *tmp) {
     CHECK(access(path, F_OK) != 0);   /* no half-written page */
 }
 
+/* An SFT run: its own summary rows, and a report with its loss and eval_loss (and no strategies). */
+static void test_sft_report(const char *tmp) {
+    char path[1024], cmd[4096], out[1 << 16];
+    snprintf(path, sizeof path, "%s/tiny.jsonl", tmp);
+    FILE *f = fopen(path, "w");
+    CHECK(f != NULL);
+    if (!f) return;
+    for (int i = 0; i < 6; i++)
+        fprintf(f, "{\"prompt\": \"Write a strategy.\", \"completion\": \"```python\\ndef strategy(board):\\n    "
+                "return \\\"%c\\\"\\n```\"}\n", "WASD"[i % 4]);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "%s sft configs/sft_default.yaml --set dataset_path=%s --set output_dir=%s/sft "
+             "--set max_steps=2 --set per_device_train_batch_size=2 --set sft_eval_fraction=0.2", bin, path, tmp);
+    int rc = run(cmd, out, sizeof out);
+    CHECK_MSG(rc == 0 && strstr(out, "grpo2048 sft: summary of run 1 (sft, completed, 2 steps") &&
+              strstr(out, "loss (mean)") && strstr(out, "eval_loss (mean)") && strstr(out, "grpo2048 report "),
+              "sft exited %d:\n%s", rc, out);
+    snprintf(cmd, sizeof cmd, "%s report %s/sft/metrics.sqlite --out %s/sft.html", bin, tmp, tmp);
+    rc = run(cmd, out, sizeof out);
+    CHECK_MSG(rc == 0, "report exited %d:\n%s", rc, out);
+    snprintf(path, sizeof path, "%s/sft.html", tmp);
+    char *html = slurp(path);
+    CHECK(html && strstr(html, "<figure id=\"plot-loss\"") && strstr(html, "<title>eval_loss</title>") &&
+          strstr(html, "<figure id=\"plot-tokens-per-second\"") && strstr(html, "0 distinct strategies"));
+    free(html);
+}
+
 static void test_normalize(void) {
     char out[256];
     strategy_normalize("def strategy(board):  \r\n\n    # think\n    return 'W'  # up\t\n\n", out, sizeof out);
@@ -375,6 +403,7 @@ int main(void) {
     char tmp[] = "/tmp/grpo2048-report-test-XXXXXX";
     if (!mkdtemp(tmp)) { perror("mkdtemp"); return 1; }
     test_report(tmp);
+    test_sft_report(tmp);
     char cmd[1200];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmp);
     if (testing_failures == 0 && system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmp);
