@@ -323,6 +323,33 @@ static void test_report(const char *tmp) {
     cJSON_Delete(j);
     free(html);
 
+    /* 3 steps do not tell a 10-point rolling mean from a shorter one: the same run's file with 27 more
+     * steps of reward and game_progress (values that differ at every step) */
+    snprintf(cmd, sizeof cmd, "mkdir -p %s/long && cp %s/run/metrics.sqlite %s/long/ && sqlite3 %s/long/metrics.sqlite "
+             "\"with recursive s(k) as (select 4 union all select k + 1 from s where k < 30) insert into metrics "
+             "select 1, k, n, (k * 37 %% 11) * 0.25 + length(n) from s, (select 'reward' as n union all "
+             "select 'rewards/game_progress/mean')\"", tmp, tmp, tmp, tmp);
+    CHECK(system(cmd) == 0);
+    snprintf(cmd, sizeof cmd, "%s report %s/long", bin, tmp);
+    rc = run(cmd, out, sizeof out);
+    CHECK_MSG(rc == 0, "report exited %d:\n%s", rc, out);
+    snprintf(path, sizeof path, "%s/long/report.html", tmp);
+    html = slurp(path);
+    js = html ? strstr(html, open) : NULL;
+    je = js ? strstr(js, "</script>") : NULL;
+    jtext = je ? strndup(js + sizeof open - 1, (size_t)(je - js - (sizeof open - 1))) : NULL;
+    j = jtext ? cJSON_Parse(jtext) : NULL;
+    free(jtext);
+    snprintf(path, sizeof path, "%s/long/metrics.sqlite", tmp);
+    CHECK(j != NULL && sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK);
+    if (j) {
+        CHECK(has_series(cJSON_GetObjectItem(j, "plots"), "rewards/game_progress/mean (rolling mean)"));
+        CHECK_EQ_INT(check_points(db, cJSON_GetObjectItem(j, "plots"), 1), 0);
+        sqlite3_close(db);
+    }
+    cJSON_Delete(j);
+    free(html);
+
     /* best: files that play */
     snprintf(cmd, sizeof cmd, "%s best %s/run --top 2 --min-plays 1 --out %s/best", bin, tmp, tmp);
     rc = run(cmd, out, sizeof out);
