@@ -16,7 +16,8 @@
  *                problem of the call, rows);
  *                power: llama_power_sample (model/llama_power.h) over all (problem, sample) chains of
  *                the batch at once, chain (i, j) seeded game_seed_mix(seed ^ 0x90E5, i, j), so its
- *                result does not depend on the batch size; CPU backend only;
+ *                result does not depend on the batch size; CPU model only (device auto picks the CPU
+ *                for it, device cuda is refused with a message);
  *        score   each sample through its problem's reward pool (the sandbox of training);
  *        log     one metrics.sqlite transaction per problem: a completions row per sample (step = problem,
  *                idx = sample, tokens, acceptance_rate), and the progress bar;
@@ -216,7 +217,9 @@ int cmd_eval(int argc, char **argv) {
     /* 2. the policy, its backend, the prompts */
     if (policy_load(&pol, &c, 0, err, sizeof err) != 0) { fprintf(stderr, "grpo2048 eval: %s\n", err); goto cleanup; }
     have_pol = 1;
-    if (backend_create(&be, c.device, backend_precision(c.tf32, c.bf16), &pol.model, NULL, err, sizeof err) != 0) {
+    /* power sampling runs on the CPU model: device auto means the CPU for it */
+    const char *device = power && !strcmp(c.device, "auto") ? "cpu" : c.device;
+    if (backend_create(&be, device, backend_precision(c.tf32, c.bf16), &pol.model, NULL, err, sizeof err) != 0) {
         fprintf(stderr, "grpo2048 eval: device: %s\n", err);
         goto cleanup;
     }

@@ -178,8 +178,12 @@ static char *steps_view_sql(void) {
     for (int i = 0; i < metrics_num_names; i++)
         n += (size_t)snprintf(sql + n, cap - n, ", max(CASE WHEN name = '%s' THEN value END) AS \"%s\"",
                               metrics_names[i], metrics_names[i]);
-    /* "eval/x" aliases of the stored "eval_x" names (grpo2048 wrote eval/... before it followed TRL) */
+    /* "eval/x" aliases of the stored "eval_x" names of evaluation during training (grpo2048 wrote eval/...
+     * before it followed TRL); the names of grpo2048 eval, from "eval_pass@1" on, never had another name */
+    int legacy_end = metrics_num_names;
     for (int i = 0; i < metrics_num_names; i++)
+        if (!strcmp(metrics_names[i], "eval_pass@1")) legacy_end = i;
+    for (int i = 0; i < legacy_end; i++)
         if (!strncmp(metrics_names[i], "eval_", 5) && strcmp(metrics_names[i], "eval_loss") != 0)
             n += (size_t)snprintf(sql + n, cap - n, ", max(CASE WHEN name = '%s' THEN value END) AS \"eval/%s\"",
                                   metrics_names[i], metrics_names[i] + 5);
