@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "game2048/game.h"
 #include "model/llama_power.h"
@@ -25,6 +26,12 @@ static int cmp_double(const void *a, const void *b) {
 }
 
 int main(int argc, char **argv) {
+    /* passive OpenMP waiting, as grpo2048 sets it (trainer/main.c): spinning threads distort timings on a
+     * shared machine. libgomp reads it at load time, hence the re-execution. */
+    if (!getenv("OMP_WAIT_POLICY")) {
+        setenv("OMP_WAIT_POLICY", "passive", 1);
+        execv("/proc/self/exe", argv);
+    }
     const char *model = "model/default";
     int rounds = 3, chains = 16, steps = 10, block = 192, max_new = 300;
     double alpha = 4.0;

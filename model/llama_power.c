@@ -152,7 +152,11 @@ static void pw_forward(const llama_model *m, pw_buf *pb, int R, const int *crow,
         } else {
             size_t work = 0;
             for (int r = 0; r < R; r++) work += (size_t)NH * (pos[r] + 1) * HS;
-            #pragma omp parallel for schedule(dynamic, 1) num_threads(pb->nthreads) if (work >= LLAMA_OMP_MIN_WORK)
+            /* ragged positions: dynamic scheduling balances them; chunks of several tasks when there are
+             * thousands (each task is independent, so the result does not depend on the schedule) */
+            int chunk = R * NKV / (pb->nthreads * 16);
+            if (chunk < 1) chunk = 1;
+            #pragma omp parallel for schedule(dynamic, chunk) num_threads(pb->nthreads) if (work >= LLAMA_OMP_MIN_WORK)
             for (int ik = 0; ik < R * NKV; ik++) {
                 const int r = ik / NKV, kh = ik % NKV, h0 = kh * rep, p = pos[r];
                 size_t base = (size_t)crow[r] * Tmax * KD + (size_t)kh * HS;
