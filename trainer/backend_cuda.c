@@ -90,9 +90,14 @@ static void cuda_destroy(backend *b) {
     b->impl = NULL;
 }
 
+static int cuda_set_attn_implementation(backend *b, const char *impl) {
+    int which = !strcmp(impl, "cudnn") ? LLAMA_CUDA_ATTN_CUDNN : LLAMA_CUDA_ATTN_NATIVE;
+    return llama_cuda_set_attn_implementation(CM(b), which, b->err, sizeof b->err);
+}
+
 static const backend_ops cuda_ops = {
     "cuda", cuda_forward, cuda_backward, cuda_zero_grad, cuda_clip, cuda_adamw, cuda_generate, cuda_upload,
-    cuda_download, cuda_memory, cuda_reset_peak, cuda_destroy,
+    cuda_download, cuda_memory, cuda_reset_peak, cuda_destroy, cuda_set_attn_implementation,
 };
 
 int backend_cuda_device_count(void) { return llama_cuda_device_count(); }
