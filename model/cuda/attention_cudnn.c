@@ -227,6 +227,13 @@ static void gb_reshape(gb *g, cudnnBackendDescriptor_t x, cudnnBackendDescriptor
     cudnnBackendDescriptor_t op = gb_new(g, CUDNN_BACKEND_OPERATION_RESHAPE_DESCRIPTOR, "reshape operation");
     gb_set(g, op, CUDNN_ATTR_OPERATION_RESHAPE_XDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &x, "reshape x");
     gb_set(g, op, CUDNN_ATTR_OPERATION_RESHAPE_YDESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &y, "reshape y");
+#if CUDNN_VERSION >= 92200
+    /* 9.22 made the mode explicit; the frontend sets view-only (no data movement), what older versions do */
+    if (cudnnGetVersion() >= 92200) {
+        cudnnBackendReshapeMode_t mode = CUDNN_RESHAPE_VIEW_ONLY;
+        gb_set(g, op, CUDNN_ATTR_OPERATION_RESHAPE_MODE, CUDNN_TYPE_RESHAPE_MODE, 1, &mode, "reshape mode");
+    }
+#endif
     gb_op(g, op, "reshape operation finalize");
 }
 
@@ -347,8 +354,9 @@ static void build_backward(gb *g, int64_t B, int64_t T, int64_t NH, int64_t NKV,
         gb_matmul(g, dst, q, dk_full);
         gb_reduce(g, CUDNN_REDUCE_TENSOR_ADD, dk_full, dk);
     }
-    /* dQ = dS K: K^T viewed back as K, fp32 accumulator, then converted into dq */
-    cudnnBackendDescriptor_t kk = gb_tensor(g, 0, BF, B, NKV, T, HS, T * NKV * HS, HS, NKV * HS, 1, false);
+    /* dQ = dS K: K^T viewed back as K (a virtual tensor of the intermediate type, fp32, as the frontend's
+     * reshape_k gets it from its context), fp32 accumulator, then converted into dq */
+    cudnnBackendDescriptor_t kk = gb_tensor(g, 0, F, B, NKV, T, HS, T * NKV * HS, HS, NKV * HS, 1, false);
     gb_reshape(g, kt, kk);
     gb_matmul(g, ds, kk, dq_acc);
     gb_pointwise(g, CUDNN_POINTWISE_IDENTITY, F, dq_acc, NULL, NULL, dq, -1);
