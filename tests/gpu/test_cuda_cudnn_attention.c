@@ -10,7 +10,10 @@
  *     not by the fallback;
  *   - the fallback: a sliding window and head size 12 (not a multiple of 8) run natively, results
  *     equal to the CPU's, and the native count grows;
- *   - refusals: cudnn with an FP32 or TF32 context fails with a message naming attn_implementation.
+ *   - refusals: cudnn with an FP32 or TF32 context fails with a message naming attn_implementation;
+ *   - a model step (Qwen2-shaped, 6/2 heads of 32, gradient checkpointing) through
+ *     llama_cuda_set_attn_implementation: log-probs and all gradients cudnn vs native (limits 1e-2 / 5e-2,
+ *     test_cuda_model's BF16 step limits), every attention call served by cuDNN.
  * Exit 77 without a GPU, and in builds without cuDNN (the emulator's: there it first checks that cudnn
  * is refused with that message). Unverified until a GPU session runs it (tools/gpu_check.sh does).
  */
@@ -107,6 +110,49 @@ static void run_case(llama_cuda_ctx *ctx, const sdpa_case *c) {
     free(glse); free(nat); free(natk);
 }
 
+/* One model step through llama_cuda_set_attn_implementation: a Qwen2-shaped model (6/2 heads of 32, biases,
+ * tied embeddings), gradient checkpointing on (the backward recomputes each layer's attention through the
+ * same path), log-probs and every gradient with cudnn against native, both BF16, by the whole-step limits
+ * of test_cuda_model (logp 1e-2, gradients 5e-2); every attention call must have been cuDNN's. */
+static void test_model_step(void) {
+    llama_config cfg = small_config("Qwen2ForCausalLM", 97, 192, 256, 2, 6, 2, 32);
+    cfg.attention_bias = 1;
+    cfg.tie_word_embeddings = 1;
+    llama_model m;
+    CHECK(llama_init_random(&m, &cfg, 31, 0.05f) == 0);
+    m.gradient_checkpointing = 1;
+    enum { B = 3, T = 41 };
+    int tok[B * T];
+    for (int i = 0; i < B * T; i++) tok[i] = (i * 37 + 11) % cfg.vocab_size;
+    float dlogp[B * T], logp[2][B * T];
+    for (int i = 0; i < B * T; i++) dlogp[i] = (i % T) ? 1.0f / (B * (T - 1)) : 0.0f;
+    float *grads[2];
+    char err[300];
+    long cu = 0, na = 0, calls = 0;
+    for (int impl = 0; impl < 2; impl++) {
+        llama_cuda_model cm;
+        CHECK_MSG(llama_cuda_create(&cm, &m, 0, LLAMA_CUDA_BF16, err, sizeof err) == 0, "%s", err);
+        CHECK_MSG(llama_cuda_set_attn_implementation(&cm, impl ? LLAMA_CUDA_ATTN_CUDNN : LLAMA_CUDA_ATTN_NATIVE, err,
+                                                     sizeof err) == 0, "%s", err);
+        CHECK_MSG(llama_cuda_forward_logprobs(&cm, tok, B, T, logp[impl], NULL) == 0, "%s", cm.err);
+        llama_cuda_backward_logprobs(&cm, dlogp);
+        grads[impl] = hmalloc(m.num_params);
+        CHECK(llama_cuda_download(&cm, &m, 0, 1, err, sizeof err) == 0);
+        memcpy(grads[impl], m.grads, m.num_params * sizeof(float));
+        if (impl) llama_cuda_attn_counts(cm.ctx, &cu, &na);
+        else llama_cuda_attn_counts(cm.ctx, NULL, &calls);   /* how many calls the step makes */
+        llama_cuda_free(&cm);
+    }
+    printf("  model step (Qwen2 6/2 heads, HS 32, checkpointing): %ld attention calls; with cudnn: cuDNN %ld, "
+           "native %ld\n", calls, cu, na);
+    CHECK_MSG(calls >= 4 && cu == calls && na == 0, "cuDNN served %ld of %ld attention calls", cu, calls);
+    CHECK_ERR("model step: logp, cudnn vs native", logp[1], logp[0], (size_t)B * T, 1e-2);
+    CHECK_ERR("model step: gradients, cudnn vs native", grads[1], grads[0], m.num_params, 5e-2);
+    free(grads[0]);
+    free(grads[1]);
+    llama_free(&m);
+}
+
 int main(void) {
     skip_without_device();
     int ver = llama_cuda_cudnn_version();
@@ -135,5 +181,6 @@ int main(void) {
     /* a shape seen before reuses its cached plan (no second note, still served by cuDNN) */
     run_case(ctx, &cases[1]);
     llama_cuda_ctx_free(ctx);
+    test_model_step();
     return TEST_DONE();
 }
