@@ -158,10 +158,12 @@ if nvidia-smi -L 2>/dev/null | grep -q "^GPU"; then
     # cuDNN 9 (attn_implementation: cudnn) from ONE install: libcudnn.so.9 loads its sub-libraries (libcudnn_graph,
     # engines...) by name, so they must come from the same folder (torch's wheel's nvidia/cudnn/lib on the GPU machine)
     cudnn_dir=$( { ldconfig -p | awk '/libcudnn_graph\.so\.9/{print $NF}';
+                  python3 -c 'import nvidia.cudnn, os; print(os.path.join(list(nvidia.cudnn.__path__)[0], "lib", "x"))' \
+                      2>/dev/null;
                   find /usr/local /opt /usr/lib -maxdepth 8 -name 'libcudnn_graph.so.9*' 2>/dev/null; } |
                 xargs -r -n1 dirname | head -1)
     [ -n "$cudnn_dir" ] && export LD_LIBRARY_PATH="$cudnn_dir:$LD_LIBRARY_PATH"
-    row cudnn "$([ -n "$cudnn_dir" ] && echo ok || echo FAILED)" "${cudnn_dir:-libcudnn_graph.so.9 not found: attn_implementation: cudnn cannot start}"
+    row cudnn "$([ -n "$cudnn_dir" ] && echo ok || echo FAILED)" "${cudnn_dir:-libcudnn_graph.so.9 not found: binaries linked with cuDNN will not start (set LD_LIBRARY_PATH)}"
     if [ -f .gpu/grpo2048-gpu.tar.xz ]; then
         G=/tmp/grpo2048-gpu
         rm -rf "$G" && mkdir -p "$G" && tar -C "$G" -xJf .gpu/grpo2048-gpu.tar.xz

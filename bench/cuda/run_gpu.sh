@@ -17,6 +17,8 @@ export LD_LIBRARY_PATH="$G/lib:${cudalibs}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 # cuDNN 9 (attn_implementation: cudnn) from ONE install: libcudnn.so.9 loads its sub-libraries (libcudnn_graph,
 # engines...) by name, so they must come from the same folder (torch's wheel's nvidia/cudnn/lib on the GPU machine)
 cudnn_dir=$( { ldconfig -p | awk '/libcudnn_graph\.so\.9/{print $NF}';
+                  python3 -c 'import nvidia.cudnn, os; print(os.path.join(list(nvidia.cudnn.__path__)[0], "lib", "x"))' \
+                      2>/dev/null;
               find /usr/local /opt /usr/lib -maxdepth 8 -name 'libcudnn_graph.so.9*' 2>/dev/null; } |
             xargs -r -n1 dirname | head -1)
 [ -n "$cudnn_dir" ] && export LD_LIBRARY_PATH="$cudnn_dir:$LD_LIBRARY_PATH"
