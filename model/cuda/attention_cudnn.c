@@ -624,7 +624,7 @@ int llama_cudnn_attn_create(llama_cudnn_attn **out, llama_cuda_ctx *ctx, void *s
         char last[160] = "";
         cudnnGetLastErrorString(last, sizeof last);
         snprintf(err, errlen, "attn_implementation: cudnn: cuDNN did not start (%s%s%.160s; built against %d, loaded "
-                 "%zu): see docs/gpu.md on finding libcudnn.so.9", cudnnGetErrorString(st), last[0] ? "; " : "", last,
+                 "%zu): docs/gpu.md, cuDNN attention", cudnnGetErrorString(st), last[0] ? "; " : "", last,
                  CUDNN_VERSION, (size_t)cudnnGetVersion());
         if (a->handle) cudnnDestroy(a->handle);
         free(a);

@@ -7,11 +7,13 @@
  * operation's shapes. What needs a GPU (the operation graph with its handle, engine heuristics, plans,
  * execution, the numbers) is tests/gpu/test_cuda_cudnn_attention.c's.
  *
- * Exit 0 when every shape passes, 1 otherwise (the first failure printed).
+ * It also checks that llama_cudnn_attn_create reports a cuDNN that cannot start (no GPU) as an error
+ * naming attn_implementation. Exit 0 when everything passes, 1 otherwise (the failures printed).
  */
 #include <cuda_runtime_api.h>
 #include <cudnn_version.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "model/cuda/attention_cudnn.h"
 
@@ -47,5 +49,18 @@ int main(void) {
         printf("  B=%d T=%d NH=%d NKV=%d HS=%d: %s%s\n", s[0], s[1], s[2], s[3], s[4], rc ? "FAILED: " : "ok, ", msg);
         bad |= rc != 0;
     }
+    /* the handle: without a GPU cudnnCreate fails, and llama_cudnn_attn_create must say so (with a GPU it
+     * succeeds and the state is freed again) */
+    llama_cudnn_attn *a = NULL;
+    char err[400] = "";
+    int rc = llama_cudnn_attn_create(&a, NULL, NULL, err, sizeof err);
+    int devices = 0;
+    if (cudaGetDeviceCount(&devices) != cudaSuccess) devices = 0;
+    printf("  llama_cudnn_attn_create with %d device(s): %s\n", devices, rc ? err : "ok");
+    if (devices == 0 && (rc != -1 || a != NULL || !strstr(err, "attn_implementation: cudnn: cuDNN did not start"))) {
+        printf("FAILED: without a GPU llama_cudnn_attn_create must fail with a message naming attn_implementation\n");
+        bad = 1;
+    }
+    llama_cudnn_attn_free(a);
     return bad;
 }
