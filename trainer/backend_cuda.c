@@ -92,7 +92,13 @@ static void cuda_destroy(backend *b) {
 
 static int cuda_set_attn_implementation(backend *b, const char *impl) {
     int which = !strcmp(impl, "cudnn") ? LLAMA_CUDA_ATTN_CUDNN : LLAMA_CUDA_ATTN_NATIVE;
-    return llama_cuda_set_attn_implementation(CM(b), which, b->err, sizeof b->err);
+    if (llama_cuda_set_attn_implementation(CM(b), which, b->err, sizeof b->err) != 0) return -1;
+    /* said on the start-up line, so that a run's log tells which attention trained it */
+    size_t n = strlen(b->description);
+    if (which == LLAMA_CUDA_ATTN_CUDNN && !strstr(b->description, ", attention cudnn"))
+        snprintf(b->description + n, sizeof b->description - n, ", attention cudnn (cuDNN %d)",
+                 llama_cuda_cudnn_version());
+    return 0;
 }
 
 static const backend_ops cuda_ops = {
