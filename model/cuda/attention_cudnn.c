@@ -387,14 +387,21 @@ static void gb_plan(gb *g, cudnnHandle_t handle) {
         gb_set(g, heur, CUDNN_ATTR_ENGINEHEUR_OPERATION_GRAPH, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &graph,
                "heuristics graph");
         gb_set(g, heur, CUDNN_ATTR_ENGINEHEUR_MODE, CUDNN_TYPE_HEUR_MODE, 1, &modes[m], "heuristics mode");
-        gb_finalize(g, heur, "heuristics finalize");
         if (g->st != CUDNN_STATUS_SUCCESS) return;
+        /* a mode that has nothing for this graph: note it and ask the next one */
         int64_t count = 0;
-        cudnnStatus_t st = cudnnBackendGetAttribute(heur, CUDNN_ATTR_ENGINEHEUR_RESULTS, CUDNN_TYPE_BACKEND_DESCRIPTOR,
-                                                    0, &count, NULL);
+        cudnnStatus_t st = cudnnBackendFinalize(heur);
+        if (st == CUDNN_STATUS_SUCCESS)
+            st = cudnnBackendGetAttribute(heur, CUDNN_ATTR_ENGINEHEUR_RESULTS, CUDNN_TYPE_BACKEND_DESCRIPTOR, 0, &count,
+                                          NULL);
         if (st != CUDNN_STATUS_SUCCESS) {
-            gb_fail(g, st, "heuristics result count");
-            return;
+            if (!first_failure[0]) {
+                char last[120] = "";
+                cudnnGetLastErrorString(last, sizeof last);
+                snprintf(first_failure, sizeof first_failure, "heuristics mode %d: %s%s%s", (int)modes[m],
+                         cudnnGetErrorString(st), last[0] ? "; " : "", last);
+            }
+            continue;
         }
         if (count > MAX_CONFIGS) count = MAX_CONFIGS;
         cudnnBackendDescriptor_t cfgs[MAX_CONFIGS];
