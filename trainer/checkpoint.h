@@ -32,6 +32,7 @@ typedef struct {
     int has_ref_model;             /* the extra callback writes ref_model/ */
     const char *config_yaml;       /* effective configuration text (NULL = "") */
     const grpo_config *config;     /* for config_values (NULL = none) */
+    int world_size;                /* data-parallel ranks that trained it (trainer/dist.h); 0 is written as 1 */
 } checkpoint_info;
 
 /* Writes extra files into tmp_dir (the folder being assembled). Returns 0 or -1 with a message. */
@@ -50,6 +51,7 @@ typedef struct {
     int global_step, run_id;
     double num_input_tokens_seen;
     int has_generation, has_ref_model;
+    int world_size;                /* ranks that trained it; 1 when trainer_state.json has no "world_size" */
     char *config_yaml;             /* malloc'd */
     int nvalues;
     char **keys, **values;         /* (nvalues,) malloc'd config_values */
