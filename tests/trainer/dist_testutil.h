@@ -70,7 +70,8 @@ static int dt_run(int ranks, const char *const *args, const char *log) {
     if (rc != 0) {
         char cmd[4200];
         snprintf(cmd, sizeof cmd, "tail -n 25 %s >&2", log);
-        fprintf(stderr, "--- %s (exit %d, %d rank%s):\n", log, rc, ranks, ranks == 1 ? "" : "s");
+        if (ranks > 0) fprintf(stderr, "--- %s (exit %d, mpirun -np %d):\n", log, rc, ranks);
+        else fprintf(stderr, "--- %s (exit %d, without mpirun):\n", log, rc);
         if (system(cmd) != 0) fprintf(stderr, "(cannot show %s)\n", log);
     }
     return rc;
@@ -91,7 +92,7 @@ __attribute__((unused)) static char *dt_slurp(const char *path) {
 /* The value of metric `name` at steps 1..n of the last run in dir/metrics.sqlite into v (NAN where absent).
  * Returns how many steps had it. */
 static int dt_metric(const char *dir, const char *name, double *v, int n) {
-    char path[4096];
+    char path[4400];
     snprintf(path, sizeof path, "%s/metrics.sqlite", dir);
     for (int i = 0; i < n; i++) v[i] = NAN;
     sqlite3 *db;
@@ -113,7 +114,7 @@ static int dt_metric(const char *dir, const char *name, double *v, int n) {
 
 /* One integer from a query on dir/metrics.sqlite (-1 on error). */
 __attribute__((unused)) static long long dt_query_int(const char *dir, const char *sql) {
-    char path[4096];
+    char path[4400];
     snprintf(path, sizeof path, "%s/metrics.sqlite", dir);
     sqlite3 *db;
     long long v = -1;
