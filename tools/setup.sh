@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PACKAGES="build-essential cmake pkg-config libyaml-dev libsqlite3-dev sqlite3 libseccomp-dev python3-dev \
-libopenblas-dev libdnnl-dev libcjson-dev libpcre2-dev python3-venv"
+libopenblas-dev libdnnl-dev libcjson-dev libpcre2-dev python3-venv libopenmpi-dev openmpi-bin"
 missing=""
 for p in $PACKAGES; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

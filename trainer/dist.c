@@ -270,7 +270,7 @@ int dist_check_same(const float *x, size_t n, const char *what, char *err, size_
 }
 
 int dist_allreduce_grads(float *grads, size_t n, int on_device, char *err, size_t errlen) {
-    if (g_dist.world_size == 1) return 0;
+    if (!g_dist.initialized) return 0;   /* under mpirun (even -np 1) the collective runs: NCCL is exercised */
     if (on_device) {
         if (!dist_nccl_allreduce_sum) {
             snprintf(err, errlen, "the gradients are on the GPU, but this grpo2048 was built without NCCL (build with "

@@ -106,7 +106,9 @@ int dist_check_same(const float *x, size_t n, const char *what, char *err, size_
 /* The gradient all-reduce: grads (n,) summed over the ranks in place. on_device: grads is a CUDA device
  * pointer, reduced with NCCL (ncclAllReduce, ncclSum, on the device's own stream, communicator made on first
  * use with an ncclUniqueId broadcast from rank 0 over MPI); else a host pointer, reduced with MPI_Allreduce.
- * Returns 0, or -1 with a message (on_device in a binary built without CUDA/NCCL, or an NCCL error). */
+ * Without mpirun: nothing. Under mpirun it runs even with one rank (`mpirun -np 1` checks the NCCL path on a
+ * one-GPU machine). Returns 0, or -1 with a message (on_device in a binary built without CUDA/NCCL, NCCL
+ * not loadable, or an NCCL error). */
 int dist_allreduce_grads(float *grads, size_t n, int on_device, char *err, size_t errlen);
 
 /* NCCL's part of dist_allreduce_grads (trainer/dist_nccl.c, linked into executables built with CUDA;

@@ -322,7 +322,9 @@ metrics_ready:
             backend_backward_logprobs(&be, dlogp);
         }
         if (strcmp(status, "completed") != 0) break;
-        if (W > 1) {   /* the gradients and the loss summed over the ranks (each divided by the whole step's tokens) */
+        /* the gradients and the loss summed over the ranks (each divided by the whole step's tokens); under mpirun
+         * also with one rank, so that `mpirun -np 1` exercises the all-reduce (NCCL on a GPU) */
+        if (dist_get()->initialized) {
             size_t ng;
             int on_device;
             float *grads = backend_grad_buffer(&be, &ng, &on_device);

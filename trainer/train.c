@@ -1333,7 +1333,8 @@ metrics_ready:
             t_train_total += now_seconds() - t0;
         }
         const double t0 = now_seconds();
-        if (r.W > 1 && reduce_step(&r, &acc) != 0) goto step_failed;   /* the gradient all-reduce */
+        /* the gradient all-reduce (under mpirun also with one rank: `mpirun -np 1` exercises NCCL on one GPU) */
+        if (dist_get()->initialized && reduce_step(&r, &acc) != 0) goto step_failed;
         /* A non-finite loss or gradient would make every weight NaN at the optimizer step: the run stops
          * here as failed, naming the step and the first non-finite quantity; nothing is saved after it. */
         if (!isfinite(acc.loss)) {
