@@ -31,6 +31,15 @@ static void dt_init(void) {
     if (!dt_bin) SKIP("GRPO2048_BIN is not set (run through ctest)");
     if (!dt_mpiexec || !*dt_mpiexec || access(dt_mpiexec, X_OK) != 0)
         SKIP("no mpiexec (GRPO2048_MPIEXEC='%s'): install openmpi-bin (tools/setup.sh)", dt_mpiexec ? dt_mpiexec : "");
+    /* sanitizer builds: OpenMPI's own allocations outlive MPI_Finalize (tests/trainer/lsan_mpi.supp); the MCA
+     * components stay loaded so that their frames keep their names */
+    static char lsan[8192];
+    const char *src = getenv("GRPO2048_SOURCE_DIR"), *old = getenv("LSAN_OPTIONS");
+    snprintf(lsan, sizeof lsan, "%s%ssuppressions=%s/tests/trainer/lsan_mpi.supp:print_suppressions=0", old ? old : "",
+             old && *old ? ":" : "", src ? src : ".");
+    setenv("LSAN_OPTIONS", lsan, 1);
+    setenv("OMPI_MCA_mca_base_component_disable_dlclose", "1", 1);
+    setenv("PMIX_MCA_mca_base_component_disable_dlclose", "1", 1);
 }
 
 /* Starts `[mpirun -np ranks] grpo2048 args...` (ranks 0 = without mpirun) with stdout and stderr to log;
@@ -55,6 +64,14 @@ static pid_t dt_spawn(int ranks, const char *const *args, const char *log) {
         int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
         if (fd >= 0) { dup2(fd, 1); dup2(fd, 2); close(fd); }
         setpgid(0, 0);   /* its own process group: a test failure can end the whole job */
+        if (ranks > 0) {
+            /* sanitizer builds: full stacks for the leak report (OpenMPI's libraries have no frame pointers, so
+             * the fast unwinder stops in them and lsan_mpi.supp could not match their frames) */
+            static char asan[8192];
+            const char *old = getenv("ASAN_OPTIONS");
+            snprintf(asan, sizeof asan, "%s%sfast_unwind_on_malloc=0", old ? old : "", old && *old ? ":" : "");
+            setenv("ASAN_OPTIONS", asan, 1);
+        }
         execv(argv[0], (char *const *)argv);
         _exit(127);
     }
