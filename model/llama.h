@@ -258,6 +258,14 @@ typedef struct {
     int first_row;            /* row g draws from stream first_row + g (0 = off): a data-parallel rank generating
                                  rows [first_row, first_row + G) of a larger batch samples what one process
                                  generating the whole batch would (trainer/dist.h) */
+    /* on_step, or NULL: called by the generators (llama_generate_ex, llama_cuda_generate) from the calling
+     * thread after every decode step, with the rows that stopped in that step (done: ndone row indices in
+     * [0,G), ndone may be 0). A listed row's out / out_len / out_logp are final when it is called, so the
+     * caller can use a completion while the other rows keep decoding (the trainer sends it to the reward
+     * pool: rewards scored while generating). It must not call into the model; it changes nothing that is
+     * sampled. */
+    void (*on_step)(void *ctx, const int *done, int ndone);
+    void *on_step_ctx;
 } llama_sampling;
 
 /* Batched generation with a KV cache. prompt: (P,) is prefilled once and its keys/values copied to G

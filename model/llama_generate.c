@@ -323,9 +323,10 @@ int llama_generate_ex(llama_model *m, const int *prompt, int P, int G, int max_n
     gen_buf gb;
     int *active = malloc((size_t)G * sizeof(int));
     int *feed = malloc((size_t)G * sizeof(int));
+    int *done = malloc((size_t)G * sizeof(int));
     llama_rng *rng = malloc((size_t)G * sizeof(llama_rng));
-    if (!active || !feed || !rng || llama_rope_ensure(m, Tmax) || gen_alloc(&gb, c, G, P, Tmax, P > G ? P : G)) {
-        free(active); free(feed); free(rng);
+    if (!active || !feed || !done || !rng || llama_rope_ensure(m, Tmax) || gen_alloc(&gb, c, G, P, Tmax, P > G ? P : G)) {
+        free(active); free(feed); free(done); free(rng);
         snprintf(err, errlen, "llama_generate: out of memory (G=%d, P+max_new=%d)", G, Tmax);
         return -1;
     }
@@ -345,7 +346,7 @@ int llama_generate_ex(llama_model *m, const int *prompt, int P, int G, int max_n
         seen = calloc((size_t)G * V, 1);
         zpen = malloc((size_t)G * V * sizeof(float));
         if (!seen || !zpen) {
-            free(seen); free(zpen); gen_free(&gb); free(active); free(feed); free(rng);
+            free(seen); free(zpen); gen_free(&gb); free(active); free(feed); free(done); free(rng);
             snprintf(err, errlen, "llama_generate: out of memory (repetition penalty, G=%d, V=%d)", G, V);
             return -1;
         }
@@ -385,18 +386,21 @@ int llama_generate_ex(llama_model *m, const int *prompt, int P, int G, int max_n
             out_len[g] = step + 1;
             if (out_logp) out_logp[(size_t)g * max_new + step] = s->processed_logprobs ? plp : token_logp(zraw, V, tok);
         }
-        int kept = 0;
+        int kept = 0, ndone = 0;
         for (int r = 0; r < nactive; r++) {
             int g = active[r];
             if (!is_stop(c, s, out[(size_t)g * max_new + step]) && step + 1 < max_new) active[kept++] = g;
+            else done[ndone++] = g;
         }
         nactive = kept;
+        if (s->on_step) s->on_step(s->on_step_ctx, done, ndone);
     }
     gen_free(&gb);
     free(seen);
     free(zpen);
     free(active);
     free(feed);
+    free(done);
     free(rng);
     return 0;
 }

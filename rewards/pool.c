@@ -57,6 +57,7 @@ struct reward_pool {
     reward_game *games;      /* (G,) scratch for one result */
     uint32_t next_job_id;
     int broken;
+    int batch_open;          /* a reward_batch is open (one at a time) */
     char broken_msg[RW_ERROR_LEN];
     reward_pool_stats stats;
 };
@@ -261,166 +262,243 @@ static void log_result(FILE *log, int i, int n, const prepared *job, const rewar
     fflush(log);
 }
 
-/* The common path of score / score_sources / play. games_out: (max_games,) for n == 1, or NULL. */
-static int pool_run(reward_pool *p, int n, const prepared *jobs, const uint64_t *seeds, reward_result *out,
-                    reward_game *games_out, int max_games, FILE *log, char *err, size_t errlen) {
-    if (p->broken) P_FAIL("reward pool is broken (%s); destroy it", p->broken_msg);
+/* A batch of n jobs that arrive one by one (reward_batch_add) and run while more arrive. Jobs are
+ * dispatched in arrival order (parallel = 1) or in completion-index order (parallel = 0, so that the
+ * sequential log is in order); each result lands in out[i] whatever the order, so the results are the
+ * same as scoring the n jobs in one call. */
+struct reward_batch {
+    reward_pool *p;
+    int n;
+    reward_result *out;      /* (n,) */
+    reward_game *games_out;  /* (max_games,) for a one-job batch of reward_pool_play, or NULL */
+    int max_games;
+    FILE *seq_log;           /* parallel = 0: the per-completion log, or NULL */
+    prepared *jobs;          /* (n,) */
+    char **bufs;             /* (n,) extracted sources this batch owns */
+    uint64_t *seeds;         /* (n,) */
+    unsigned char *state;    /* (n,) JOB_* */
+    char *tried;             /* (n,) 1: job i lost its worker once already */
+    int *queue;              /* (n,) arrival order of the jobs not yet dispatched (parallel = 1) */
+    int qhead, qtail;
+    int next_seq;            /* parallel = 0: the next completion index to dispatch */
+    int added, finished, inflight;
+    struct pollfd *pfd;      /* (workers,) */
+    int *slot_of;            /* (workers,) */
+    int rc;                  /* -1 once the pool failed: nothing more is dispatched */
+    char err[2 * RW_ERROR_LEN];
+};
+
+enum { JOB_ABSENT, JOB_QUEUED, JOB_RUNNING, JOB_DONE };
+
+reward_batch *reward_batch_begin(reward_pool *p, int n, reward_result *out, FILE *log, char *err, size_t errlen) {
+    if (n < 0 || (n > 0 && !out)) RW_ABORT("reward_batch_begin: bad arguments (n = %d)", n);
+    if (p->batch_open) RW_ABORT("reward_batch_begin: the pool already has an open batch");
+    if (p->broken) {
+        if (err && errlen) snprintf(err, errlen, "reward pool is broken (%s); destroy it", p->broken_msg);
+        return NULL;
+    }
+    reward_batch *b = calloc(1, sizeof *b);
+    size_t m = (size_t)n + 1;
+    if (b) {
+        b->jobs = calloc(m, sizeof *b->jobs);
+        b->bufs = calloc(m, sizeof *b->bufs);
+        b->seeds = calloc(m, sizeof *b->seeds);
+        b->state = calloc(m, 1);
+        b->tried = calloc(m, 1);
+        b->queue = calloc(m, sizeof *b->queue);
+        b->pfd = calloc((size_t)p->nworkers, sizeof *b->pfd);
+        b->slot_of = calloc((size_t)p->nworkers, sizeof *b->slot_of);
+    }
+    if (!b || !b->jobs || !b->bufs || !b->seeds || !b->state || !b->tried || !b->queue || !b->pfd || !b->slot_of) {
+        if (b) { b->n = 0; free(b->jobs); free(b->bufs); free(b->seeds); free(b->state); free(b->tried);
+                 free(b->queue); free(b->pfd); free(b->slot_of); free(b); }
+        if (err && errlen) snprintf(err, errlen, "reward pool: out of memory (%d jobs)", n);
+        return NULL;
+    }
+    b->p = p;
+    b->n = n;
+    b->out = out;
+    b->seq_log = p->cfg.parallel ? NULL : log;
+    p->batch_open = 1;
+    return b;
+}
+
+/* Sets the games_out record of a job that played no game (outcome o, message msg). */
+static void unplayed_games(reward_batch *b, int i, reward_outcome o, const char *msg) {
+    for (int g = 0; b->games_out && g < b->p->cfg.games_per_strategy && g < b->max_games; g++) {
+        memset(&b->games_out[g], 0, sizeof b->games_out[g]);
+        b->games_out[g].outcome = o;
+        b->games_out[g].seed = game_seed_mix(b->seeds[i], (uint64_t)g, 0);
+        snprintf(b->games_out[g].error, sizeof b->games_out[g].error, "%.*s", REWARD_GAME_ERROR_LEN - 1, msg);
+    }
+}
+
+/* The next job to start, or -1: arrival order, or index order in sequential mode. */
+static int next_job(reward_batch *b) {
+    if (b->p->cfg.parallel) return b->qhead < b->qtail ? b->queue[b->qhead] : -1;
+    return b->next_seq < b->n && b->state[b->next_seq] == JOB_QUEUED ? b->next_seq : -1;
+}
+
+static void pop_job(reward_batch *b) {
+    if (b->p->cfg.parallel) b->qhead++;
+    else b->next_seq++;
+}
+
+/* Starts queued jobs on idle workers (jobs without a function are scored at once). */
+static void start_jobs(reward_batch *b) {
+    reward_pool *p = b->p;
+    const reward_config *c = &p->cfg;
+    int conc = c->parallel ? p->nworkers : 1;
+    int i;
+    while (b->rc == 0 && (i = next_job(b)) >= 0) {
+        if (!c->parallel && b->inflight >= conc) break;   /* sequential: in order, the log too */
+        if (!b->jobs[i].src) {
+            reward_compute(c, OUTCOME_NO_FUNCTION, b->jobs[i].msg, NULL, 0, &b->out[i]);
+            unplayed_games(b, i, OUTCOME_NO_FUNCTION, b->jobs[i].msg);
+            if (b->seq_log) log_result(b->seq_log, i, b->n, &b->jobs[i], &b->out[i], NULL, c->games_per_strategy);
+            b->state[i] = JOB_DONE;
+            b->finished++;
+            pop_job(b);
+            continue;
+        }
+        if (b->inflight >= conc) break;
+        worker_slot *w = NULL;
+        for (int k = 0; k < p->nworkers && !w; k++)
+            if (p->w[k].job < 0) w = &p->w[k];
+        if (!w) RW_ABORT("reward batch: no idle worker with %d of %d in flight", b->inflight, conc);
+        if (dispatch(p, w, i, &b->jobs[i], b->seeds[i], b->err, sizeof b->err) != 0) { b->rc = -1; break; }
+        b->state[i] = JOB_RUNNING;
+        pop_job(b);
+        b->inflight++;
+    }
+}
+
+/* One round: start what can start, wait up to max_wait seconds (< 0: until a result or a deadline) for
+ * results, handle every ready worker (results, deaths, hangs, stopped workers). */
+static void batch_round(reward_batch *b, double max_wait) {
+    reward_pool *p = b->p;
     const reward_config *c = &p->cfg;
     int G = c->games_per_strategy;
-    FILE *seq_log = c->parallel ? NULL : log;
-    int conc = c->parallel ? p->nworkers : 1;
-    struct pollfd *pfd = calloc((size_t)p->nworkers, sizeof *pfd);
-    int *slot_of = calloc((size_t)p->nworkers, sizeof *slot_of);
-    if (!pfd || !slot_of) { free(pfd); free(slot_of); P_FAIL("reward pool: out of memory"); }
-    char *tried = calloc((size_t)n + 1, 1);   /* 1: job i lost its worker once already */
-    if (!tried) { free(pfd); free(slot_of); P_FAIL("reward pool: out of memory"); }
-    int next = 0, inflight = 0, rc = 0;
-    while ((next < n && rc == 0) || inflight > 0) {
-        while (rc == 0 && next < n && inflight < conc) {
-            if (!jobs[next].src) {
-                reward_compute(c, OUTCOME_NO_FUNCTION, jobs[next].msg, NULL, 0, &out[next]);
-                for (int g = 0; games_out && g < G && g < max_games; g++) {
-                    memset(&games_out[g], 0, sizeof games_out[g]);
-                    games_out[g].outcome = OUTCOME_NO_FUNCTION;
-                    games_out[g].seed = game_seed_mix(seeds[next], (uint64_t)g, 0);
-                    snprintf(games_out[g].error, sizeof games_out[g].error, "%.*s", REWARD_GAME_ERROR_LEN - 1, jobs[next].msg);
-                }
-                if (seq_log) log_result(seq_log, next, n, &jobs[next], &out[next], NULL, G);
-                next++;
-                continue;
-            }
-            worker_slot *w = NULL;
-            for (int k = 0; k < p->nworkers && !w; k++)
-                if (p->w[k].job < 0) w = &p->w[k];
-            if (!w) RW_ABORT("pool_run: no idle worker with %d of %d in flight", inflight, conc);
-            if (dispatch(p, w, next, &jobs[next], seeds[next], err, errlen) != 0) { rc = -1; break; }
-            next++;
-            inflight++;
-        }
-        if (inflight == 0) continue;
+    start_jobs(b);
+    if (b->inflight == 0) return;
 
-        /* Wait for a result, or for the earliest trainer-side deadline. */
-        int np = 0;
-        double now = rw_now(), first_deadline = 0.0;
-        for (int k = 0; k < p->nworkers; k++) {
-            if (p->w[k].job < 0) continue;
-            double d = p->w[k].next_check < p->w[k].deadline ? p->w[k].next_check : p->w[k].deadline;
-            if (np == 0 || d < first_deadline) first_deadline = d;
-            pfd[np] = (struct pollfd){p->w[k].fd, POLLIN, 0};
-            slot_of[np++] = k;
-        }
-        double wait = first_deadline - now;
-        int ms = wait <= 0 ? 0 : wait > 3600 ? 3600000 : (int)(wait * 1000) + 1;
-        int r = poll(pfd, (nfds_t)np, ms);
-        if (r < 0 && errno != EINTR) RW_ABORT("poll: %s", strerror(errno));
-        now = rw_now();
-        for (int q = 0; q < np; q++) {
-            worker_slot *w = &p->w[slot_of[q]];
-            int ready = r > 0 && (pfd[q].revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL));
-            int hung = 0;
-            if (!ready && now >= w->next_check && now < w->deadline) {
-                w->next_check = now + STOPPED_CHECK;
-                if (process_stopped(w->pid)) {
-                    kill(w->pid, SIGKILL);   /* stopped from outside: its socket reaches EOF, read below */
-                    ready = hung = 1;
-                }
-            }
-            if (!ready && now >= w->deadline) {
-                kill(w->pid, SIGKILL);   /* hung: its socket reaches EOF, read below */
+    /* Wait for a result, or for the earliest trainer-side deadline. */
+    int np = 0;
+    double now = rw_now(), first_deadline = 0.0;
+    for (int k = 0; k < p->nworkers; k++) {
+        if (p->w[k].job < 0) continue;
+        double d = p->w[k].next_check < p->w[k].deadline ? p->w[k].next_check : p->w[k].deadline;
+        if (np == 0 || d < first_deadline) first_deadline = d;
+        b->pfd[np] = (struct pollfd){p->w[k].fd, POLLIN, 0};
+        b->slot_of[np++] = k;
+    }
+    double wait = first_deadline - now;
+    if (max_wait >= 0 && wait > max_wait) wait = max_wait;
+    int ms = wait <= 0 ? 0 : wait > 3600 ? 3600000 : (int)(wait * 1000) + 1;
+    int r = poll(b->pfd, (nfds_t)np, ms);
+    if (r < 0 && errno != EINTR) RW_ABORT("poll: %s", strerror(errno));
+    now = rw_now();
+    for (int q = 0; q < np; q++) {
+        worker_slot *w = &p->w[b->slot_of[q]];
+        int ready = r > 0 && (b->pfd[q].revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL));
+        int hung = 0;
+        if (!ready && now >= w->next_check && now < w->deadline) {
+            w->next_check = now + STOPPED_CHECK;
+            if (process_stopped(w->pid)) {
+                kill(w->pid, SIGKILL);   /* stopped from outside: its socket reaches EOF, read below */
                 ready = hung = 1;
             }
-            if (!ready) continue;
-            int i = w->job;
-            rw_result_header h;
-            int check = collect(p, w, &h);
-            int died = check == -2 || check == -3;
-            if (died) {
-                const char *why = hung ? "did not answer in time (stopped?) and was killed"
-                                  : check == -3 ? "broke the protocol" : "died";
-                int again = !tried[i] && rc == 0;
-                fprintf(stderr, "reward pool: worker %d %s while scoring completion %d%s\n", (int)w->pid, why, i,
-                        again ? "; running it again on a fresh worker" : "");
-                tried[i] = 1;
-                if (replace_worker(p, w, check == -3 || hung, err, errlen) != 0) rc = -1;
-                if (again && rc == 0) {
-                    if (dispatch(p, w, i, &jobs[i], seeds[i], err, errlen) != 0) rc = -1;
-                    else continue;   /* still in flight, on the fresh worker */
-                }
-                /* Lost twice (or the pool broke): an infrastructure error, never the strategy's. */
-                memset(&out[i], 0, sizeof out[i]);
-                out[i].outcome = OUTCOME_INFRA_ERROR;
-                snprintf(out[i].error, sizeof out[i].error, "infra_error: the worker %s twice; not scored", why);
-                if (rc == 0)
-                    fprintf(stderr, "reward pool: completion %d is an infra_error (its worker failed twice); "
-                                    "it is left out of the loss and the reward means\n", i);
-                for (int g = 0; games_out && g < G && g < max_games; g++) {
-                    memset(&games_out[g], 0, sizeof games_out[g]);
-                    games_out[g].outcome = OUTCOME_INFRA_ERROR;
-                    games_out[g].seed = game_seed_mix(seeds[i], (uint64_t)g, 0);
-                    snprintf(games_out[g].error, sizeof games_out[g].error, "%.*s", REWARD_GAME_ERROR_LEN - 1,
-                             out[i].error);
-                }
-                if (seq_log) log_result(seq_log, i, n, &jobs[i], &out[i], NULL, G);
-                w->job = -1;
-                inflight--;
-                continue;
+        }
+        if (!ready && now >= w->deadline) {
+            kill(w->pid, SIGKILL);   /* hung: its socket reaches EOF, read below */
+            ready = hung = 1;
+        }
+        if (!ready) continue;
+        int i = w->job;
+        rw_result_header h;
+        int check = collect(p, w, &h);
+        int died = check == -2 || check == -3;
+        if (died) {
+            const char *why = hung ? "did not answer in time (stopped?) and was killed"
+                              : check == -3 ? "broke the protocol" : "died";
+            int again = !b->tried[i] && b->rc == 0;
+            fprintf(stderr, "reward pool: worker %d %s while scoring completion %d%s\n", (int)w->pid, why, i,
+                    again ? "; running it again on a fresh worker" : "");
+            b->tried[i] = 1;
+            if (replace_worker(p, w, check == -3 || hung, b->err, sizeof b->err) != 0) b->rc = -1;
+            if (again && b->rc == 0) {
+                if (dispatch(p, w, i, &b->jobs[i], b->seeds[i], b->err, sizeof b->err) != 0) b->rc = -1;
+                else continue;   /* still in flight, on the fresh worker */
             }
-            reward_compute(c, check, h.error, p->games, G, &out[i]);
-            out[i].seconds = h.seconds;
-            for (int g = 0; games_out && g < G && g < max_games; g++) {
-                games_out[g] = p->games[g];
+            /* Lost twice (or the pool broke): an infrastructure error, never the strategy's. */
+            memset(&b->out[i], 0, sizeof b->out[i]);
+            b->out[i].outcome = OUTCOME_INFRA_ERROR;
+            snprintf(b->out[i].error, sizeof b->out[i].error, "infra_error: the worker %s twice; not scored", why);
+            if (b->rc == 0)
+                fprintf(stderr, "reward pool: completion %d is an infra_error (its worker failed twice); "
+                                "it is left out of the loss and the reward means\n", i);
+            unplayed_games(b, i, OUTCOME_INFRA_ERROR, b->out[i].error);
+            if (b->seq_log) log_result(b->seq_log, i, b->n, &b->jobs[i], &b->out[i], NULL, G);
+        } else {
+            reward_compute(c, check, h.error, p->games, G, &b->out[i]);
+            b->out[i].seconds = h.seconds;
+            for (int g = 0; b->games_out && g < G && g < b->max_games; g++) {
+                b->games_out[g] = p->games[g];
                 if (check != RW_CHECK_OK) {
-                    uint64_t seed = games_out[g].seed;
-                    memset(&games_out[g], 0, sizeof games_out[g]);
-                    games_out[g].seed = seed;
-                    games_out[g].outcome = (reward_outcome)check;
-                    snprintf(games_out[g].error, sizeof games_out[g].error, "%.*s", REWARD_GAME_ERROR_LEN - 1, h.error);
+                    uint64_t seed = b->games_out[g].seed;
+                    memset(&b->games_out[g], 0, sizeof b->games_out[g]);
+                    b->games_out[g].seed = seed;
+                    b->games_out[g].outcome = (reward_outcome)check;
+                    snprintf(b->games_out[g].error, sizeof b->games_out[g].error, "%.*s", REWARD_GAME_ERROR_LEN - 1,
+                             h.error);
                 }
             }
-            if (seq_log) log_result(seq_log, i, n, &jobs[i], &out[i], p->games, G);
-            w->job = -1;
-            inflight--;
+            if (b->seq_log) log_result(b->seq_log, i, b->n, &b->jobs[i], &b->out[i], p->games, G);
         }
+        w->job = -1;
+        b->inflight--;
+        b->state[i] = JOB_DONE;
+        b->finished++;
     }
-    free(pfd);
-    free(slot_of);
-    free(tried);
-    return rc;
+    start_jobs(b);
 }
 
-int reward_pool_score(reward_pool *p, int n, const char *const *completions, const uint64_t *seeds,
-                      reward_result *out, FILE *log, char *err, size_t errlen) {
-    if (n < 0 || (n > 0 && (!completions || !seeds || !out))) RW_ABORT("reward_pool_score: bad arguments (n = %d)", n);
-    prepared *jobs = calloc((size_t)n + 1, sizeof *jobs);
-    char **bufs = calloc((size_t)n + 1, sizeof *bufs);
-    if (!jobs || !bufs) { free(jobs); free(bufs); P_FAIL("reward pool: out of memory"); }
-    int rc = 0;
-    for (int i = 0; i < n && rc == 0; i++) {
-        const char *text = completions[i] ? completions[i] : "";
-        size_t cap = strlen(text) + 1;
-        bufs[i] = malloc(cap);
-        if (!bufs[i]) { rc = -1; snprintf(err, errlen, "reward pool: out of memory"); break; }
-        int e = reward_extract_strategy(text, bufs[i], cap);
-        size_t len = e == 0 ? strlen(bufs[i]) : 0;
-        if (e != 0)
-            snprintf(jobs[i].msg, sizeof jobs[i].msg,
-                     "no function: no ``` fenced block starting with def strategy(board):");
-        else if (len > REWARD_MAX_SOURCE)
-            snprintf(jobs[i].msg, sizeof jobs[i].msg, "no function: the strategy has %zu bytes, more than %d",
-                     len, REWARD_MAX_SOURCE);
-        else {
-            jobs[i].src = bufs[i];
-            jobs[i].len = len;
-        }
-    }
-    if (rc == 0) rc = pool_run(p, n, jobs, seeds, out, NULL, 0, log, err, errlen);
-    for (int i = 0; i < n; i++) free(bufs[i]);
-    free(bufs);
-    free(jobs);
-    return rc;
+/* Queues job i (prepared: jobs[i] filled) and starts what can start without waiting. */
+static void batch_queue(reward_batch *b, int i, uint64_t seed) {
+    b->seeds[i] = seed;
+    b->state[i] = JOB_QUEUED;
+    b->added++;
+    if (b->p->cfg.parallel) b->queue[b->qtail++] = i;
+    batch_round(b, 0.0);
 }
 
-/* A raw source as a job: NULL, empty or too long is no function. */
+static void batch_check_add(reward_batch *b, int i) {
+    if (i < 0 || i >= b->n || b->state[i] != JOB_ABSENT)
+        RW_ABORT("reward_batch_add: completion %d is out of range [0,%d) or was added already", i, b->n);
+}
+
+/* Extracts completion text's strategy into job j (bufs[i] owns it). Returns 0, -1 out of memory. */
+static int prepare_completion(reward_batch *b, int i, const char *text) {
+    prepared *j = &b->jobs[i];
+    text = text ? text : "";
+    size_t cap = strlen(text) + 1;
+    b->bufs[i] = malloc(cap);
+    if (!b->bufs[i]) return -1;
+    int e = reward_extract_strategy(text, b->bufs[i], cap);
+    size_t len = e == 0 ? strlen(b->bufs[i]) : 0;
+    if (e != 0)
+        snprintf(j->msg, sizeof j->msg, "no function: no ``` fenced block starting with def strategy(board):");
+    else if (len > REWARD_MAX_SOURCE)
+        snprintf(j->msg, sizeof j->msg, "no function: the strategy has %zu bytes, more than %d", len,
+                 REWARD_MAX_SOURCE);
+    else {
+        j->src = b->bufs[i];
+        j->len = len;
+    }
+    return 0;
+}
+
+/* A raw source as a job: NULL, empty or too long is no function. The source must outlive the batch. */
 static void prepare_source(prepared *j, const char *src) {
     memset(j, 0, sizeof *j);
     size_t len = src ? strlen(src) : 0;
@@ -434,22 +512,78 @@ static void prepare_source(prepared *j, const char *src) {
     }
 }
 
+int reward_batch_add(reward_batch *b, int i, const char *completion, uint64_t seed) {
+    batch_check_add(b, i);
+    if (prepare_completion(b, i, completion) != 0) {
+        if (b->rc == 0) snprintf(b->err, sizeof b->err, "reward pool: out of memory");
+        b->rc = -1;
+        b->state[i] = JOB_DONE;   /* nothing to wait for */
+        b->added++;
+        b->finished++;
+        return -1;
+    }
+    batch_queue(b, i, seed);
+    return b->rc;
+}
+
+/* Same for a raw Python source, which must stay valid until reward_batch_finish returns. */
+static int batch_add_source(reward_batch *b, int i, const char *source, uint64_t seed) {
+    batch_check_add(b, i);
+    prepare_source(&b->jobs[i], source);
+    batch_queue(b, i, seed);
+    return b->rc;
+}
+
+int reward_batch_poll(reward_batch *b) {
+    batch_round(b, 0.0);
+    return b->rc;
+}
+
+int reward_batch_pending(const reward_batch *b) {
+    return b->added - b->finished;
+}
+
+int reward_batch_finish(reward_batch *b, char *err, size_t errlen) {
+    if (b->added != b->n && b->rc == 0)
+        RW_ABORT("reward_batch_finish: %d of the batch's %d completions were added", b->added, b->n);
+    /* after a failure, queued jobs never start: only the ones in flight are waited for */
+    while (b->inflight > 0 || (b->rc == 0 && b->finished < b->added)) batch_round(b, -1.0);
+    int rc = b->rc;
+    if (rc != 0 && err && errlen) snprintf(err, errlen, "%s", b->err);
+    for (int i = 0; i < b->n; i++) free(b->bufs[i]);
+    free(b->jobs); free(b->bufs); free(b->seeds); free(b->state); free(b->tried); free(b->queue);
+    free(b->pfd); free(b->slot_of);
+    b->p->batch_open = 0;
+    free(b);
+    return rc;
+}
+
+int reward_pool_score(reward_pool *p, int n, const char *const *completions, const uint64_t *seeds,
+                      reward_result *out, FILE *log, char *err, size_t errlen) {
+    if (n < 0 || (n > 0 && (!completions || !seeds || !out))) RW_ABORT("reward_pool_score: bad arguments (n = %d)", n);
+    reward_batch *b = reward_batch_begin(p, n, out, log, err, errlen);
+    if (!b) return -1;
+    for (int i = 0; i < n; i++) reward_batch_add(b, i, completions[i], seeds[i]);
+    return reward_batch_finish(b, err, errlen);
+}
+
 int reward_pool_score_sources(reward_pool *p, int n, const char *const *sources, const uint64_t *seeds,
                               reward_result *out, FILE *log, char *err, size_t errlen) {
     if (n < 0 || (n > 0 && (!sources || !seeds || !out)))
         RW_ABORT("reward_pool_score_sources: bad arguments (n = %d)", n);
-    prepared *jobs = calloc((size_t)n + 1, sizeof *jobs);
-    if (!jobs) P_FAIL("reward pool: out of memory");
-    for (int i = 0; i < n; i++) prepare_source(&jobs[i], sources[i]);
-    int rc = pool_run(p, n, jobs, seeds, out, NULL, 0, log, err, errlen);
-    free(jobs);
-    return rc;
+    reward_batch *b = reward_batch_begin(p, n, out, log, err, errlen);
+    if (!b) return -1;
+    for (int i = 0; i < n; i++) batch_add_source(b, i, sources[i], seeds[i]);
+    return reward_batch_finish(b, err, errlen);
 }
 
 int reward_pool_play(reward_pool *p, const char *source, uint64_t seed, reward_game *games, int max_games,
                      reward_result *out, char *err, size_t errlen) {
     if (!out || (max_games > 0 && !games)) RW_ABORT("reward_pool_play: bad arguments");
-    prepared job;
-    prepare_source(&job, source);
-    return pool_run(p, 1, &job, &seed, out, max_games > 0 ? games : NULL, max_games, NULL, err, errlen);
+    reward_batch *b = reward_batch_begin(p, 1, out, NULL, err, errlen);
+    if (!b) return -1;
+    b->games_out = max_games > 0 ? games : NULL;
+    b->max_games = max_games;
+    batch_add_source(b, 0, source, seed);
+    return reward_batch_finish(b, err, errlen);
 }

@@ -197,7 +197,35 @@ reward_pool *reward_pool_create(const reward_config *cfg, char *err, size_t errl
 int reward_pool_score(reward_pool *p, int n, const char *const *completions, const uint64_t *seeds,
                       reward_result *out, FILE *log, char *err, size_t errlen);
 
-/* Same, for raw Python sources (no fences; used by `grpo2048 play`). */
+/* Scoring completions while they are being generated (the trainer's overlap of rewards with generation):
+ * a batch of n completions that arrive one at a time, in any order, each sent to an idle worker as it
+ * arrives while the caller goes on with its work (e.g. decoding the other rows), so that the pool's time
+ * hides behind it. The jobs, seeds and results are those of reward_pool_score over the same n completions
+ * (out[i] is completion i's result whatever the arrival order), so the rewards are identical up to
+ * timing-dependent outcomes (a strategy near its time limit, which CPU contention can push over it).
+ * One batch per pool at a time; no other pool call while it is open. Single-threaded: the pool makes
+ * progress only inside these calls, so a caller that works between them calls reward_batch_poll now and
+ * then (the generators' on_step hook: once per decode step).
+ *
+ *   reward_batch_begin: n completions, results into out (n,), log as reward_pool_score's (parallel = 0:
+ *     jobs start in completion-index order and each is printed in order, so a completion waits for the ones
+ *     before it). NULL + err when the pool is broken or out of memory.
+ *   reward_batch_add: completion i (0 <= i < n, each once) with its base game seed; extracts the strategy
+ *     and starts it when a worker is idle, without waiting. Returns 0, or -1 once the pool has failed
+ *     (the error comes from reward_batch_finish). Aborts on an out-of-range or repeated i.
+ *   reward_batch_poll: collects finished results and starts queued jobs, without waiting. 0 or -1 as above.
+ *   reward_batch_pending: completions added and not yet scored.
+ *   reward_batch_finish: once all n were added, waits for the last result and frees the batch. Returns 0,
+ *     or -1 + err on a pool failure (as reward_pool_score). Aborts when fewer than n were added (unless
+ *     the pool failed). */
+typedef struct reward_batch reward_batch;
+reward_batch *reward_batch_begin(reward_pool *p, int n, reward_result *out, FILE *log, char *err, size_t errlen);
+int reward_batch_add(reward_batch *b, int i, const char *completion, uint64_t seed);
+int reward_batch_poll(reward_batch *b);
+int reward_batch_pending(const reward_batch *b);
+int reward_batch_finish(reward_batch *b, char *err, size_t errlen);
+
+/* Same as reward_pool_score, for raw Python sources (no fences; used by `grpo2048 play`). */
 int reward_pool_score_sources(reward_pool *p, int n, const char *const *sources, const uint64_t *seeds,
                               reward_result *out, FILE *log, char *err, size_t errlen);
 

@@ -303,6 +303,11 @@ static const key_def keys[] = {
     KBOOL("rewards.parallel", rewards.parallel, "true", USE_TRAIN,
           "Score completions in parallel in the worker pool; false = one at a time, printing each "
           "completion's checks and outcome (for debugging)."),
+    KBOOL("rewards.overlap", rewards.overlap, "true", USE_TRAIN,
+          "Send each completion to the reward pool the moment its row stops (stop token or max_completion_length) "
+          "while the other rows keep decoding, so that scoring hides behind generation (metrics reward_time, "
+          "reward_wait_time); same jobs, seeds and rewards as false (generate all, then score). Applies to "
+          "parallel rewards only."),
     KINT("rewards.workers", rewards.workers, "0", 0, 1024, F_MIN | F_MAX, USE_TRAIN,
          "Worker processes in the reward pool; 0 = number of CPU cores."),
     KFLOAT("rewards.timeout", rewards.timeout, "1.0", 0, 600, F_MIN | F_MIN_EXCL | F_MAX, USE_TRAIN,

@@ -43,6 +43,7 @@ extern const char *const config_default_prompt;
 
 typedef struct {
     bool parallel;              /* rewards.parallel: false = one job at a time, verbose, for debugging */
+    bool overlap;               /* rewards.overlap: score each completion while the other rows still decode */
     int workers;                /* rewards.workers: pool processes; 0 = number of cores */
     double timeout;             /* rewards.timeout: seconds of wall time per game */
     int games_per_strategy;     /* rewards.games_per_strategy: games played by each completion */

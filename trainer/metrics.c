@@ -45,7 +45,7 @@ const char *const metrics_names[] = {
     "frac_reward_zero_std", "loss", "grad_norm", "learning_rate", "kl", "entropy",
     "clip_ratio/region_mean", "clip_ratio/low_mean", "clip_ratio/low_min", "clip_ratio/high_mean",
     "clip_ratio/high_max", "cispo_clip_ratio", "vespo/phi_seq_mean", "policy_loss", "entropy_coef",
-    "num_tokens", "step_time", "generation_time", "reward_time", "train_time", "tokens_per_second",
+    "num_tokens", "step_time", "generation_time", "reward_time", "reward_wait_time", "train_time", "tokens_per_second",
     "timeouts", "stuck", "wins", "infra_errors", "epoch", "eval_loss", "memory/rss_gb",
     /* evaluation: TRL's eval_ prefix (the steps view also shows each as "eval/..." for older queries) */
     "eval_reward", "eval_reward_std",

@@ -63,6 +63,7 @@
 #include "trainer/optim.h"
 #include "trainer/policy.h"
 #include "trainer/progress.h"
+#include "trainer/rollout.h"
 #include "trainer/stop_signal.h"
 
 /* The temperature the log-probabilities are computed at: TRL divides the logits by `temperature`. */
@@ -88,7 +89,7 @@ typedef struct {
     double reward, reward_std, frac_zero_std;
     double func_mean[RF_COUNT], func_std[RF_COUNT];
     double mean_len, min_len, max_len, mean_term, min_term, max_term, clipped_ratio;
-    double generation_time, reward_time;   /* seconds */
+    double generation_time, reward_time, reward_wait_time;   /* seconds (trainer/rollout.h) */
     grpo_vllm_is_stats vis;                /* sampling/... metrics of the importance-sampling correction */
     double tokens;                         /* prompt + completion tokens */
     int timeouts, stuck, wins;
@@ -357,13 +358,15 @@ static int gather_generation(run *r, gen_metrics *m) {
         snprintf(r->err, sizeof r->err, "out of memory (gathering the ranks' completions)");
         return -1;
     }
-    double mine[2] = {m->generation_time, m->reward_time}, *all = malloc(sizeof(double) * 2 * (size_t)r->W);
+    double mine[3] = {m->generation_time, m->reward_time, m->reward_wait_time};
+    double *all = malloc(sizeof(double) * 3 * (size_t)r->W);
     if (!all) { snprintf(r->err, sizeof r->err, "out of memory"); return -1; }
     dist_allgather(mine, sizeof mine, all);
     for (int k = 0; k < r->W; k++) {
-        if (all[2 * k] > m->generation_time) m->generation_time = all[2 * k];
-        if (all[2 * k + 1] > m->reward_time) m->reward_time = all[2 * k + 1];
-        r->rank_reward_time[k] += all[2 * k + 1];
+        if (all[3 * k] > m->generation_time) m->generation_time = all[3 * k];
+        if (all[3 * k + 1] > m->reward_time) m->reward_time = all[3 * k + 1];
+        if (all[3 * k + 2] > m->reward_wait_time) m->reward_wait_time = all[3 * k + 2];
+        r->rank_reward_time[k] += all[3 * k + 1];
     }
     free(all);
     return 0;
@@ -394,8 +397,6 @@ static int make_generation(run *r, int number, int step, step_acc *acc) {
     generation *g = &r->gen;
     gen_metrics *m = &g->m;
     memset(m, 0, sizeof *m);
-    gpu_telemetry_phase(r->gpu, GPU_PHASE_GENERATION);
-    const double t0 = now_seconds();
     llama_sampling sampling = {.temperature = (float)c->temperature, .top_k = c->top_k, .top_p = (float)c->top_p,
                                .min_p = c->min_p_set ? (float)c->min_p : 0.0f,
                                .repetition_penalty = (float)c->repetition_penalty,
@@ -408,36 +409,30 @@ static int make_generation(run *r, int number, int step, step_acc *acc) {
                                .first_row = r->rank * g->n};
     /* Every group shares the prompt, so the whole generation is one batch: the prompt is prefilled
      * once and all groups x num_generations rows decode together, each weight matrix read once per
-     * token for all of them (row i draws from its own stream seeded from (seed, i)). */
-    uint64_t seed = game_seed_mix((uint64_t)c->seed, (uint64_t)number, 0);
-    if (backend_generate(&r->pb, r->prompt, r->P, g->n, r->max_new, &sampling, seed, g->tokens, g->len, g->samp_logp,
-                         r->err, sizeof r->err) != 0)
+     * token for all of them (row i draws from its own stream seeded from (seed, i)). With
+     * rewards.overlap each completion goes to the reward pool in the decode step where its row stops. */
+    for (int i = 0; i < g->n; i++)   /* every completion of group k (numbered over every rank's) plays the same games */
+        g->seeds[i] = game_seed_mix((uint64_t)c->seed ^ 0x2048u, (uint64_t)number, (uint64_t)((r->rank * g->n + i) / r->G));
+    if (!c->rewards.parallel) fprintf(stderr, "\n--- generation %d (step %d): rewards, one completion at a time ---\n", number, step);
+    rollout_spec rs = {.b = &r->pb, .pol = &r->pol, .pool = r->pool, .prompt = r->prompt, .P = r->P, .n = g->n,
+                       .max_new = r->max_new, .sampling = sampling,
+                       .seed = game_seed_mix((uint64_t)c->seed, (uint64_t)number, 0), .jobs_per_row = 1,
+                       .job_seeds = g->seeds, .overlap = c->rewards.overlap && c->rewards.parallel,
+                       .log = c->rewards.parallel ? NULL : stderr, .gpu = r->gpu};
+    rollout_times rt;
+    if (rollout_run(&rs, g->tokens, g->len, g->samp_logp, g->text, g->res, &rt, r->err, sizeof r->err) != 0) {
+        g->number = 0;   /* the buffers hold no complete generation */
         return -1;
+    }
     g->number = number;
     memset(&g->vis_acc, 0, sizeof g->vis_acc);
-    m->generation_time = now_seconds() - t0;
+    m->generation_time = rt.generation_time;
+    m->reward_time = rt.reward_time;
+    m->reward_wait_time = rt.reward_wait_time;
     for (int i = 0; i < g->n; i++) {
-        const int *row = g->tokens + (size_t)i * r->max_new;
         const int L = g->len[i];
-        g->terminated[i] = L > 0 && policy_is_stop(&r->pol, row[L - 1]);
-        free(g->text[i]);
-        g->text[i] = policy_decode(&r->pol, row, L);
-        if (!g->text[i]) { snprintf(r->err, sizeof r->err, "out of memory"); return -1; }
-        /* every completion of group k (numbered over the whole batch of every rank) plays the same games */
-        g->seeds[i] = game_seed_mix((uint64_t)c->seed ^ 0x2048u, (uint64_t)number, (uint64_t)((r->rank * g->n + i) / r->G));
+        g->terminated[i] = L > 0 && policy_is_stop(&r->pol, g->tokens[(size_t)i * r->max_new + L - 1]);
     }
-
-    gpu_telemetry_phase(r->gpu, GPU_PHASE_REWARD);
-    const double t1 = now_seconds();
-    if (!c->rewards.parallel) fprintf(stderr, "\n--- generation %d (step %d): rewards, one completion at a time ---\n", number, step);
-    if (reward_pool_score(r->pool, g->n, (const char *const *)g->text, g->seeds, g->res,
-                          c->rewards.parallel ? NULL : stderr, r->err, sizeof r->err) != 0) {
-        char e[sizeof r->err];
-        snprintf(e, sizeof e, "%s", r->err);
-        snprintf(r->err, sizeof r->err, "rewards: %.1000s", e);
-        return -1;
-    }
-    m->reward_time = now_seconds() - t1;
     gpu_telemetry_phase(r->gpu, GPU_PHASE_TRAIN);   /* the kept log-probabilities are forward passes */
     /* Data-parallel: every rank's completions (texts, lengths, results) and times on every rank, so that the
      * advantages (scale_rewards: batch uses the whole batch's std) and the metrics below are computed over
@@ -530,6 +525,7 @@ static int make_generation(run *r, int number, int step, step_acc *acc) {
     s->clipped_ratio += m->clipped_ratio;
     s->generation_time += m->generation_time;
     s->reward_time += m->reward_time;
+    s->reward_wait_time += m->reward_wait_time;
     s->tokens += m->tokens;
     s->timeouts += m->timeouts; s->stuck += m->stuck; s->wins += m->wins;
     s->infra_errors += m->infra_errors;
@@ -654,36 +650,31 @@ static int evaluate(run *r) {
     int jobs = n * c->eval_games;   /* lowered to the scored ones after the rewards */
     int *tokens = malloc(sizeof(int) * (size_t)n * r->max_new), *len = calloc(n, sizeof(int));
     char **text = calloc(n, sizeof(char *));
-    const char **job_text = calloc(jobs, sizeof(char *));
     uint64_t *seeds = calloc(jobs, sizeof(uint64_t));
     reward_result *res = calloc(jobs, sizeof(reward_result));
     double *vals = calloc(jobs, sizeof(double));
     int rc = -1;
-    if (!tokens || !len || !text || !job_text || !seeds || !res || !vals) {
+    if (!tokens || !len || !text || !seeds || !res || !vals) {
         snprintf(r->err, sizeof r->err, "evaluation: out of memory");
         goto done;
     }
-    gpu_telemetry_phase(r->gpu, GPU_PHASE_GENERATION);
     llama_sampling s = {.temperature = (float)c->eval_temperature, .top_k = c->top_k, .top_p = (float)c->top_p,
                         .min_p = c->min_p_set ? (float)c->min_p : 0.0f, .repetition_penalty = (float)c->repetition_penalty,
                         .stop_ids = r->pol.stop_ids, .num_stop = r->pol.num_stop};
-    if (backend_generate(&r->pb, r->prompt, r->P, n, r->max_new, &s, game_seed_mix((uint64_t)c->seed ^ 0xE7A1u, 0, 0),
-                         tokens, len, NULL, r->err, sizeof r->err) != 0)
-        goto done;
+    for (int j = 0; j < jobs; j++)
+        seeds[j] = game_seed_mix((uint64_t)c->seed ^ 0xE7A12048u, (uint64_t)(j % c->eval_games), 0);
+    rollout_spec rs = {.b = &r->pb, .pol = &r->pol, .pool = r->pool, .prompt = r->prompt, .P = r->P, .n = n,
+                       .max_new = r->max_new, .sampling = s, .seed = game_seed_mix((uint64_t)c->seed ^ 0xE7A1u, 0, 0),
+                       .jobs_per_row = c->eval_games, .job_seeds = seeds,
+                       .overlap = c->rewards.overlap && c->rewards.parallel, .log = NULL, .gpu = r->gpu};
+    rollout_times rt;
+    if (rollout_run(&rs, tokens, len, NULL, text, res, &rt, r->err, sizeof r->err) != 0) goto done;
     double mean_len = 0, clipped = 0;
     for (int i = 0; i < n; i++) {
         const int *row = tokens + (size_t)i * r->max_new;
-        text[i] = policy_decode(&r->pol, row, len[i]);
-        if (!text[i]) { snprintf(r->err, sizeof r->err, "evaluation: out of memory"); goto done; }
         mean_len += len[i];
         clipped += !(len[i] > 0 && policy_is_stop(&r->pol, row[len[i] - 1]));
     }
-    for (int j = 0; j < jobs; j++) {
-        job_text[j] = text[j / c->eval_games];
-        seeds[j] = game_seed_mix((uint64_t)c->seed ^ 0xE7A12048u, (uint64_t)(j % c->eval_games), 0);
-    }
-    gpu_telemetry_phase(r->gpu, GPU_PHASE_REWARD);
-    if (reward_pool_score(r->pool, jobs, job_text, seeds, res, NULL, r->err, sizeof r->err) != 0) goto done;
     /* infra_error jobs (the pool could not score them) are left out of the evaluation's means. */
     int scored = 0;
     for (int j = 0; j < jobs; j++)
@@ -717,7 +708,7 @@ static int evaluate(run *r) {
     rc = 0;
 done:
     if (text) for (int i = 0; i < n; i++) free(text[i]);
-    free(tokens); free(len); free(text); free(job_text); free(seeds); free(res); free(vals);
+    free(tokens); free(len); free(text); free(seeds); free(res); free(vals);
     return rc;
 }
 
@@ -761,6 +752,7 @@ static int log_step(run *r, const step_acc *a, double grad_norm, double lr, doub
                metrics_add(db, "completions/max_terminated_length", g->max_term / k) |
                metrics_add(db, "completions/clipped_ratio", g->clipped_ratio / k) |
                metrics_add(db, "generation_time", g->generation_time) | metrics_add(db, "reward_time", g->reward_time) |
+               metrics_add(db, "reward_wait_time", g->reward_wait_time) |
                metrics_add(db, "timeouts", g->timeouts) | metrics_add(db, "stuck", g->stuck) |
                metrics_add(db, "wins", g->wins) | metrics_add(db, "infra_errors", g->infra_errors);
         /* data-parallel: generation_time and reward_time above are the slowest rank's; each rank's own */
@@ -1375,9 +1367,9 @@ metrics_ready:
 
         char postfix[256];
         if (acc.ngen > 0)
-            snprintf(postfix, sizeof postfix, "reward=%.3f, loss=%.4f, len=%.0f, gen=%.1fs, rew=%.1fs, train=%.1fs",
+            snprintf(postfix, sizeof postfix, "reward=%.3f, loss=%.4f, len=%.0f, gen=%.1fs, rew_wait=%.1fs, train=%.1fs",
                      acc.g.reward / acc.ngen, acc.loss, acc.g.mean_len / acc.ngen, acc.g.generation_time,
-                     acc.g.reward_time, t_train_total);
+                     acc.g.reward_wait_time, t_train_total);
         else
             snprintf(postfix, sizeof postfix, "loss=%.4f, train=%.1fs (reusing generation %d)", acc.loss, t_train_total,
                      r.gen.number);

@@ -193,10 +193,11 @@ extern "C" int llama_cuda_generate(llama_cuda_model *cm, const int *prompt, int 
     int *active = (int *)malloc((size_t)G * sizeof(int));
     int *feed = (int *)malloc((size_t)(P > G ? P : G) * sizeof(int));
     int *tok_h = (int *)malloc((size_t)G * sizeof(int));
+    int *done = (int *)malloc((size_t)G * sizeof(int));
     float *logp_h = (float *)malloc((size_t)G * sizeof(float));
     llama_rng *rng = (llama_rng *)malloc((size_t)G * sizeof(llama_rng));
-    if (!active || !feed || !tok_h || !logp_h || !rng) {
-        free(active); free(feed); free(tok_h); free(logp_h); free(rng);
+    if (!active || !feed || !tok_h || !done || !logp_h || !rng) {
+        free(active); free(feed); free(tok_h); free(done); free(logp_h); free(rng);
         snprintf(err, errlen, "llama_cuda_generate: out of host memory (G=%d)", G);
         return -1;
     }
@@ -245,17 +246,21 @@ extern "C" int llama_cuda_generate(llama_cuda_model *cm, const int *prompt, int 
                           penalize ? gb.seen : NULL, gb.wbuf);
         llama_cuda_d2h(ctx, tok_h, gb.tok_out, (size_t)nactive * sizeof(int));
         if (out_logp) llama_cuda_d2h(ctx, logp_h, gb.logp, (size_t)nactive * sizeof(float));
-        int kept = 0;
+        int kept = 0, ndone = 0;
         for (int r = 0; r < nactive; r++) {
             int g = active[r];
             out[(size_t)g * max_new + step] = tok_h[r];
             out_len[g] = step + 1;
             if (out_logp) out_logp[(size_t)g * max_new + step] = logp_h[r];
             if (!is_stop(c, s, tok_h[r]) && step + 1 < max_new) active[kept++] = g;
+            else done[ndone++] = g;
         }
         nactive = kept;
+        /* the host has this step's tokens (the copies above are synchronous): finished rows are final */
+        if (s->on_step) s->on_step(s->on_step_ctx, done, ndone);
     }
     free(active);
+    free(done);
     free(feed);
     free(tok_h);
     free(logp_h);

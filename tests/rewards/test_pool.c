@@ -235,6 +235,84 @@ static void test_parallel_vs_sequential(void) {
     for (int i = 0; i <= N; i++) free(comp[i]);
 }
 
+/* reward_batch (the trainer's overlap of scoring with generation): completions added one at a time in
+ * another order, with polls between them, give the results of one reward_pool_score call, each in its
+ * completion's slot; a job runs while the caller is busy elsewhere (finished before reward_batch_finish);
+ * in sequential mode the log stays in completion order whatever the arrival order. */
+static void test_batch_any_order(void) {
+    const char *names[] = {"corner", "random_moves", "syntax_error", "banned_numpy", "raises", "invalid_x",
+                           "always_w", "random_moves", "corner", "chatty"};
+    enum { N = sizeof names / sizeof *names };
+    char *comp[N + 1];
+    uint64_t seeds[N + 1];
+    for (int i = 0; i < N; i++) { comp[i] = tu_completion(names[i]); seeds[i] = (uint64_t)(i / 3); }
+    comp[N] = strdup("no code here");
+    seeds[N] = 5;
+    const int order[N + 1] = {7, 2, 10, 0, 9, 4, 1, 8, 3, 6, 5};
+    reward_result ref[N + 1], got[N + 1], seq[N + 1];
+    char err[256];
+    reward_pool *p = tu_pool(1, 2, 1.0, 256, 1);
+    CHECK_EQ_INT(reward_pool_score(p, N + 1, (const char *const *)comp, seeds, ref, NULL, err, sizeof err), 0);
+
+    /* one job, then the caller is "busy": the pool finishes it inside polls alone */
+    reward_result one;
+    reward_batch *b = reward_batch_begin(p, 1, &one, NULL, err, sizeof err);
+    CHECK(b != NULL);
+    CHECK_EQ_INT(reward_batch_add(b, 0, comp[0], seeds[0]), 0);
+    double t0 = tu_now();
+    while (reward_batch_pending(b) > 0 && tu_now() - t0 < 10.0) {
+        usleep(2000);
+        CHECK_EQ_INT(reward_batch_poll(b), 0);
+    }
+    CHECK_MSG(reward_batch_pending(b) == 0, "the job did not finish within polls (%d pending)", reward_batch_pending(b));
+    CHECK_EQ_INT(reward_batch_finish(b, err, sizeof err), 0);
+    CHECK_NEAR(one.reward, ref[0].reward, 0);
+
+    b = reward_batch_begin(p, N + 1, got, NULL, err, sizeof err);
+    CHECK(b != NULL);
+    for (int k = 0; k <= N; k++) {
+        int i = order[k];
+        CHECK_EQ_INT(reward_batch_add(b, i, comp[i], seeds[i]), 0);
+        usleep(1000);
+        CHECK_EQ_INT(reward_batch_poll(b), 0);
+    }
+    CHECK_EQ_INT(reward_batch_finish(b, err, sizeof err), 0);
+    reward_pool_destroy(p);
+
+    FILE *log = tmpfile();
+    p = tu_pool(0, 2, 1.0, 256, 1);
+    b = reward_batch_begin(p, N + 1, seq, log, err, sizeof err);
+    CHECK(b != NULL);
+    for (int k = 0; k <= N; k++) CHECK_EQ_INT(reward_batch_add(b, order[k], comp[order[k]], seeds[order[k]]), 0);
+    CHECK_EQ_INT(reward_batch_finish(b, err, sizeof err), 0);
+    reward_pool_destroy(p);
+    for (int i = 0; i <= N; i++) {
+        const reward_result *rs[2] = {&got[i], &seq[i]};
+        for (int v = 0; v < 2; v++) {
+            CHECK_MSG(rs[v]->reward == ref[i].reward, "completion %d (%s): %g vs %g", i, v ? "sequential" : "batch",
+                      rs[v]->reward, ref[i].reward);
+            CHECK_EQ_INT(rs[v]->outcome, ref[i].outcome);
+            CHECK_EQ_INT(rs[v]->moves, ref[i].moves);
+            CHECK_NEAR(rs[v]->score, ref[i].score, 0);
+        }
+    }
+    long n = ftell(log);
+    char *text = calloc((size_t)n + 1, 1);
+    rewind(log);
+    CHECK_EQ_INT(fread(text, 1, (size_t)n, log), n);
+    fclose(log);
+    const char *at = text;
+    for (int i = 0; i <= N; i++) {
+        char tag[64];
+        snprintf(tag, sizeof tag, "completion %d/%d", i + 1, N + 1);
+        const char *hit = strstr(at, tag);
+        CHECK_MSG(hit != NULL, "sequential batch log lacks \"%s\" in order", tag);
+        if (hit) at = hit;
+    }
+    free(text);
+    for (int i = 0; i <= N; i++) free(comp[i]);
+}
+
 /* The pid of a child of zygote that is not in known[0..n), or 0 (waits up to 2 s for one). */
 static int new_worker(int zygote, const int *known, int n) {
     static tu_proc procs[1 << 15];
@@ -567,6 +645,7 @@ int main(void) {
     test_failing_games();
     test_random_repeatable();
     test_parallel_vs_sequential();
+    test_batch_any_order();
     test_worker_killed();
     test_worker_stopped();
     test_trainer_death();

@@ -134,7 +134,7 @@ static char *qtext(const char *db_path, const char *sql) {
     return v ? v : strdup("");
 }
 
-static const char *TIMES = "('step_time', 'generation_time', 'reward_time', 'train_time', 'tokens_per_second', 'eval_time', 'memory/rss_gb')";
+static const char *TIMES = "('step_time', 'generation_time', 'reward_time', 'reward_wait_time', 'train_time', 'tokens_per_second', 'eval_time', 'memory/rss_gb')";
 
 /* Every metric (times excepted) and every completion of run `run` in dir/metrics.sqlite equals those of
  * run 1 of the reference, each step once. */

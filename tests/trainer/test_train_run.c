@@ -191,6 +191,42 @@ static void test_parallel_equals_sequential(const char *tmp) {
     sqlite3_close(db);
 }
 
+/* rewards.overlap (scoring each completion while the other rows decode) changes no result: the same
+ * completions, rewards, outcomes, losses and evaluation as generating everything first; reward_wait_time
+ * is at most reward_time, and equal to it without overlap. */
+static void test_overlap_equals_after(const char *tmp) {
+    char cmd[4096], out[65536];
+    const char *two = "--set max_steps=2 --set num_generations=4 --set per_device_train_batch_size=8 "
+                      "--set max_completion_length=64 --set rewards.timeout=0.5 --set rewards.workers=2 --set seed=11 "
+                      "--set eval_steps=2 --set eval_games=2 --set eval_temperature=0.8";
+    const char *mode[2] = {"true", "false"};
+    for (int k = 0; k < 2; k++) {
+        snprintf(cmd, sizeof cmd, "%s train configs/default.yaml %s --set output_dir=%s/ov_%s --set rewards.overlap=%s",
+                 bin, two, tmp, mode[k], mode[k]);
+        int rc = run(cmd, out, sizeof out);
+        CHECK_MSG(rc == 0, "rewards.overlap=%s run exited %d:\n%s", mode[k], rc, out);
+    }
+    sqlite3 *db;
+    char path[1024], sql[2048];
+    snprintf(path, sizeof path, "%s/ov_true/metrics.sqlite", tmp);
+    CHECK(sqlite3_open(path, &db) == SQLITE_OK);
+    snprintf(sql, sizeof sql, "attach '%s/ov_false/metrics.sqlite' as s", tmp);
+    CHECK(sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK);
+    CHECK_NEAR(query_double(db, "select count(*) from main.completions"), 16, 0);
+    CHECK_NEAR(query_double(db, "select count(*) from main.completions a join s.completions b using (step, idx) "
+                                "where a.text = b.text and a.reward = b.reward and a.outcome = b.outcome "
+                                "and a.max_tile = b.max_tile"), 16, 0);
+    CHECK_NEAR(query_double(db, "select count(*) from main.steps a join s.steps b using (step) "
+                                "where a.loss = b.loss and a.reward = b.reward and a.grad_norm = b.grad_norm"), 2, 0);
+    CHECK_NEAR(query_double(db, "select count(*) from main.steps a join s.steps b using (step) "
+                                "where a.eval_reward is not null and a.eval_reward = b.eval_reward "
+                                "and a.eval_max_tile = b.eval_max_tile"), 1, 0);
+    CHECK_NEAR(query_double(db, "select count(*) from main.steps where reward_wait_time >= 0 "
+                                "and reward_wait_time <= reward_time + 0.05"), 2, 0);
+    CHECK_NEAR(query_double(db, "select count(*) from s.steps where reward_wait_time = reward_time"), 2, 0);
+    sqlite3_close(db);
+}
+
 static void test_sft(const char *tmp) {
     char path[1024], cmd[4096], out[65536];
     snprintf(path, sizeof path, "%s/tiny.jsonl", tmp);
@@ -459,6 +495,7 @@ int main(void) {
     test_train(tmp);
     test_run_integrity(tmp);
     test_parallel_equals_sequential(tmp);
+    test_overlap_equals_after(tmp);
     test_trl_options_run(tmp);
     test_importance_sampling(tmp);
     test_sft(tmp);
