@@ -40,6 +40,8 @@ static void dt_init(void) {
     setenv("LSAN_OPTIONS", lsan, 1);
     setenv("OMPI_MCA_mca_base_component_disable_dlclose", "1", 1);
     setenv("PMIX_MCA_mca_base_component_disable_dlclose", "1", 1);
+    /* containers without ptrace rights (CI) cannot use the shared-memory transport's single-copy (CMA) path */
+    if (!getenv("OMPI_MCA_btl_vader_single_copy_mechanism")) setenv("OMPI_MCA_btl_vader_single_copy_mechanism", "none", 1);
 }
 
 /* Starts `[mpirun -np ranks] grpo2048 args...` (ranks 0 = without mpirun) with stdout and stderr to log;
