@@ -443,7 +443,7 @@ metrics_ready:
     exit_code = !strcmp(status, "completed") ? 0 : !strcmp(status, "interrupted") ? 128 + stop_signal_received() : 1;
 cleanup:
     /* Data-parallel: a rank that fails ends the job (the others would wait in a collective forever). */
-    if (dist_get()->world_size > 1 && dist_get()->initialized && exit_code != 0 && strcmp(status, "interrupted") != 0)
+    if (dist_get()->world_size > 1 && exit_code != 0 && strcmp(status, "interrupted") != 0)
         dist_abort(exit_code, "sft", "%s", err[0] ? err : "failed (see above)");
     if (progress_started) progress_finish(&pb);
     if (db) metrics_finish(db, "failed");

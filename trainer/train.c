@@ -1426,8 +1426,9 @@ metrics_ready:
     r.db = NULL;
     exit_code = !strcmp(status, "completed") ? 0 : !strcmp(status, "interrupted") ? 128 + stop_signal_received() : 1;
 cleanup:
-    /* Data-parallel: a rank that fails ends the job (the others would wait in a collective forever). */
-    if (r.W > 1 && dist_get()->initialized && exit_code != 0 && strcmp(status, "interrupted") != 0)
+    /* Data-parallel: a rank that fails ends the job (the others would wait in a collective forever), saying
+     * which rank it is (before MPI_Init it exits, and mpirun ends the others) */
+    if (r.W > 1 && exit_code != 0 && strcmp(status, "interrupted") != 0)
         dist_abort(exit_code, "train", "%s", r.err[0] ? r.err : "failed (see above)");
     if (progress_started) progress_finish(&pb);
     if (r.db) metrics_finish(r.db, "failed");

@@ -8,7 +8,8 @@
  * - `--resume latest` with 2 ranks then finishes it: every step's reward and loss, and the final weights,
  *   equal the reference's exactly (the CPU is deterministic and the resume bit-exact);
  * - resuming that 2-rank checkpoint in one process is refused (exit 2) with a message naming both world
- *   sizes.
+ *   sizes;
+ * - a rank that fails (rank 0 cannot create output_dir) ends the job at once, naming its rank and reason.
  */
 #include <dirent.h>
 #include <signal.h>
@@ -121,6 +122,20 @@ int main(void) {
     log = dt_slurp(log1);
     CHECK_MSG(log && strstr(log, "trained by 2 ranks and this run has 1"), "the refusal names both world sizes:\n%s",
               log ? log : "");
+    free(log);
+
+    /* a failing rank ends the job, naming itself */
+    char logf[4300], badout[4400];
+    snprintf(logf, sizeof logf, "%s/fail.log", tmp);
+    snprintf(badout, sizeof badout, "output_dir=%s/fail.log/x", tmp);   /* a folder inside a file */
+    const char *af[] = {TRAIN_ARGS(badout), NULL};
+    double t_fail = now();
+    const int frc = dt_run(2, af, logf);
+    t_fail = now() - t_fail;
+    CHECK_MSG(frc != 0 && t_fail < 30, "a failing rank ends the job: exit %d after %.1f s", frc, t_fail);
+    log = dt_slurp(logf);
+    CHECK_MSG(log && strstr(log, "rank 0 of 2") && strstr(log, "cannot create folder"),
+              "the message names the rank and the reason:\n%s", log ? log : "");
     free(log);
 
     /* resumed with 2 ranks: the reference's results */
