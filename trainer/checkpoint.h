@@ -6,7 +6,8 @@
  * format) and trainer_state.json:
  *   {"format": "grpo2048 checkpoint", "version": 2, "kind": "grpo"|"sft", "global_step": N,
  *    "run_id": the metrics run it belongs to, "num_input_tokens_seen": tokens so far (TRL num_tokens),
- *    "has_generation": a buffered generation (generation.bin) is part of the state,
+ *    "has_generation": a buffered generation (generation.bin; in a data-parallel run also
+ *    generation.rank<k>.bin of rank k, written by trainer/train.c) is part of the state,
  *    "has_ref_model": the reference model (ref_model/, config.json + model.safetensors) is part of it,
  *    "config_values": {key: value as config_format_value writes it}, "config": the effective YAML}.
  * The caller may add files of its own (generation.bin, ref_model/) through a callback. Everything is

@@ -151,14 +151,16 @@ static int gen_alloc(generation *g, int n, int max_new, int keep_old, int keep_r
  * version 2 (the importance-sampling correction on) the sampling log-probs samp_logp (float32). */
 static const char GEN_MAGIC[8] = {'G', '2', '0', '4', '8', 'G', 'E', 'N'};
 
-static int gen_save(const generation *g, const char *path, char *err, size_t errlen) {
+/* The file's bytes (malloc'd, *size set), or NULL when out of memory. Every rank's generation of a run has the
+ * same size (same n, max_new and kept log-probs). */
+static char *gen_serialize(const generation *g, size_t *size_out) {
     const size_t nt = (size_t)g->n * g->max_new;
     int32_t head[6] = {g->samp_logp ? 2 : 1, g->n, g->max_new, g->number, g->old_logp != NULL, g->ref_logp != NULL};
     size_t size = 8 + sizeof head + sizeof(double) + sizeof(int32_t) * (nt + 3 * (size_t)g->n) +
                   sizeof(float) * ((size_t)g->n + (g->old_logp ? nt : 0) + (g->ref_logp ? nt : 0) +
                                    (g->samp_logp ? nt : 0));
     char *buf = malloc(size), *p = buf;
-    if (!buf) { snprintf(err, errlen, "%s: out of memory", path); return -1; }
+    if (!buf) return NULL;
 #define PUT(src, bytes) do { memcpy(p, src, bytes); p += (bytes); } while (0)
     PUT(GEN_MAGIC, 8);
     PUT(head, sizeof head);
@@ -172,10 +174,25 @@ static int gen_save(const generation *g, const char *path, char *err, size_t err
     if (g->ref_logp) PUT(g->ref_logp, sizeof(float) * nt);
     if (g->samp_logp) PUT(g->samp_logp, sizeof(float) * nt);
 #undef PUT
-    if ((size_t)(p - buf) != size) TRAIN_ABORT("gen_save: wrote %zu of %zu bytes", (size_t)(p - buf), size);
+    if ((size_t)(p - buf) != size) TRAIN_ABORT("gen_serialize: wrote %zu of %zu bytes", (size_t)(p - buf), size);
+    *size_out = size;
+    return buf;
+}
+
+static int gen_save(const generation *g, const char *path, char *err, size_t errlen) {
+    size_t size;
+    char *buf = gen_serialize(g, &size);
+    if (!buf) { snprintf(err, errlen, "%s: out of memory", path); return -1; }
     int rc = write_file_atomic(path, buf, size, err, errlen);
     free(buf);
     return rc;
+}
+
+/* A checkpoint's buffered generation of `rank`: generation.bin for rank 0 (and one-process runs),
+ * generation.rank<k>.bin for rank k of a data-parallel run. */
+static void gen_file(char *path, size_t n, const char *dir, int rank) {
+    if (rank == 0) snprintf(path, n, "%s/generation.bin", dir);
+    else snprintf(path, n, "%s/generation.rank%d.bin", dir, rank);
 }
 
 /* Loads into g, which gen_alloc has shaped for this run (n, max_new, which log-probs are kept). */
@@ -809,14 +826,20 @@ static int log_step(run *r, const step_acc *a, double grad_norm, double lr, doub
 typedef struct {
     run *r;
     int with_gen, with_ref;
+    const char *gens;         /* data-parallel: every rank's serialized generation, gen_size bytes each, or NULL */
+    size_t gen_size;
 } save_ctx;
 
 static int save_extra(const char *tmp, void *ctx, char *err, size_t errlen) {
     save_ctx *s = ctx;
     char path[4096];
-    if (s->with_gen) {
-        snprintf(path, sizeof path, "%s/generation.bin", tmp);
+    if (s->with_gen && !s->gens) {
+        gen_file(path, sizeof path, tmp, 0);
         if (gen_save(&s->r->gen, path, err, errlen) != 0) return -1;
+    }
+    for (int k = 0; s->with_gen && s->gens && k < s->r->W; k++) {   /* each rank's own */
+        gen_file(path, sizeof path, tmp, k);
+        if (write_file_atomic(path, s->gens + (size_t)k * s->gen_size, s->gen_size, err, errlen) != 0) return -1;
     }
     if (s->with_ref) {
         snprintf(path, sizeof path, "%s/ref_model", tmp);
@@ -828,7 +851,11 @@ static int save_extra(const char *tmp, void *ctx, char *err, size_t errlen) {
 static int save_checkpoint(run *r, int step) {
     const grpo_config *c = r->c;
     char path[4096];
-    /* data-parallel: every rank checks that its weights are rank 0's (identical steps), then rank 0 saves */
+    /* the generation is needed after this step unless the next micro-step starts a new one */
+    save_ctx sc = {r, ((long long)step * r->A) % r->generate_every != 0, r->have_ref && c->sync_ref_model, NULL, 0};
+    char *gens = NULL;
+    /* data-parallel: every rank checks that its weights are rank 0's (identical steps) and hands rank 0 its
+     * buffered generation (when one is in use); then rank 0 saves */
     if (r->W > 1) {
         if (backend_download(&r->pb, BACKEND_PARAMS) != 0) {
             snprintf(r->err, sizeof r->err, "%s", r->pb.err);
@@ -836,21 +863,32 @@ static int save_checkpoint(run *r, int step) {
         }
         if (dist_check_same(r->pol.model.params, r->pol.model.num_params, "weights", r->err, sizeof r->err) != 0)
             return -1;
-        if (r->rank != 0) return 0;
+        if (sc.with_gen) {
+            char *mine = gen_serialize(&r->gen, &sc.gen_size);
+            if (!mine || !(gens = malloc(sc.gen_size * (size_t)r->W))) {
+                free(mine);
+                snprintf(r->err, sizeof r->err, "out of memory (checkpoint of the buffered generation)");
+                return -1;
+            }
+            dist_allgather(mine, sc.gen_size, gens);
+            free(mine);
+            sc.gens = gens;
+        }
+        if (r->rank != 0) { free(gens); return 0; }
     }
     snprintf(path, sizeof path, "%s/checkpoint-%d", c->output_dir, step);
-    /* the generation is needed after this step unless the next micro-step starts a new one */
-    save_ctx sc = {r, ((long long)step * r->A) % r->generate_every != 0, r->have_ref && c->sync_ref_model};
     checkpoint_info info = {"grpo", step, metrics_run_id(r->db), r->num_tokens, sc.with_gen, sc.with_ref,
                             r->config_yaml, c, r->W};
     /* checkpoints are written from the host model and optimizer state */
     if (backend_download(&r->pb, BACKEND_ALL) != 0) {
         snprintf(r->err, sizeof r->err, "%s", r->pb.err);
+        free(gens);
         return -1;
     }
-    if (checkpoint_save(path, &r->pol.model, &r->opt, c->model_name_or_path, &info, save_extra, &sc, r->err,
-                        sizeof r->err) != 0)
-        return -1;
+    const int rc = checkpoint_save(path, &r->pol.model, &r->opt, c->model_name_or_path, &info, save_extra, &sc, r->err,
+                                   sizeof r->err);
+    free(gens);
+    if (rc != 0) return -1;
     int deleted = checkpoint_rotate(c->output_dir, c->save_total_limit, step);
     (void)deleted;
     return 0;
@@ -1086,15 +1124,6 @@ int cmd_train(int argc, char **argv) {
             exit_code = 2;
             goto cleanup;
         }
-        if (r.A % (r.S * c.num_iterations) != 0) {
-            snprintf(r.err, sizeof r.err, "with %d ranks, a generation must not outlive its optimizer step: "
-                     "gradient_accumulation_steps (%d) must be a multiple of steps_per_generation × num_iterations "
-                     "(%d × %d) (a buffered generation per rank in checkpoints is not implemented yet)", r.W, r.A,
-                     r.S, c.num_iterations);
-            fprintf(stderr, "grpo2048 train: %s\n", r.err);
-            exit_code = 2;
-            goto cleanup;
-        }
     }
     r.mu = c.num_iterations;
     r.groups = r.N / r.G;
@@ -1214,7 +1243,7 @@ int cmd_train(int argc, char **argv) {
                     "generation both fp32)\n");
     }
     if (resuming && ((long long)start_step * r.A) % r.generate_every != 0) {   /* the buffered generation */
-        snprintf(path, sizeof path, "%s/generation.bin", resume_dir);
+        gen_file(path, sizeof path, resume_dir, r.rank);   /* this rank's own */
         if (gen_load(&r.gen, path, r.err, sizeof r.err) != 0) {
             fprintf(stderr, "grpo2048 train: resume: %s\n", r.err);
             exit_code = 2;

@@ -9,7 +9,12 @@
  *   equal the reference's exactly (the CPU is deterministic and the resume bit-exact);
  * - resuming that 2-rank checkpoint in one process is refused (exit 2) with a message naming both world
  *   sizes;
- * - a rank that fails (rank 0 cannot create output_dir) ends the job at once, naming its rank and reason.
+ * - a rank that fails (rank 0 cannot create output_dir) ends the job at once, naming its rank and reason;
+ * - a layout whose generation outlives its optimizer step (num_iterations 2: each generation trains two
+ *   steps, its old log-probabilities kept): 2 ranks for 1 step, then `--resume` to 4 — each rank reloads
+ *   its own buffered generation (generation.bin, generation.rank1.bin) — equals the uninterrupted 4-step
+ *   2-rank run bit for bit, and that run equals one process with the same global batch (rewards exact,
+ *   losses and weights within 1e-6).
  */
 #include <dirent.h>
 #include <signal.h>
@@ -153,6 +158,57 @@ int main(void) {
     dt_weights_rel(ref, run, NULL, w);
     CHECK_MSG(w[1] == 0, "final weights equal bit for bit (elementwise relative difference %.3g)", w[1]);
     CHECK_EQ_INT(dt_query_int(run, "select count(distinct step) from completions where rank = 1"), STEPS);
+
+    /* num_iterations 2: buffered generations in the checkpoint, per rank */
+    {
+        char d2[4200], d1[4200], dr[4200], o2[4300], o1[4300], or_[4300], l2[4300], l1[4300], lr1[4300], lr2[4300];
+        snprintf(d2, sizeof d2, "%s/iter-two", tmp);
+        snprintf(d1, sizeof d1, "%s/iter-one", tmp);
+        snprintf(dr, sizeof dr, "%s/iter-resumed", tmp);
+        snprintf(o2, sizeof o2, "output_dir=%s", d2);
+        snprintf(o1, sizeof o1, "output_dir=%s", d1);
+        snprintf(or_, sizeof or_, "output_dir=%s", dr);
+        snprintf(l2, sizeof l2, "%s.log", d2);
+        snprintf(l1, sizeof l1, "%s.log", d1);
+        snprintf(lr1, sizeof lr1, "%s-1.log", dr);
+        snprintf(lr2, sizeof lr2, "%s-2.log", dr);
+#define ITER_ARGS(out, b, steps) "train", "configs/default.yaml", "--set", "num_iterations=2", "--set", \
+    "max_completion_length=48", "--set", "save_steps=0", "--set", b, "--set", steps, "--set", out
+        const char *i2[] = {ITER_ARGS(o2, "per_device_train_batch_size=8", "max_steps=4"), NULL};
+        const char *i1[] = {ITER_ARGS(o1, "per_device_train_batch_size=16", "max_steps=4"), NULL};
+        const char *ia[] = {ITER_ARGS(or_, "per_device_train_batch_size=8", "max_steps=1"), NULL};
+        const char *ib[] = {ITER_ARGS(or_, "per_device_train_batch_size=8", "max_steps=4"), "--resume", "latest", NULL};
+        CHECK_EQ_INT(dt_run(2, i2, l2), 0);
+        CHECK_EQ_INT(dt_run(0, i1, l1), 0);
+        CHECK_EQ_INT(dt_run(2, ia, lr1), 0);
+        char g1[4400];
+        snprintf(g1, sizeof g1, "%s/checkpoint-1/generation.rank1.bin", dr);
+        CHECK_MSG(access(g1, R_OK) == 0, "%s written", g1);
+        CHECK_EQ_INT(dt_run(2, ib, lr2), 0);
+        double a[STEPS], b[STEPS], c[STEPS], la[STEPS], lb[STEPS], lc[STEPS];
+        CHECK_EQ_INT(dt_metric(d2, "loss", la, STEPS), STEPS);
+        CHECK_EQ_INT(dt_metric(dr, "loss", lb, STEPS), STEPS);
+        CHECK_EQ_INT(dt_metric(d1, "loss", lc, STEPS), STEPS);
+        dt_metric(d2, "reward", a, STEPS);
+        dt_metric(dr, "reward", b, STEPS);
+        dt_metric(d1, "reward", c, STEPS);
+        for (int s = 0; s < STEPS; s++) {
+            CHECK_MSG(la[s] == lb[s], "num_iterations 2: step %d loss %.12g (uninterrupted) vs %.12g (resumed)", s + 1,
+                      la[s], lb[s]);
+            CHECK_MSG(dt_rel(la[s], lc[s], 1e-12) <= 1e-6, "num_iterations 2: step %d loss %.12g (2 ranks) vs %.12g "
+                      "(1 process)", s + 1, la[s], lc[s]);
+            if (s % 2 == 0) {   /* the generating steps log the rewards */
+                CHECK_MSG(a[s] == b[s] && a[s] == c[s], "num_iterations 2: step %d reward %.9g / %.9g / %.9g", s + 1,
+                          a[s], b[s], c[s]);
+            }
+        }
+        double w[3];
+        dt_weights_rel(d2, dr, NULL, w);
+        CHECK_MSG(w[1] == 0, "num_iterations 2: resumed weights equal bit for bit (%.3g)", w[1]);
+        dt_weights_rel(d2, d1, NULL, w);
+        CHECK_MSG(w[0] <= 1e-6, "num_iterations 2: 2 ranks vs 1 process weights %.3g (norm-wise)", w[0]);
+        printf("num_iterations 2: resumed = uninterrupted; 2 ranks vs 1 process: weights %.2e (norm-wise)\n", w[0]);
+    }
 
     if (!testing_failures) {
         char cmd[4200];
