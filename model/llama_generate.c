@@ -95,7 +95,8 @@ static int gen_alloc(gen_buf *gb, const llama_config *c, int G, int P, int Tmax,
 /* Runs R rows of n tokens each (tokens: (R*n), row r at positions start .. start+n-1, cached in
  * cache row crow[r]) through the model, writing their keys/values into the cache, and leaves the
  * logits of each row's last token in gb->logits (R, V). */
-static void gen_step(const llama_model *m, gen_buf *gb, int R, const int *crow, const int *tokens, int start, int n) {
+static void gen_step(const llama_model *m, gen_buf *gb, const llama_prec *prec, int R, const int *crow, const int *tokens,
+                     int start, int n) {
     const llama_config *c = &m->cfg;
     int C = c->hidden_size, F = c->intermediate_size, V = c->vocab_size;
     int NH = c->num_attention_heads, NKV = c->num_key_value_heads, HS = c->head_dim;
@@ -108,9 +109,9 @@ static void gen_step(const llama_model *m, gen_buf *gb, int R, const int *crow, 
     for (int l = 0; l < c->num_hidden_layers; l++) {
         const llama_layer_weights *lw = &m->w.layers[l];
         llama_rmsnorm_forward(gb->ln, NULL, gb->x, lw->ln1, rows, C, eps);
-        llama_matmul_forward(NULL, gb->q, gb->ln, lw->wq, lw->bq, rows, C, QD, 0.0f);
-        llama_matmul_forward(NULL, gb->k, gb->ln, lw->wk, lw->bk, rows, C, KD, 0.0f);
-        llama_matmul_forward(NULL, gb->v, gb->ln, lw->wv, lw->bv, rows, C, KD, 0.0f);
+        llama_matmul_forward(prec, gb->q, gb->ln, lw->wq, lw->bq, rows, C, QD, 0.0f);
+        llama_matmul_forward(prec, gb->k, gb->ln, lw->wk, lw->bk, rows, C, KD, 0.0f);
+        llama_matmul_forward(prec, gb->v, gb->ln, lw->wv, lw->bv, rows, C, KD, 0.0f);
         if (lw->qn) { /* Qwen3: per-head RMSNorm of q and k (in place: each row's scale is taken first) */
             llama_rmsnorm_forward(gb->q, NULL, gb->q, lw->qn, rows * NH, HS, eps);
             llama_rmsnorm_forward(gb->k, NULL, gb->k, lw->kn, rows * NKV, HS, eps);
@@ -143,16 +144,16 @@ static void gen_step(const llama_model *m, gen_buf *gb, int R, const int *crow, 
                                kc + base, vc + base, KD, j0, pos, HS, rep, scale);
         }
         }
-        llama_matmul_forward(NULL, gb->x, gb->att, lw->wo, lw->bo, rows, QD, C, 1.0f);
+        llama_matmul_forward(prec, gb->x, gb->att, lw->wo, lw->bo, rows, QD, C, 1.0f);
         llama_rmsnorm_forward(gb->ln, NULL, gb->x, lw->ln2, rows, C, eps);
-        llama_matmul_forward(NULL, gb->h1, gb->ln, lw->wg, NULL, rows, C, F, 0.0f);
-        llama_matmul_forward(NULL, gb->h2, gb->ln, lw->wu, NULL, rows, C, F, 0.0f);
+        llama_matmul_forward(prec, gb->h1, gb->ln, lw->wg, NULL, rows, C, F, 0.0f);
+        llama_matmul_forward(prec, gb->h2, gb->ln, lw->wu, NULL, rows, C, F, 0.0f);
         llama_swiglu_forward(gb->h1, gb->h1, gb->h2, (size_t)rows * F);
-        llama_matmul_forward(NULL, gb->x, gb->h1, lw->wd, NULL, rows, F, C, 1.0f);
+        llama_matmul_forward(prec, gb->x, gb->h1, lw->wd, NULL, rows, F, C, 1.0f);
     }
     for (int r = 0; r < R; r++)
         llama_rmsnorm_forward(gb->xl + (size_t)r * C, NULL, gb->x + ((size_t)r * n + n - 1) * C, m->w.lnf, 1, C, eps);
-    llama_sgemm(0, 1, R, V, C, gb->xl, C, m->w.lm_head, C, 0.0f, gb->logits, V);
+    llama_gemm(prec, 0, 1, R, V, C, gb->xl, C, m->w.lm_head, C, 0.0f, gb->logits, V);
 }
 
 /* ------------------------------------------------------------------------------------------------
@@ -354,9 +355,24 @@ int llama_generate_ex(llama_model *m, const int *prompt, int P, int G, int max_n
             for (int i = 0; i < P; i++) seen[(size_t)g * V + prompt[i]] = 1;
     }
 
+    /* bf16 products (llama_set_bf16, as the CUDA model's BF16 generation): the weights rounded to bf16 once
+     * per call into the state's copy (the training forward's buffer; the weights are the same) */
+    llama_prec prec_bf16 = {0}, *prec = NULL;
+    if (m->bf16) {
+        struct llama_state *st = m->state;
+        if (!st->params_bf16 && !(st->params_bf16 = malloc(m->num_params * sizeof(uint16_t)))) {
+            free(seen); free(zpen); gen_free(&gb); free(active); free(feed); free(done); free(rng);
+            snprintf(err, errlen, "llama_generate: out of memory for the bf16 copy of the weights");
+            return -1;
+        }
+        llama_to_bf16(st->params_bf16, m->params, m->num_params);
+        prec_bf16 = (llama_prec){1, m->params, m->num_params, st->params_bf16};
+        prec = &prec_bf16;
+    }
+
     /* prefill once into cache row 0, copy to the other rows */
     int row0 = 0;
-    gen_step(m, &gb, 1, &row0, prompt, 0, P);
+    gen_step(m, &gb, prec, 1, &row0, prompt, 0, P);
     for (int l = 0; l < L; l++)
         for (int g = 1; g < G; g++) {
             memcpy(gb.kc[l] + (size_t)g * Tmax * KD, gb.kc[l], (size_t)P * KD * sizeof(float));
@@ -367,7 +383,7 @@ int llama_generate_ex(llama_model *m, const int *prompt, int P, int G, int max_n
     for (int step = 0; step < max_new && nactive > 0; step++) {
         if (step > 0) {
             for (int r = 0; r < nactive; r++) feed[r] = out[(size_t)active[r] * max_new + step - 1];
-            gen_step(m, &gb, nactive, active, feed, P + step - 1, 1);
+            gen_step(m, &gb, prec, nactive, active, feed, P + step - 1, 1);
         }
         /* at step 0 every row samples from the prompt's logits (row 0) */
         #pragma omp parallel for schedule(dynamic, 1) if ((size_t)nactive * V >= LLAMA_OMP_MIN_WORK)

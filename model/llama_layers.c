@@ -348,29 +348,83 @@ static void attend_group_generic(float *out, float *scores, const float *q, cons
     }
 }
 
-/* AVX-512 for HS a multiple of 16 up to 128, any rep: each head's query stays in registers while its
- * dot products run over the keys (one horizontal sum per key); the outputs of a block of <= 3 heads stay
- * in registers across all positions, each value row loaded once per block. */
+#ifdef GRPO2048_HAVE_MVEC
+/* glibc's libmvec: expf on 16 floats (AVX-512; the vector variant GCC calls for `#pragma omp simd` loops
+ * of expf; at most 4 ulp from expf). */
+__m512 _ZGVeN16v_expf(__m512 x);
+#endif
+
+/* The 16 horizontal sums of a[0..15] as one vector: lane i = sum of a[i]'s lanes. 45 shuffles and adds
+ * instead of 16 separate reductions (about 8 each). */
+__attribute__((target("avx512f"))) static inline __m512 hsum16(const __m512 *a) {
+    __m512 b[8], c[4];
+    for (int i = 0; i < 8; i++)   /* per 128-bit lane: a[2i] and a[2i+1], pairs of elements summed */
+        b[i] = _mm512_add_ps(_mm512_unpacklo_ps(a[2 * i], a[2 * i + 1]), _mm512_unpackhi_ps(a[2 * i], a[2 * i + 1]));
+    for (int i = 0; i < 4; i++)   /* per 128-bit lane: [a4i, a4i+1, a4i+2, a4i+3], each that lane's sum */
+        c[i] = _mm512_add_ps(_mm512_shuffle_ps(b[2 * i], b[2 * i + 1], _MM_SHUFFLE(1, 0, 1, 0)),
+                             _mm512_shuffle_ps(b[2 * i], b[2 * i + 1], _MM_SHUFFLE(3, 2, 3, 2)));
+    __m512 f0 = _mm512_add_ps(_mm512_shuffle_f32x4(c[0], c[1], _MM_SHUFFLE(1, 0, 1, 0)),
+                              _mm512_shuffle_f32x4(c[0], c[1], _MM_SHUFFLE(3, 2, 3, 2)));
+    __m512 f1 = _mm512_add_ps(_mm512_shuffle_f32x4(c[2], c[3], _MM_SHUFFLE(1, 0, 1, 0)),
+                              _mm512_shuffle_f32x4(c[2], c[3], _MM_SHUFFLE(3, 2, 3, 2)));
+    return _mm512_add_ps(_mm512_shuffle_f32x4(f0, f1, _MM_SHUFFLE(2, 0, 2, 0)),
+                         _mm512_shuffle_f32x4(f0, f1, _MM_SHUFFLE(3, 1, 3, 1)));
+}
+
+/* AVX-512 for HS a multiple of 16 up to 128, any rep. Scores: blocks of 16 keys, each head's query in
+ * registers, 16 dot products reduced together (hsum16), the block's keys re-read from L1 by the next head.
+ * Softmax on 16 scores at a time (libmvec's expf where glibc has it); the 1/sum is applied to the outputs.
+ * Outputs: a block of <= 3 heads' accumulators stays in registers across all positions, each value row
+ * loaded once per block. */
 __attribute__((target("avx512f"))) static void attend_group_avx512(float *out, float *scores, const float *q,
                                                                     const float *kbase, const float *vbase,
                                                                     int kstride, int j0, int j1, int HS, int rep,
                                                                     float scale) {
     const int n = j1 + 1, nv = HS / 16;
+    float inv[64];   /* 1 / softmax sum per head (rep <= 64, checked by the caller) */
     for (int r = 0; r < rep; r++) {
         const float *qr = q + (size_t)r * HS;
+        float *sc = scores + (size_t)r * n;
         __m512 qv[8];
-        for (int c = 0; c < nv; c++) qv[c] = _mm512_loadu_ps(qr + 16 * c);
-        for (int j = j0; j <= j1; j++) {
+        for (int c = 0; c < nv; c++) qv[c] = _mm512_mul_ps(_mm512_loadu_ps(qr + 16 * c), _mm512_set1_ps(scale));
+        int j = j0;
+        for (; j + 16 <= n; j += 16) {
+            __m512 acc[16];
+            for (int t = 0; t < 16; t++) {
+                const float *kj = kbase + (size_t)(j + t) * kstride;
+                acc[t] = _mm512_mul_ps(qv[0], _mm512_loadu_ps(kj));
+                for (int c = 1; c < nv; c++) acc[t] = _mm512_fmadd_ps(qv[c], _mm512_loadu_ps(kj + 16 * c), acc[t]);
+            }
+            _mm512_storeu_ps(sc + j, hsum16(acc));
+        }
+        for (; j < n; j++) {
             const float *kj = kbase + (size_t)j * kstride;
             __m512 acc = _mm512_mul_ps(qv[0], _mm512_loadu_ps(kj));
             for (int c = 1; c < nv; c++) acc = _mm512_fmadd_ps(qv[c], _mm512_loadu_ps(kj + 16 * c), acc);
-            scores[(size_t)r * n + j] = _mm512_reduce_add_ps(acc) * scale;
+            sc[j] = _mm512_reduce_add_ps(acc);
         }
-        float *sc = scores + (size_t)r * n, mx = -INFINITY, sum = 0.0f;
-        for (int j = j0; j <= j1; j++) if (sc[j] > mx) mx = sc[j];
-        for (int j = j0; j <= j1; j++) { float e = expf(sc[j] - mx); sc[j] = e; sum += e; }
-        float inv = 1.0f / sum;
-        for (int j = j0; j <= j1; j++) sc[j] *= inv;
+        __m512 mx16 = _mm512_set1_ps(-INFINITY);
+        for (j = j0; j < n; j += 16) {
+            __mmask16 k = n - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - j)) - 1);
+            mx16 = _mm512_max_ps(mx16, _mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY), k, sc + j));
+        }
+        const __m512 mx = _mm512_set1_ps(_mm512_reduce_max_ps(mx16));
+        __m512 sum16 = _mm512_setzero_ps();
+        for (j = j0; j < n; j += 16) {
+            __mmask16 k = n - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - j)) - 1);
+            __m512 x = _mm512_sub_ps(_mm512_mask_loadu_ps(mx, k, sc + j), mx);   /* masked lanes: exp(0), dropped */
+#ifdef GRPO2048_HAVE_MVEC
+            __m512 e = _ZGVeN16v_expf(x);
+#else
+            float tmp[16];
+            _mm512_storeu_ps(tmp, x);
+            for (int t = 0; t < 16; t++) tmp[t] = expf(tmp[t]);
+            __m512 e = _mm512_loadu_ps(tmp);
+#endif
+            _mm512_mask_storeu_ps(sc + j, k, e);
+            sum16 = _mm512_add_ps(sum16, _mm512_maskz_mov_ps(k, e));
+        }
+        inv[r] = 1.0f / _mm512_reduce_add_ps(sum16);
     }
     for (int r0 = 0; r0 < rep; r0 += 3) {
         const int nr = rep - r0 < 3 ? rep - r0 : 3;
@@ -388,7 +442,9 @@ __attribute__((target("avx512f"))) static void attend_group_avx512(float *out, f
                 }
             }
             for (int r = 0; r < nr; r++)
-                for (int c = 0; c < nc; c++) _mm512_storeu_ps(out + (size_t)(r0 + r) * HS + 16 * (c0 + c), acc[r][c]);
+                for (int c = 0; c < nc; c++)
+                    _mm512_storeu_ps(out + (size_t)(r0 + r) * HS + 16 * (c0 + c),
+                                     _mm512_mul_ps(acc[r][c], _mm512_set1_ps(inv[r0 + r])));
         }
     }
 }
@@ -397,7 +453,7 @@ void llama_attend_group(float *out, float *scores, const float *q, const float *
                         int j0, int j1, int HS, int rep, float scale) {
     static int avx512 = -1;   /* idempotent, so a race between first callers is harmless */
     if (avx512 < 0) avx512 = __builtin_cpu_supports("avx512f") ? 1 : 0;
-    if (avx512 && HS % 16 == 0 && HS <= 128)
+    if (avx512 && HS % 16 == 0 && HS <= 128 && rep <= 64)
         attend_group_avx512(out, scores, q, kbase, vbase, kstride, j0, j1, HS, rep, scale);
     else
         attend_group_generic(out, scores, q, kbase, vbase, kstride, j0, j1, HS, rep, scale);

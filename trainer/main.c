@@ -15,6 +15,8 @@ int cmd_play(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_runs(int argc, char **argv);
+int cmd_report(int argc, char **argv);
+int cmd_best(int argc, char **argv);
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -31,6 +33,10 @@ static void usage(FILE *f) {
             "                                            sample a completion (JSON)\n"
             "  tokenize --model DIR TEXT                 token ids and pieces (JSON)\n"
             "  runs [DIR]                                the runs in DIR's metrics files: status, steps, rewards\n"
+            "  report RUN_DIR|FILE.sqlite [--out FILE.html] [--png DIR]\n"
+            "                                            one HTML page: plots, best strategies, config\n"
+            "  best RUN_DIR|FILE.sqlite [--top N] [--out DIR]\n"
+            "                                            the best distinct strategies as .py files for play\n"
             "  --version                                 build, BLAS library and the kernel set it runs\n\n"
             "`grpo2048 COMMAND --help` describes each command.\n");
 }
@@ -81,6 +87,8 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "generate")) return cmd_generate(argc - 2, argv + 2);
     if (!strcmp(cmd, "tokenize")) return cmd_tokenize(argc - 2, argv + 2);
     if (!strcmp(cmd, "runs")) return cmd_runs(argc - 2, argv + 2);
+    if (!strcmp(cmd, "report")) return cmd_report(argc - 2, argv + 2);
+    if (!strcmp(cmd, "best")) return cmd_best(argc - 2, argv + 2);
     fprintf(stderr, "grpo2048: unknown command '%s'\n\n", cmd);
     usage(stderr);
     return 2;

@@ -5,7 +5,11 @@
  * format:
  *     train:  42%|████▏     | 42/100 [01:03<01:27,  1.50s/it, reward=3.21]
  * (elapsed<remaining as [h:]mm:ss, seconds per iteration below 1 it/s else iterations per second,
- * then a free-form postfix). Otherwise (a log file, a pipe, CI) it prints a plain line every
+ * then the postfix: fields separated by ", ", most important first). The line fits the terminal's
+ * width by leaving whole parts out, never by cutting one (a number is never shown cut): first the
+ * postfix fields after the first `main_fields` (from the last), then the bar, then the description,
+ * then the main fields (from the last), then the rate, the remaining time, the percentage and the
+ * times. Otherwise (a log file, a pipe, CI) it prints a plain line every
  * log_every steps and at the last step:
  *     step 42/100 | elapsed 63.1s | 1.50 s/it | reward=3.21
  * Times come from CLOCK_MONOTONIC, so wall-clock changes do not distort the rate.
@@ -32,6 +36,8 @@ typedef struct {
                               the rate counts only the steps since (tqdm's `initial`) */
     int last_logged;       /* plain mode: the step of the last printed line (-1: none) */
     int drawn_cols;        /* tty mode: columns of the line drawn last, to blank what a shorter one leaves */
+    int main_fields;       /* postfix fields kept in preference to the bar on a narrow terminal (3 after
+                              progress_start; the callers put reward/loss, tokens/s and memory first) */
     char postfix[512];     /* the last postfix given */
 } progress;
 
@@ -52,11 +58,21 @@ void progress_clear(progress *p);
 void progress_finish(progress *p);
 
 /* tqdm's line for done/total after elapsed_s seconds, of which `initial` steps were done before the
- * clock started (they count for the bar, not for the rate), with at most max_cols display columns
- * (0 = no limit; UTF-8 characters count one column each). Writes a NUL-terminated string into buf
- * (n bytes) and returns its display width in columns. */
+ * clock started (they count for the bar, not for the rate), in at most max_cols display columns (0 = no
+ * limit; UTF-8 characters count one column each), parts left out as described at the top when it is
+ * wider: postfix fields (split at ", ") after the first main_fields go first, then the bar. Writes a
+ * NUL-terminated string into buf (n bytes) and returns its display width in columns. */
 int progress_format_bar(char *buf, size_t n, const char *desc, int done, int initial, int total, double elapsed_s,
-                        const char *postfix, int max_cols);
+                        const char *postfix, int main_fields, int max_cols);
+
+/* This process's resident memory now, GiB (2^30 bytes), from /proc/self/statm; -1 where /proc does not
+ * say. For the progress line's memory field on the CPU. */
+double progress_rss_gib(void);
+
+/* The memory field of the postfix: "mem=0.52G" (this process's RSS, GiB) when device_used_gib < 0 (a
+ * CPU run), else "gpu_mem=12.3G" (device memory in use, GiB, as the backend reports it). "" when the
+ * RSS is unknown. */
+void progress_format_memory(char *buf, size_t n, double device_used_gib);
 
 /* The plain line for done/total after elapsed_s seconds (`initial` as above). Writes into buf (n bytes);
  * returns its length. */

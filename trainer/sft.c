@@ -33,6 +33,7 @@
 #include "trainer/optim.h"
 #include "trainer/policy.h"
 #include "trainer/progress.h"
+#include "trainer/summary.h"
 #include "trainer/stop_signal.h"
 
 typedef struct {
@@ -387,9 +388,16 @@ metrics_ready:
             status = "failed";
             break;
         }
-        char postfix[128];
-        if (do_eval) snprintf(postfix, sizeof postfix, "loss=%.4f, eval_loss=%.4f, lr=%.2e", loss, ev, lr);
-        else snprintf(postfix, sizeof postfix, "loss=%.4f, lr=%.2e", loss, lr);
+        char postfix[192], mem[48];
+        backend_memory bm;
+        backend_get_memory(&be, &bm);
+        progress_format_memory(mem, sizeof mem, strcmp(be.ops->name, "cuda") ? -1.0
+                               : (double)(bm.total_bytes - bm.free_bytes) / 1073741824.0);
+        /* the first three fields stay on a narrow terminal (progress.h) */
+        if (do_eval)
+            snprintf(postfix, sizeof postfix, "loss=%.4f, %.0f tok/s, %s, eval_loss=%.4f, lr=%.2e", loss, step_tokens / dt,
+                     mem, ev, lr);
+        else snprintf(postfix, sizeof postfix, "loss=%.4f, %.0f tok/s, %s, lr=%.2e", loss, step_tokens / dt, mem, lr);
         progress_update(&pb, step, postfix);
         steps_done = step;
         if (c.save_steps > 0 && step % c.save_steps == 0 && step < total) {
@@ -435,11 +443,13 @@ metrics_ready:
             fprintf(stderr, "grpo2048 sft: interrupted after step %d of %d; model saved to %s\n", steps_done, total,
                     c.output_dir);
     }
+    const int summary_run_id = db ? metrics_run_id(db) : 0;   /* rank 0's */
     if (db && metrics_finish(db, status) != 0) {
         fprintf(stderr, "grpo2048 sft: metrics: %s\n", metrics_error(NULL));
         status = "failed";
     }
     db = NULL;
+    if (steps_done > 0 && rank == 0) summary_print_end(stderr, c.output_dir, summary_run_id, "grpo2048 sft: ");
     exit_code = !strcmp(status, "completed") ? 0 : !strcmp(status, "interrupted") ? 128 + stop_signal_received() : 1;
 cleanup:
     /* Data-parallel: a rank that fails ends the job (the others would wait in a collective forever). */

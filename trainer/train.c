@@ -64,6 +64,7 @@
 #include "trainer/policy.h"
 #include "trainer/progress.h"
 #include "trainer/rollout.h"
+#include "trainer/summary.h"
 #include "trainer/stop_signal.h"
 
 /* The temperature the log-probabilities are computed at: TRL divides the logits by `temperature`. */
@@ -1394,14 +1395,20 @@ metrics_ready:
             goto metrics_failed;
         step = s;
 
-        char postfix[256];
+        char postfix[320], mem[48];
+        backend_memory bm;
+        backend_get_memory(&r.pb, &bm);
+        progress_format_memory(mem, sizeof mem, strcmp(r.pb.ops->name, "cuda") ? -1.0
+                               : (double)(bm.total_bytes - bm.free_bytes) / 1073741824.0);
+        /* the first three fields stay on a narrow terminal (progress.h) */
         if (acc.ngen > 0)
-            snprintf(postfix, sizeof postfix, "reward=%.3f, loss=%.4f, len=%.0f, gen=%.1fs, rew_wait=%.1fs, train=%.1fs",
-                     acc.g.reward / acc.ngen, acc.loss, acc.g.mean_len / acc.ngen, acc.g.generation_time,
-                     acc.g.reward_wait_time, t_train_total);
+            snprintf(postfix, sizeof postfix, "reward=%.3f, %.0f tok/s, %s, loss=%.4f, len=%.0f, gen=%.1fs, "
+                     "rew_wait=%.1fs, train=%.1fs", acc.g.reward / acc.ngen,
+                     step_time > 0 ? acc.train_tokens / step_time : 0, mem, acc.loss, acc.g.mean_len / acc.ngen,
+                     acc.g.generation_time, acc.g.reward_wait_time, t_train_total);
         else
-            snprintf(postfix, sizeof postfix, "loss=%.4f, train=%.1fs (reusing generation %d)", acc.loss, t_train_total,
-                     r.gen.number);
+            snprintf(postfix, sizeof postfix, "loss=%.4f, %.0f tok/s, %s, train=%.1fs (reusing generation %d)", acc.loss,
+                     step_time > 0 ? acc.train_tokens / step_time : 0, mem, t_train_total, r.gen.number);
         progress_update(&pb, s, postfix);
 
         if (c.save_steps > 0 && s % c.save_steps == 0 && s < c.max_steps) {
@@ -1448,11 +1455,13 @@ metrics_ready:
     else if (!strcmp(status, "interrupted"))
         fprintf(stderr, "grpo2048 train: interrupted after step %d%s; continue with --resume\n", step,
                 step > start_step ? " (checkpoint saved)" : "");
+    const int summary_run_id = r.db ? metrics_run_id(r.db) : 0;   /* rank 0's */
     if (r.db && metrics_finish(r.db, status) != 0) {
         fprintf(stderr, "grpo2048 train: metrics: %s\n", metrics_error(NULL));
         status = "failed";
     }
     r.db = NULL;
+    if (step > start_step && r.rank == 0) summary_print_end(stderr, c.output_dir, summary_run_id, "grpo2048 train: ");
     exit_code = !strcmp(status, "completed") ? 0 : !strcmp(status, "interrupted") ? 128 + stop_signal_received() : 1;
 cleanup:
     /* Data-parallel: a rank that fails ends the job (the others would wait in a collective forever), saying

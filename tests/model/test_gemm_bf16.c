@@ -10,7 +10,8 @@
  *   - against fp32: the bf16 product is within the bf16 rounding bound 2^-8 * sum_k |a_k b_k|;
  *   - the model: log-probabilities with bf16 on within 0.05 nats of fp32, gradients with cosine
  *     similarity > 0.99 to fp32's and relative norm difference < 5 %, bitwise repeatable; off again,
- *     bitwise the fp32 results.
+ *     bitwise the fp32 results;
+ *   - generation with bf16 on: its tokens' log-probabilities match the bf16 forward's, not fp32's.
  */
 #include <math.h>
 #include <stdint.h>
@@ -187,6 +188,48 @@ int main(void) {
     CHECK_MSG(memcmp(g16, g16b, sizeof(float) * m.num_params) == 0, "bf16 gradients not repeatable");
     CHECK_MSG(memcmp(lp32, lp32b, sizeof(float) * B * T) == 0, "fp32 after bf16 off differs from fp32 before");
     CHECK_MSG(memcmp(g32, g32b, sizeof(float) * m.num_params) == 0, "fp32 gradients after bf16 off differ");
+
+    /* Generation with bf16 on uses the bf16 products too (as the CUDA model's BF16 generation): each
+     * generated token's log p (out_logp, temperature 1) is within 0.05 nats of the bf16 training forward on
+     * the same sequence, and differs from the fp32 forward's (bf16 applied); with bf16 off it is the fp32
+     * forward's within 1e-4. */
+    {
+        const int G = 6, P = 12, NEW = 40, TT = P + NEW;
+        int prompt[12], *out = malloc(sizeof(int) * G * NEW), len[6], *seq = malloc(sizeof(int) * G * TT);
+        float *glp = malloc(sizeof(float) * G * NEW), *f16 = malloc(sizeof(float) * G * TT);
+        float *f32 = malloc(sizeof(float) * G * TT);
+        for (int i = 0; i < P; i++) prompt[i] = 3 + (int)(llama_rng_next(&r) % (uint64_t)(c.vocab_size - 3));
+        llama_sampling smp = {.temperature = 1.0f, .top_p = 1.0f};
+        char err[256];
+        for (int on = 1; on >= 0; on--) {
+            CHECK(llama_set_bf16(&m, on, why, sizeof why) == 0);
+            CHECK_MSG(llama_generate_ex(&m, prompt, P, G, NEW, &smp, 99, out, len, glp, err, sizeof err) == 0, "%s", err);
+            for (int g = 0; g < G; g++)
+                for (int t = 0; t < TT; t++)   /* the generated row, padded after its end with its last token */
+                    seq[g * TT + t] = t < P ? prompt[t] : out[g * NEW + (t - P < len[g] ? t - P : len[g] - 1)];
+            CHECK(llama_forward_logprobs(&m, seq, G, TT, on ? f16 : f32, NULL) == 0);
+            CHECK(llama_set_bf16(&m, !on, why, sizeof why) == 0);
+            CHECK(llama_forward_logprobs(&m, seq, G, TT, on ? f32 : f16, NULL) == 0);
+            double d_own = 0, d_other = 0;
+            int n = 0;
+            for (int g = 0; g < G; g++)
+                for (int t = 0; t < len[g]; t++, n++) {
+                    double own = fabs((double)glp[g * NEW + t] - (on ? f16 : f32)[g * TT + P + t]);
+                    double other = fabs((double)glp[g * NEW + t] - (on ? f32 : f16)[g * TT + P + t]);
+                    if (own > d_own) d_own = own;
+                    if (other > d_other) d_other = other;
+                }
+            printf("generation %s: %d tokens, max |logp - forward's| %.3g (same precision), %.3g (other)\n",
+                   on ? "bf16" : "fp32", n, d_own, d_other);
+            CHECK(n > G);
+            CHECK_MSG(d_own < (on ? 0.05 : 1e-4), "%s generation's log-probs off its forward's by %.3g",
+                      on ? "bf16" : "fp32", d_own);
+            CHECK_MSG(d_other > 1e-4, "%s generation's log-probs equal the other precision's: bf16 %s",
+                      on ? "bf16" : "fp32", on ? "not applied to generation" : "left on");
+        }
+        CHECK(llama_set_bf16(&m, 0, why, sizeof why) == 0);
+        free(out); free(seq); free(glp); free(f16); free(f32);
+    }
 
     free(tok); free(lp32); free(lp16); free(lp16b); free(lp32b); free(g32); free(g16); free(g16b); free(g32b);
     llama_free(&m);

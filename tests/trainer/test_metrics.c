@@ -320,23 +320,73 @@ static void test_refusals(void) {
     CHECK_MSG(strstr(err, "missing/metrics.sqlite: cannot open the metrics file") != NULL, "%s", err);
 }
 
+/* Display columns of UTF-8 text. */
+static size_t utf8_columns(const char *s) {
+    size_t c = 0;
+    for (; *s; s++) c += ((unsigned char)*s & 0xC0) != 0x80;
+    return c;
+}
+
 static void test_progress_format(void) {
     char buf[512];
-    progress_format_bar(buf, sizeof buf, "train", 42, 0, 100, 63.0, "reward=3.21", 0);
+    progress_format_bar(buf, sizeof buf, "train", 42, 0, 100, 63.0, "reward=3.21", 3, 0);
     CHECK_MSG(!strcmp(buf, "train:  42%|████▏     | 42/100 [01:03<01:27,  1.50s/it, reward=3.21]"), "%s", buf);
-    progress_format_bar(buf, sizeof buf, "train", 0, 0, 100, 0.5, NULL, 0);
+    progress_format_bar(buf, sizeof buf, "train", 0, 0, 100, 0.5, NULL, 3, 0);
     CHECK_MSG(!strcmp(buf, "train:   0%|          | 0/100 [00:00<?, ?it/s]"), "%s", buf);
-    progress_format_bar(buf, sizeof buf, "sft", 50, 0, 100, 10.0, "loss=0.1", 0);
+    progress_format_bar(buf, sizeof buf, "sft", 50, 0, 100, 10.0, "loss=0.1", 3, 0);
     CHECK_MSG(!strcmp(buf, "sft:  50%|█████     | 50/100 [00:10<00:10,  5.00it/s, loss=0.1]"), "%s", buf);
-    progress_format_bar(buf, sizeof buf, "train", 100, 0, 100, 3725.0, "", 0);
+    progress_format_bar(buf, sizeof buf, "train", 100, 0, 100, 3725.0, "", 3, 0);
     CHECK_MSG(!strcmp(buf, "train: 100%|██████████| 100/100 [1:02:05<00:00, 37.25s/it]"), "%s", buf);
-    progress_format_bar(buf, sizeof buf, "train", 7, 0, 8, 7.0, NULL, 0);   /* 87.5%: 8.75 cells → 8 full + ▋ */
+    progress_format_bar(buf, sizeof buf, "train", 7, 0, 8, 7.0, NULL, 3, 0);   /* 87.5%: 8.75 cells → 8 full + ▋ */
     CHECK_MSG(!strcmp(buf, "train:  88%|████████▊ | 7/8 [00:07<00:01,  1.00it/s]"), "%s", buf);
-    progress_format_bar(buf, sizeof buf, "train", 3, 0, 0, 6.0, NULL, 0);
+    progress_format_bar(buf, sizeof buf, "train", 3, 0, 0, 6.0, NULL, 3, 0);
     CHECK_MSG(!strcmp(buf, "train: 3it [00:06,  2.00s/it]"), "%s", buf);
-    int cols = progress_format_bar(buf, sizeof buf, "train", 42, 0, 100, 63.0, "reward=3.21 loss=0.5", 20);
-    CHECK_EQ_INT(cols, 20);
-    CHECK_MSG(!strcmp(buf, "train:  42%|████▏   "), "%s", buf);
+    /* an 80-column terminal (79 usable): the extra fields go, then the bar and the description; steps,
+     * times, rate, reward, tokens/s and memory stay */
+    static const char *const pf = "reward=3.210, 3084 tok/s, mem=0.52G, loss=0.0012, len=87, gen=0.2s, rew=0.1s, train=0.3s";
+    int cols = progress_format_bar(buf, sizeof buf, "train", 42, 0, 100, 63.0, pf, 3, 79);
+    CHECK_MSG(cols <= 79 && !strcmp(buf, "42% 42/100 [01:03<01:27,  1.50s/it, reward=3.210, 3084 tok/s, mem=0.52G]"),
+              "%d: %s", cols, buf);
+    cols = progress_format_bar(buf, sizeof buf, "train", 42, 0, 100, 63.0, pf, 3, 120);
+    CHECK_MSG(!strcmp(buf, "train:  42%|████▏     | 42/100 [01:03<01:27,  1.50s/it, reward=3.210, 3084 tok/s, mem=0.52G, "
+                           "loss=0.0012, len=87]"), "%d: %s", cols, buf);
+    /* every width: the line fits, and every part shown is whole (each postfix field is one of the given
+     * ones, the count is intact), so no number is ever cut */
+    for (int w = 1; w <= 200; w++) {
+        cols = progress_format_bar(buf, sizeof buf, "train", 42, 0, 100, 63.0, pf, 3, w);
+        CHECK_MSG(cols <= w && cols == (int)utf8_columns(buf), "width %d: %d columns: %s", w, cols, buf);
+        if (!buf[0]) { CHECK_MSG(w < 6, "width %d: empty", w); continue; }
+        CHECK_MSG(strstr(buf, "42/100") != NULL, "width %d: %s", w, buf);
+        const char *open = strchr(buf, '[');
+        if (!open) continue;
+        CHECK_MSG(buf[strlen(buf) - 1] == ']', "width %d: %s", w, buf);
+        char inner[512];
+        snprintf(inner, sizeof inner, "%.*s", (int)(strlen(open) - 2), open + 1);
+        char *save = NULL;
+        int k = 0;
+        for (char *f = strtok_r(inner, ",", &save); f; f = strtok_r(NULL, ",", &save), k++) {
+            while (*f == ' ') f++;
+            if (k == 0) CHECK_MSG(!strcmp(f, "01:03<01:27") || !strcmp(f, "01:03"), "width %d: times '%s'", w, f);
+            else if (k == 1 && strstr(f, "s/it")) CHECK_MSG(!strcmp(f, "1.50s/it"), "width %d: rate '%s'", w, f);
+            else {
+                char want[128];
+                snprintf(want, sizeof want, ", %s,", f);
+                char all[160];
+                snprintf(all, sizeof all, ", %s,", pf);
+                CHECK_MSG(strstr(all, want) != NULL, "width %d: field '%s' is not one given", w, f);
+            }
+        }
+    }
+    /* narrower: the main fields go from the last, then the rate */
+    progress_format_bar(buf, sizeof buf, "train", 42, 0, 100, 63.0, pf, 3, 60);
+    CHECK_MSG(!strcmp(buf, "42% 42/100 [01:03<01:27,  1.50s/it, reward=3.210]"), "%s", buf);
+    progress_format_bar(buf, sizeof buf, "train", 42, 0, 100, 63.0, pf, 3, 34);
+    CHECK_MSG(!strcmp(buf, "42% 42/100 [01:03<01:27]"), "%s", buf);
+    /* the memory field */
+    progress_format_memory(buf, sizeof buf, 12.34);
+    CHECK_MSG(!strcmp(buf, "gpu_mem=12.3G"), "%s", buf);
+    progress_format_memory(buf, sizeof buf, -1);
+    CHECK_MSG(!strncmp(buf, "mem=", 4) && buf[strlen(buf) - 1] == 'G' && atof(buf + 4) >= 0, "%s", buf);
 
     progress_format_line(buf, sizeof buf, 42, 0, 100, 63.06, "reward=3.21 loss=0.5");
     CHECK_MSG(!strcmp(buf, "step 42/100 | elapsed 63.1s | 1.50 s/it | reward=3.21 loss=0.5"), "%s", buf);
@@ -399,6 +449,7 @@ static void test_progress_output(void) {
     f = tmpfile();
     CHECK(f != NULL);
     if (!f) return;
+    setenv("COLUMNS", "200", 1);   /* not a terminal: the width comes from $COLUMNS */
     progress_start(&p, "train", 3, f);
     p.tty = 1;
     progress_update(&p, 1, "reward=1.00 with a long postfix");
