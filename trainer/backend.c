@@ -70,6 +70,14 @@ int backend_create(backend *b, const char *device, int precision, llama_model *m
     return backend_cuda_create(b, m, opt, precision, err, errlen);
 }
 
+int backend_set_attn_implementation(backend *b, const char *impl) {
+    if (strcmp(impl, "native") != 0 && strcmp(impl, "cudnn") != 0) {
+        snprintf(b->err, sizeof b->err, "attn_implementation: expected native or cudnn, got '%s'", impl);
+        return -1;
+    }
+    return b->ops->set_attn_implementation(b, impl);
+}
+
 void backend_free(backend *b) {
     if (b->ops) b->ops->destroy(b);
     memset(b, 0, sizeof *b);

@@ -262,6 +262,11 @@ int cmd_sft(int argc, char **argv) {
         exit_code = 2;
         goto cleanup;
     }
+    if (backend_set_attn_implementation(&be, c.attn_implementation) != 0) {
+        fprintf(stderr, "grpo2048 sft: %s\n", be.err);
+        exit_code = 2;
+        goto cleanup;
+    }
     adamw_hparams hp = policy_adamw_hparams(&c);
     lr_schedule sched = (lr_schedule)lr_schedule_from_name(c.lr_scheduler_type);
     if (W > 1 && dist_check_same(pol.model.params, pol.model.num_params, "initial weights", err, sizeof err) != 0)

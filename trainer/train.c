@@ -1219,6 +1219,12 @@ int cmd_train(int argc, char **argv) {
         fprintf(stderr, "grpo2048 train: reference model: %s\n", r.err);
         goto cleanup;
     }
+    if (backend_set_attn_implementation(&r.pb, c.attn_implementation) != 0 ||
+        (r.have_ref && backend_set_attn_implementation(&r.rb, c.attn_implementation) != 0)) {
+        fprintf(stderr, "grpo2048 train: %s\n", r.pb.err[0] ? r.pb.err : r.rb.err);
+        exit_code = 2;
+        goto cleanup;
+    }
     /* TRL's importance-sampling correction: true / false as TRL; auto = on where the training forward runs at
      * another precision than the generator (bf16 products on the CPU as applied, tf32 / bf16 on CUDA) */
     {
