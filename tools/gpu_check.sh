@@ -19,6 +19,8 @@
 #   4. runs 10 GRPO steps of the default policy (configs/default.yaml) with device: cuda, bf16: true, then 5
 #      with attn_implementation: cudnn (cuDNN's fused attention; test_cuda_cudnn_attention in step 2 checks
 #      it against the CPU and our kernels);
+#   4b. under mpirun -np 1 (when the machine has mpirun), 3 GRPO steps with device: cuda: the NCCL
+#      gradient all-reduce of data-parallel runs, with one rank (docs/scale.md);
 #   5. runs 5 GRPO steps of a Qwen2.5-0.5B-shaped random model (made by `grpo2048 sft` from scratch,
 #      1 step on the GPU) with device: cuda, bf16: true;
 #   6. prints one summary table.
@@ -284,6 +286,26 @@ else
     fi
     row default_cuda_bf16 skipped "GPU only (10 steps of the full default run; the emulator would take an hour)"
     row default_cuda_bf16_cudnn skipped "GPU only (attn_implementation: cudnn; the emulator has no cuDNN)"
+fi
+
+# --- 4b. data-parallel: the NCCL gradient all-reduce with one rank (docs/scale.md) ------------------------
+# Under mpirun the all-reduce runs even with one rank, so one GPU checks the NCCL bootstrap (ncclUniqueId
+# over MPI, ncclCommInitRank) and ncclAllReduce on the device gradients. Needs OpenMPI's mpirun on the GPU
+# machine: the pack carries libmpi (grpo2048 links it) but not the mpirun runtime.
+if [ "$MODE" = gpu ] && command -v mpirun >/dev/null; then
+    note "3 GRPO steps under mpirun -np 1, device: cuda (NCCL all-reduce of the gradients, one rank)"
+    rm -rf "${SCRATCH:?}/nccl_np1"
+    t0=$SECONDS
+    timeout "$(budget 60 100)" env ${PYENV:-} mpirun --allow-run-as-root --oversubscribe -np 1 "$CUDA_BIN" train \
+        configs/default.yaml --set output_dir="$SCRATCH/nccl_np1" --set device=cuda --set max_steps=3 \
+        --set save_steps=0 > "$OUTDIR/nccl_np1.log" 2>&1
+    rc=$?
+    [ $rc -eq 0 ] && ! grep -q "completed 3 steps" "$OUTDIR/nccl_np1.log" && rc=1
+    row "nccl: mpirun -np 1, cuda" "$(status_of $rc)" "wall $((SECONDS - t0)) s"
+elif [ "$MODE" = gpu ]; then
+    row "nccl: mpirun -np 1, cuda" skipped "no mpirun on the GPU machine (install openmpi-bin there)"
+else
+    row "nccl: mpirun -np 1, cuda" skipped "GPU only"
 fi
 
 # --- 5. a Qwen2.5-0.5B-shaped random model ----------------------------------------------------------------

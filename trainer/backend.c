@@ -118,4 +118,6 @@ int backend_download(backend *b, int what) { return b->ops->download(b, what); }
 
 void backend_get_memory(backend *b, backend_memory *mem) { b->ops->memory(b, mem); }
 
+float *backend_grad_buffer(backend *b, size_t *n, int *on_device) { return b->ops->grad_buffer(b, n, on_device); }
+
 void backend_reset_peak(backend *b) { b->ops->reset_peak(b); }

@@ -81,6 +81,7 @@ typedef struct {
     void (*reset_peak)(backend *b);
     void (*destroy)(backend *b);
     int (*set_attn_implementation)(backend *b, const char *impl);   /* backend_set_attn_implementation */
+    float *(*grad_buffer)(backend *b, size_t *n, int *on_device);
 } backend_ops;
 
 struct backend {
@@ -159,6 +160,11 @@ int backend_upload(backend *b, int what);
 /* Copies the backend's weights and/or optimizer state back into the host model / optimizer state,
  * e.g. before a checkpoint. Returns 0 or -1 with b->err. */
 int backend_download(backend *b, int what);
+
+/* The gradient buffer the backend accumulates into: (n = num_params) floats in the host model's layout, a
+ * host pointer (CPU) or a device pointer (CUDA, *on_device = 1), for the data-parallel all-reduce
+ * (trainer/dist.h: dist_allreduce_grads) between the last backward pass and clip_grad_norm. */
+float *backend_grad_buffer(backend *b, size_t *n, int *on_device);
 
 void backend_get_memory(backend *b, backend_memory *mem);
 void backend_reset_peak(backend *b);

@@ -150,7 +150,8 @@ static const key_def keys[] = {
     KFLOAT("max_grad_norm", max_grad_norm, "1.0", 0, 0, F_MIN, USE_BOTH,
            "Clip the global gradient L2 norm to this value; 0 = no clipping."),
     KINT("per_device_train_batch_size", per_device_train_batch_size, "8", 1, 1 << 20, F_MIN | F_MAX, USE_BOTH,
-         "Sequences per micro-batch (GRPO: completions, so prompts per micro-batch = this / num_generations)."),
+         "Sequences per micro-batch (GRPO: completions, so prompts per micro-batch = this / num_generations); per "
+         "rank under mpirun, as in TRL (docs/scale.md)."),
     KINT("gradient_accumulation_steps", gradient_accumulation_steps, "1", 1, 1 << 20, F_MIN | F_MAX, USE_BOTH,
          "Micro-batches whose gradients are accumulated into one optimizer step."),
     KINT("max_steps", max_steps, "100", -1, INT_MAX, F_MIN | F_MAX, USE_BOTH,
@@ -249,7 +250,8 @@ static const key_def keys[] = {
           "generation_batch_size, not both."),
     KNINT("generation_batch_size", generation_batch_size, generation_batch_size_set, 1, 1 << 24, F_MIN | F_MAX,
           USE_TRAIN, "= per_device_train_batch_size * steps_per_generation",
-          "Completions sampled per generation: a multiple of per_device_train_batch_size and of num_generations."),
+          "Completions sampled per generation: a multiple of per_device_train_batch_size and of num_generations; "
+          "under mpirun, of all ranks together (per_device_train_batch_size * ranks * steps_per_generation, as TRL)."),
     {"reward_weights", T_WEIGHT_LIST, OFF(reward_weights), "null", 0, 0, F_NULLABLE, NULL, USE_TRAIN,
      "Weights of the reward functions in rewards.functions order (function_works, no_cheating, "
      "strategy_succeeds, game_progress), as a list, each in [-1000, 1000]; when given it replaces "

@@ -101,7 +101,8 @@ static const char *schema_sql =
     " text TEXT,"
     " reward REAL,"
     " function_works REAL, no_cheating REAL, strategy_succeeds REAL, game_progress REAL,"
-    " outcome TEXT, max_tile INTEGER, score REAL, moves INTEGER, seconds REAL, error TEXT);"
+    " outcome TEXT, max_tile INTEGER, score REAL, moves INTEGER, seconds REAL, error TEXT,"
+    " rank INTEGER NOT NULL DEFAULT 0);"
     "CREATE INDEX IF NOT EXISTS completions_run_step ON completions(run_id, step);";
 
 static void set_err(metrics_db *m, const char *fmt, ...) {
@@ -251,10 +252,12 @@ static metrics_db *open_begin(const char *path, char *err, size_t errlen) {
     snprintf(uv, sizeof uv, "PRAGMA user_version = %d;", METRICS_SCHEMA_VERSION);
     if (version == 0) {
         if (exec(m, schema_sql) || exec(m, uv)) { rollback_quiet(m); return open_fail(m, err, errlen); }
-    } else if (version == 1) {
-        /* version 1 → 2: the writer's pid and host, and the resume count */
-        if (exec(m, "ALTER TABLE runs ADD COLUMN pid INTEGER; ALTER TABLE runs ADD COLUMN host TEXT; "
-                    "ALTER TABLE runs ADD COLUMN resumed INTEGER NOT NULL DEFAULT 0;") || exec(m, uv)) {
+    } else if (version < METRICS_SCHEMA_VERSION) {
+        /* version 1 → 2: the writer's pid and host, and the resume count; 2 → 3: the data-parallel rank that
+         * generated each completion */
+        if ((version == 1 && exec(m, "ALTER TABLE runs ADD COLUMN pid INTEGER; ALTER TABLE runs ADD COLUMN host TEXT; "
+                                     "ALTER TABLE runs ADD COLUMN resumed INTEGER NOT NULL DEFAULT 0;")) ||
+            exec(m, "ALTER TABLE completions ADD COLUMN rank INTEGER NOT NULL DEFAULT 0;") || exec(m, uv)) {
             rollback_quiet(m);
             return open_fail(m, err, errlen);
         }
@@ -277,7 +280,7 @@ static metrics_db *open_finish(metrics_db *m, char *err, size_t errlen) {
         sqlite3_prepare_v2(m->db,
                            "INSERT INTO completions(run_id, step, idx, prompt_idx, text, reward, function_works, "
                            "no_cheating, strategy_succeeds, game_progress, outcome, max_tile, score, moves, "
-                           "seconds, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                           "seconds, error, rank) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                            -1, &m->ins_completion, NULL) != SQLITE_OK) {
         set_err(m, "%s: %s", m->path, sqlite3_errmsg(m->db));
         return open_fail(m, err, errlen);
@@ -422,6 +425,7 @@ int metrics_add_completion(metrics_db *m, const metrics_completion *c) {
     sqlite3_bind_int(st, i++, c->moves);
     sqlite3_bind_double(st, i++, c->seconds);
     bind_text_or_null(st, i++, c->error);
+    sqlite3_bind_int(st, i++, c->rank);
     int rc = sqlite3_step(st);
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);

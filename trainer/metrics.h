@@ -15,7 +15,7 @@
  * are computed again), sets the status back to 'running' and counts the resume, all in one
  * transaction. So a run's steps are 1..N with none missing or repeated however often it was resumed.
  *
- * Schema (version 2):
+ * Schema (version 3; a version-2 file gets completions.rank, 0 for its rows):
  *   runs(run_id INTEGER PRIMARY KEY, kind TEXT 'grpo'|'sft', config TEXT, started TEXT, ended TEXT,
  *        status TEXT 'running'|'completed'|'failed'|'interrupted', pid INTEGER, host TEXT,
  *        resumed INTEGER: times resumed)                                   times: ISO-8601 UTC
@@ -24,7 +24,8 @@
  *   metrics(run_id, step INTEGER, name TEXT, value REAL, PRIMARY KEY(run_id, step, name))
  *   completions(run_id, step, idx, prompt_idx, text, reward REAL, function_works REAL, no_cheating REAL,
  *        strategy_succeeds REAL, game_progress REAL, outcome TEXT, max_tile INTEGER, score REAL,
- *        moves INTEGER, seconds REAL, error TEXT), indexed on (run_id, step)
+ *        moves INTEGER, seconds REAL, error TEXT, rank INTEGER: the data-parallel rank that generated it),
+ *        indexed on (run_id, step)
  *   view steps(run_id, step, one column per name in metrics_names[]): the metrics table pivoted, e.g.
  *        sqlite3 runs/x/metrics.sqlite 'select step, reward, "rewards/game_progress/mean" from steps'
  *
@@ -37,7 +38,7 @@
 
 #include <stddef.h>
 
-#define METRICS_SCHEMA_VERSION 2
+#define METRICS_SCHEMA_VERSION 3
 
 /* The metric names the `steps` view has columns for (TRL's names where TRL logs the quantity; each is
  * documented in docs/metrics.md): reward, reward_std, rewards/<function>/mean and /std,
@@ -89,6 +90,7 @@ typedef struct {
     int moves;                 /* moves played */
     double seconds;            /* wall time the strategy took, seconds */
     const char *error;         /* why it failed, or NULL */
+    int rank;                  /* the data-parallel rank that generated and scored it (0 in one-process runs) */
 } metrics_completion;
 
 /* Adds one completion row to the open step. Returns 0, or -1 and the step is marked failed. */
