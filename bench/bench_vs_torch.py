@@ -14,7 +14,9 @@ start and the end of the run):
 With --bf16, our training runs with bf16 matrix products (bench_model --bf16, oneDNN) and torch's
 training is measured twice: eager fp32 (the issue's reference) and under torch.autocast("cpu",
 dtype=torch.bfloat16) (the like-for-like one: PyTorch's own bf16 products, also oneDNN); the fraction
-of peak is then of the bf16 matmul peak measured in our process. Generation is fp32 on both sides.
+of peak is then of the bf16 matmul peak measured in our process. Our generation then runs with bf16
+products too (as `bf16: true` in the trainer), and transformers' generate is measured in fp32 (the
+issue's reference) and on a bf16 copy of the model (like for like).
 Prints the ratios ours / torch. Needs torch and transformers (an offline venv; not used by CI):
   python bench/bench_vs_torch.py --bench build/bench_model --shape smollm2 --threads 2 [--bf16]
 """
@@ -40,7 +42,7 @@ def ours(args, what):
     cmd = [args.bench, "--shape", args.shape, "--json", "--iters", str(args.iters), "--batch", str(args.batch),
            "--seq", str(args.seq), "--rows", str(args.rows), "--prompt", str(args.prompt), "--new", str(args.new)]
     cmd.append("--no-generate" if what == "train" else "--no-train")
-    if args.bf16 and what == "train":
+    if args.bf16:
         cmd.append("--bf16")
     out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
     rows = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
@@ -117,8 +119,9 @@ def main():
     torch.set_num_threads(args.threads)
     load0 = os.getloadavg()
     model = torch_model(args)
-    res = {"ours_train": 0, "torch_train": 0, "torch_train_bf16": 0, "ours_gen": 0, "torch_gen": 0, "peak": 0,
-           "ours_gflops": 0}
+    res = {"ours_train": 0, "torch_train": 0, "torch_train_bf16": 0, "ours_gen": 0, "torch_gen": 0, "torch_gen_bf16": 0,
+           "peak": 0, "ours_gflops": 0}
+    model_bf16 = None
     for r in range(args.rounds):
         if args.skip != "train":
             o = ours(args, "train")
@@ -132,6 +135,11 @@ def main():
             o = ours(args, "generate")
             res["ours_gen"] = max(res["ours_gen"], o["generate"]["tokens_per_s"])
             res["torch_gen"] = max(res["torch_gen"], torch_generate(args, model))
+            if args.bf16:
+                if model_bf16 is None:
+                    import copy
+                    model_bf16 = copy.deepcopy(model).to(torch.bfloat16)
+                res["torch_gen_bf16"] = max(res["torch_gen_bf16"], torch_generate(args, model_bf16))
         print(f"round {r + 1}: {json.dumps(res)}", flush=True)
     load1 = os.getloadavg()
     print(f"\nshape {args.shape}, {args.threads} threads, torch {torch.__version__} (MKL {torch.backends.mkl.is_available()}), "
@@ -147,8 +155,12 @@ def main():
             print(f"training fwd+bwd, like for like: torch autocast bf16 {res['torch_train_bf16']:.0f} tokens/s, ratio "
                   f"{res['ours_train'] / res['torch_train_bf16']:.2f}x")
     if args.skip != "generate":
-        print(f"generation G={args.rows} P={args.prompt} new={args.new}: ours {res['ours_gen']:.1f} tokens/s, "
-              f"transformers generate {res['torch_gen']:.1f} tokens/s, ratio {res['ours_gen'] / res['torch_gen']:.2f}x")
+        prec = "bf16 products" if args.bf16 else "fp32"
+        print(f"generation G={args.rows} P={args.prompt} new={args.new}: ours ({prec}) {res['ours_gen']:.1f} tokens/s, "
+              f"transformers generate fp32 {res['torch_gen']:.1f} tokens/s, ratio {res['ours_gen'] / res['torch_gen']:.2f}x")
+        if args.bf16:
+            print(f"generation, like for like: transformers generate on a bf16 model {res['torch_gen_bf16']:.1f} tokens/s, "
+                  f"ratio {res['ours_gen'] / res['torch_gen_bf16']:.2f}x")
 
 
 if __name__ == "__main__":

@@ -255,6 +255,9 @@ typedef struct {
                                  top-p, min-p applied and renormalized over the kept tokens; 0 when greedy):
                                  vLLM's logprobs_mode "processed_logprobs", which TRL's importance-sampling
                                  correction uses (trl 1.16 vllm_generation.py) */
+    int first_row;            /* row g draws from stream first_row + g (0 = off): a data-parallel rank generating
+                                 rows [first_row, first_row + G) of a larger batch samples what one process
+                                 generating the whole batch would (trainer/dist.h) */
     /* on_step, or NULL: called by the generators (llama_generate_ex, llama_cuda_generate) from the calling
      * thread after every decode step, with the rows that stopped in that step (done: ndone row indices in
      * [0,G), ndone may be 0). A listed row's out / out_len / out_logp are final when it is called, so the
@@ -273,7 +276,7 @@ typedef struct {
  * mass is >= top_p; at least one token), min-p (MinPLogitsWarper: drops tokens below min_p x the top
  * probability), then a multinomial draw. temperature 0: argmax of the penalized logits (lowest id on
  * ties). A row stops at any of s->stop_ids (or cfg.eos_token_ids when NULL).
- * Row g draws from its own xoshiro256** stream seeded from (seed, g), so its tokens do not depend on
+ * Row g draws from its own xoshiro256** stream seeded from (seed, s->first_row + g), so its tokens do not depend on
  * G or the thread count, up to float rounding: row results are bitwise independent of G while at
  * most LLAMA_SMALL_MAX_ROWS (32) rows are active (llama_sgemm_small: every dot product computed the
  * same way for any batch); batched sgemm over more rows may round last bits differently (~1e-6 in

@@ -338,7 +338,7 @@ int llama_generate_ex(llama_model *m, const int *prompt, int P, int G, int max_n
     for (int g = 0; g < G; g++) {
         out_len[g] = 0;
         active[g] = g;
-        llama_rng_seed(&rng[g], seed, (uint64_t)g);
+        llama_rng_seed(&rng[g], seed, (uint64_t)s->first_row + (uint64_t)g);
     }
     /* repetition penalty: per row, the tokens seen so far (G, V) and a penalized copy of the logits */
     unsigned char *seen = NULL;

@@ -16,7 +16,11 @@
 #   2. runs the gpu-labelled tests (ctest -L gpu: tests/gpu/test_cuda_*, parity with the CPU; with the
 #      pack there is no CMake tree on the machine, so the same executables run directly, as ctest would);
 #   3. runs bench_cuda (bench/cuda: decode tokens/s, training step MFU, Qwen2.5-0.5B shape, bf16);
-#   4. runs 10 GRPO steps of the default policy (configs/default.yaml) with device: cuda, bf16: true;
+#   4. runs 10 GRPO steps of the default policy (configs/default.yaml) with device: cuda, bf16: true, then 5
+#      with attn_implementation: cudnn (cuDNN's fused attention; test_cuda_cudnn_attention in step 2 checks
+#      it against the CPU and our kernels);
+#   4b. under mpirun -np 1 (when the machine has mpirun), 3 GRPO steps with device: cuda: the NCCL
+#      gradient all-reduce of data-parallel runs, with one rank (docs/scale.md);
 #   5. runs 5 GRPO steps of a Qwen2.5-0.5B-shaped random model (made by `grpo2048 sft` from scratch,
 #      1 step on the GPU) with device: cuda, bf16: true;
 #   6. prints one summary table.
@@ -153,6 +157,15 @@ if nvidia-smi -L 2>/dev/null | grep -q "^GPU"; then
                  find /usr/local /opt /usr/lib -maxdepth 8 \( -name 'libcublas.so.13*' -o -name 'libcudart.so.13*' \) \
                      2>/dev/null; } | xargs -r -n1 dirname | sort -u | paste -sd:)
     export LD_LIBRARY_PATH="${cudalibs}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    # cuDNN 9 (attn_implementation: cudnn) from ONE install: libcudnn.so.9 loads its sub-libraries (libcudnn_graph,
+    # engines...) by name, so they must come from the same folder (torch's wheel's nvidia/cudnn/lib on the GPU machine)
+    cudnn_dir=$( { ldconfig -p | awk '/libcudnn_graph\.so\.9/{print $NF}';
+                  python3 -c 'import nvidia.cudnn, os; print(os.path.join(list(nvidia.cudnn.__path__)[0], "lib", "x"))' \
+                      2>/dev/null;
+                  find /usr/local /opt /usr/lib -maxdepth 8 -name 'libcudnn_graph.so.9*' 2>/dev/null; } |
+                xargs -r -n1 dirname | head -1)
+    [ -n "$cudnn_dir" ] && export LD_LIBRARY_PATH="$cudnn_dir:$LD_LIBRARY_PATH"
+    row cudnn "$([ -n "$cudnn_dir" ] && echo ok || echo FAILED)" "${cudnn_dir:-libcudnn_graph.so.9 not found: binaries linked with cuDNN will not start (set LD_LIBRARY_PATH)}"
     if [ -f .gpu/grpo2048-gpu.tar.xz ]; then
         G=/tmp/grpo2048-gpu
         rm -rf "$G" && mkdir -p "$G" && tar -C "$G" -xJf .gpu/grpo2048-gpu.tar.xz
@@ -255,7 +268,11 @@ fi
 # --- 4. the default policy -------------------------------------------------------------------------------
 if [ "$MODE" = gpu ]; then
     note "10 GRPO steps of the default policy, device: cuda, bf16"
-    train_run default_cuda_bf16 "$CUDA_BIN" "$(budget 80 100)" --set device=cuda --set bf16=true --set max_steps=10
+    train_run default_cuda_bf16 "$CUDA_BIN" "$(budget 80 150)" --set device=cuda --set bf16=true --set max_steps=10
+    note "5 GRPO steps of the default policy, device: cuda, bf16, attn_implementation: cudnn"
+    train_run default_cuda_bf16_cudnn "$CUDA_BIN" "$(budget 50 100)" --set device=cuda --set bf16=true --set max_steps=5 \
+        --set attn_implementation=cudnn
+    grep -h "attn_implementation cudnn" "$OUTDIR/default_cuda_bf16_cudnn.log" | sort | uniq -c | head -5
 else
     note "2 short GRPO steps of the default policy on the emulator (fp32) and on the CPU"
     SHORT=(--set max_steps=2 --set num_generations=4 --set per_device_train_batch_size=4
@@ -268,6 +285,27 @@ else
         row "default: emulator vs cpu" "$([ $rc -eq 0 ] && echo ok || echo FAILED)" "$cmp"
     fi
     row default_cuda_bf16 skipped "GPU only (10 steps of the full default run; the emulator would take an hour)"
+    row default_cuda_bf16_cudnn skipped "GPU only (attn_implementation: cudnn; the emulator has no cuDNN)"
+fi
+
+# --- 4b. data-parallel: the NCCL gradient all-reduce with one rank (docs/scale.md) ------------------------
+# Under mpirun the all-reduce runs even with one rank, so one GPU checks the NCCL bootstrap (ncclUniqueId
+# over MPI, ncclCommInitRank) and ncclAllReduce on the device gradients. Needs OpenMPI's mpirun on the GPU
+# machine: the pack carries libmpi (grpo2048 links it) but not the mpirun runtime.
+if [ "$MODE" = gpu ] && command -v mpirun >/dev/null; then
+    note "3 GRPO steps under mpirun -np 1, device: cuda (NCCL all-reduce of the gradients, one rank)"
+    rm -rf "${SCRATCH:?}/nccl_np1"
+    t0=$SECONDS
+    timeout "$(budget 60 100)" env ${PYENV:-} mpirun --allow-run-as-root --oversubscribe -np 1 "$CUDA_BIN" train \
+        configs/default.yaml --set output_dir="$SCRATCH/nccl_np1" --set device=cuda --set max_steps=3 \
+        --set save_steps=0 > "$OUTDIR/nccl_np1.log" 2>&1
+    rc=$?
+    [ $rc -eq 0 ] && ! grep -q "completed 3 steps" "$OUTDIR/nccl_np1.log" && rc=1
+    row "nccl: mpirun -np 1, cuda" "$(status_of $rc)" "wall $((SECONDS - t0)) s"
+elif [ "$MODE" = gpu ]; then
+    row "nccl: mpirun -np 1, cuda" skipped "no mpirun on the GPU machine (install openmpi-bin there)"
+else
+    row "nccl: mpirun -np 1, cuda" skipped "GPU only"
 fi
 
 # --- 5. a Qwen2.5-0.5B-shaped random model ----------------------------------------------------------------

@@ -4,9 +4,10 @@
 # It also makes the Python venv of the tools tests (tests/tools/make_venv.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# gnuplot-nox: `grpo2048 report` draws its plots with it (svg and pngcairo terminals, no X libraries)
+# gnuplot-nox: `grpo2048 report` draws its plots with it (svg and pngcairo terminals, no X libraries);
+# libopenmpi-dev, openmpi-bin: data-parallel runs under mpirun (docs/scale.md)
 PACKAGES="build-essential cmake pkg-config libyaml-dev libsqlite3-dev sqlite3 libseccomp-dev python3-dev \
-libopenblas-dev libdnnl-dev libcjson-dev libpcre2-dev python3-venv gnuplot-nox"
+libopenblas-dev libdnnl-dev libcjson-dev libpcre2-dev python3-venv gnuplot-nox libopenmpi-dev openmpi-bin"
 missing=""
 for p in $PACKAGES; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -70,6 +70,14 @@ int backend_create(backend *b, const char *device, int precision, llama_model *m
     return backend_cuda_create(b, m, opt, precision, err, errlen);
 }
 
+int backend_set_attn_implementation(backend *b, const char *impl) {
+    if (strcmp(impl, "native") != 0 && strcmp(impl, "cudnn") != 0) {
+        snprintf(b->err, sizeof b->err, "attn_implementation: expected native or cudnn, got '%s'", impl);
+        return -1;
+    }
+    return b->ops->set_attn_implementation(b, impl);
+}
+
 void backend_free(backend *b) {
     if (b->ops) b->ops->destroy(b);
     memset(b, 0, sizeof *b);
@@ -109,5 +117,7 @@ int backend_upload(backend *b, int what) { return b->ops->upload(b, what); }
 int backend_download(backend *b, int what) { return b->ops->download(b, what); }
 
 void backend_get_memory(backend *b, backend_memory *mem) { b->ops->memory(b, mem); }
+
+float *backend_grad_buffer(backend *b, size_t *n, int *on_device) { return b->ops->grad_buffer(b, n, on_device); }
 
 void backend_reset_peak(backend *b) { b->ops->reset_peak(b); }

@@ -80,6 +80,8 @@ typedef struct {
     void (*memory)(backend *b, backend_memory *mem);
     void (*reset_peak)(backend *b);
     void (*destroy)(backend *b);
+    int (*set_attn_implementation)(backend *b, const char *impl);   /* backend_set_attn_implementation */
+    float *(*grad_buffer)(backend *b, size_t *n, int *on_device);
 } backend_ops;
 
 struct backend {
@@ -159,7 +161,20 @@ int backend_upload(backend *b, int what);
  * e.g. before a checkpoint. Returns 0 or -1 with b->err. */
 int backend_download(backend *b, int what);
 
+/* The gradient buffer the backend accumulates into: (n = num_params) floats in the host model's layout, a
+ * host pointer (CPU) or a device pointer (CUDA, *on_device = 1), for the data-parallel all-reduce
+ * (trainer/dist.h: dist_allreduce_grads) between the last backward pass and clip_grad_norm. */
+float *backend_grad_buffer(backend *b, size_t *n, int *on_device);
+
 void backend_get_memory(backend *b, backend_memory *mem);
 void backend_reset_peak(backend *b);
+
+/* The training attention (config key attn_implementation, transformers' name): "native" (our kernels,
+ * every backend) or "cudnn" (cuDNN's fused flash attention: the CUDA backend in bf16, in a binary built
+ * with cuDNN; model/cuda/attention_cudnn.c, docs/gpu.md). Applies from the next forward pass. Returns 0,
+ * or -1 with b->err naming the key and what was expected: cudnn on the CPU backend, in a build without
+ * cuDNN, outside bf16 precision, or an unknown name. As transformers, an unavailable implementation is an
+ * error, not a silent substitution; shapes cuDNN rejects at run time fall back to native with a note. */
+int backend_set_attn_implementation(backend *b, const char *impl);
 
 #endif

@@ -97,9 +97,24 @@ static void cpu_destroy(backend *b) {
     b->impl = NULL;
 }
 
+static float *cpu_grad_buffer(backend *b, size_t *n, int *on_device) {
+    *n = b->model->num_params;
+    *on_device = 0;
+    return b->model->grads;
+}
+
+/* The CPU model has one attention (llama_attention_forward/backward); cudnn is refused, as transformers
+ * refuses an implementation that is not available. */
+static int cpu_set_attn_implementation(backend *b, const char *impl) {
+    if (!strcmp(impl, "native")) return 0;
+    snprintf(b->err, sizeof b->err, "attn_implementation: %s is CUDA only (device: cuda with bf16: true); the CPU "
+             "model has only the native attention", impl);
+    return -1;
+}
+
 static const backend_ops cpu_ops = {
     "cpu", cpu_forward, cpu_backward, cpu_zero_grad, cpu_clip, cpu_adamw, cpu_generate, cpu_nothing_to_copy,
-    cpu_nothing_to_copy, cpu_memory, cpu_reset_peak, cpu_destroy,
+    cpu_nothing_to_copy, cpu_memory, cpu_reset_peak, cpu_destroy, cpu_set_attn_implementation, cpu_grad_buffer,
 };
 
 int backend_cpu_create(backend *b, llama_model *m, adamw_state *opt, char *err, size_t errlen) {

@@ -90,9 +90,27 @@ static void cuda_destroy(backend *b) {
     b->impl = NULL;
 }
 
+/* the device gradients (llama_cuda_model.grads), all-reduced in place with NCCL by data-parallel runs */
+static float *cuda_grad_buffer(backend *b, size_t *n, int *on_device) {
+    *n = b->model->num_params;
+    *on_device = 1;
+    return CM(b)->grads;
+}
+
+static int cuda_set_attn_implementation(backend *b, const char *impl) {
+    int which = !strcmp(impl, "cudnn") ? LLAMA_CUDA_ATTN_CUDNN : LLAMA_CUDA_ATTN_NATIVE;
+    if (llama_cuda_set_attn_implementation(CM(b), which, b->err, sizeof b->err) != 0) return -1;
+    /* said on the start-up line, so that a run's log tells which attention trained it */
+    size_t n = strlen(b->description);
+    if (which == LLAMA_CUDA_ATTN_CUDNN && !strstr(b->description, ", attention cudnn"))
+        snprintf(b->description + n, sizeof b->description - n, ", attention cudnn (cuDNN %d)",
+                 llama_cuda_cudnn_version());
+    return 0;
+}
+
 static const backend_ops cuda_ops = {
     "cuda", cuda_forward, cuda_backward, cuda_zero_grad, cuda_clip, cuda_adamw, cuda_generate, cuda_upload,
-    cuda_download, cuda_memory, cuda_reset_peak, cuda_destroy,
+    cuda_download, cuda_memory, cuda_reset_peak, cuda_destroy, cuda_set_attn_implementation, cuda_grad_buffer,
 };
 
 int backend_cuda_device_count(void) { return llama_cuda_device_count(); }

@@ -134,6 +134,7 @@ static int write_trainer_state(const char *path, const checkpoint_info *info, ch
     cJSON_AddNumberToObject(o, "num_input_tokens_seen", info->num_input_tokens_seen);
     cJSON_AddBoolToObject(o, "has_generation", info->has_generation);
     cJSON_AddBoolToObject(o, "has_ref_model", info->has_ref_model);
+    cJSON_AddNumberToObject(o, "world_size", info->world_size > 0 ? info->world_size : 1);
     cJSON *vals = cJSON_AddObjectToObject(o, "config_values");
     if (info->config) {
         char buf[16384];
@@ -328,6 +329,8 @@ int checkpoint_read_state(const char *dir, checkpoint_state *st, char *err, size
     st->num_input_tokens_seen = tok->valuedouble;
     st->has_generation = cJSON_IsTrue(gen);
     st->has_ref_model = cJSON_IsTrue(ref);
+    const cJSON *ws = cJSON_GetObjectItemCaseSensitive(o, "world_size");   /* absent before data-parallel runs */
+    st->world_size = cJSON_IsNumber(ws) && ws->valueint > 0 ? ws->valueint : 1;
     st->config_yaml = strdup(cfg->valuestring);
     int n = cJSON_GetArraySize(vals);
     st->keys = calloc(n ? n : 1, sizeof(char *));

@@ -6,7 +6,8 @@
  * format) and trainer_state.json:
  *   {"format": "grpo2048 checkpoint", "version": 2, "kind": "grpo"|"sft", "global_step": N,
  *    "run_id": the metrics run it belongs to, "num_input_tokens_seen": tokens so far (TRL num_tokens),
- *    "has_generation": a buffered generation (generation.bin) is part of the state,
+ *    "has_generation": a buffered generation (generation.bin; in a data-parallel run also
+ *    generation.rank<k>.bin of rank k, written by trainer/train.c) is part of the state,
  *    "has_ref_model": the reference model (ref_model/, config.json + model.safetensors) is part of it,
  *    "config_values": {key: value as config_format_value writes it}, "config": the effective YAML}.
  * The caller may add files of its own (generation.bin, ref_model/) through a callback. Everything is
@@ -32,6 +33,7 @@ typedef struct {
     int has_ref_model;             /* the extra callback writes ref_model/ */
     const char *config_yaml;       /* effective configuration text (NULL = "") */
     const grpo_config *config;     /* for config_values (NULL = none) */
+    int world_size;                /* data-parallel ranks that trained it (trainer/dist.h); 0 is written as 1 */
 } checkpoint_info;
 
 /* Writes extra files into tmp_dir (the folder being assembled). Returns 0 or -1 with a message. */
@@ -50,6 +52,7 @@ typedef struct {
     int global_step, run_id;
     double num_input_tokens_seen;
     int has_generation, has_ref_model;
+    int world_size;                /* ranks that trained it; 1 when trainer_state.json has no "world_size" */
     char *config_yaml;             /* malloc'd */
     int nvalues;
     char **keys, **values;         /* (nvalues,) malloc'd config_values */

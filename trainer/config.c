@@ -81,6 +81,7 @@ typedef struct {
 
 static const char *const lr_scheduler_choices[] = {"linear", "cosine", "constant", "constant_with_warmup", NULL};
 static const char *const device_choices[] = {"auto", "cpu", "cuda", NULL};
+static const char *const attn_implementation_choices[] = {"native", "cudnn", NULL};
 static const char *const loss_type_choices[] = {"grpo", "bnpo", "dr_grpo", "dapo", "cispo", "sapo", "luspo", "vespo",
                                                  NULL};
 static const char *const optim_choices[] = {"adamw_torch_fused", "adamw_torch", NULL};
@@ -119,6 +120,10 @@ static const key_def keys[] = {
           "Keep only each decoder layer's input in the forward pass and recompute the layer's activations in "
           "the backward: activation memory ~5-6x smaller (e.g. SmolLM2, Qwen2.5-0.5B) for ~10-20% more train "
           "time; identical results."),
+    KENUM("attn_implementation", attn_implementation, "native", attn_implementation_choices, USE_BOTH,
+          "Training attention (transformers' key): native = our kernels; cudnn = cuDNN's fused flash attention "
+          "(CUDA with bf16: true; shapes cuDNN rejects, sliding windows and generation use native). Unverified on "
+          "a GPU yet: docs/gpu.md."),
     KINT("seed", seed, "42", 0, INT_MAX, F_MIN | F_MAX, USE_BOTH | USE_EVAL,
          "Seed of every random stream (initialization, sampling, game seeds, data order)."),
 
@@ -146,7 +151,8 @@ static const key_def keys[] = {
     KFLOAT("max_grad_norm", max_grad_norm, "1.0", 0, 0, F_MIN, USE_BOTH,
            "Clip the global gradient L2 norm to this value; 0 = no clipping."),
     KINT("per_device_train_batch_size", per_device_train_batch_size, "8", 1, 1 << 20, F_MIN | F_MAX, USE_BOTH,
-         "Sequences per micro-batch (GRPO: completions, so prompts per micro-batch = this / num_generations)."),
+         "Sequences per micro-batch (GRPO: completions, so prompts per micro-batch = this / num_generations); per "
+         "rank under mpirun, as in TRL (docs/scale.md)."),
     KINT("gradient_accumulation_steps", gradient_accumulation_steps, "1", 1, 1 << 20, F_MIN | F_MAX, USE_BOTH,
          "Micro-batches whose gradients are accumulated into one optimizer step."),
     KINT("max_steps", max_steps, "100", -1, INT_MAX, F_MIN | F_MAX, USE_BOTH,
@@ -245,7 +251,8 @@ static const key_def keys[] = {
           "generation_batch_size, not both."),
     KNINT("generation_batch_size", generation_batch_size, generation_batch_size_set, 1, 1 << 24, F_MIN | F_MAX,
           USE_TRAIN, "= per_device_train_batch_size * steps_per_generation",
-          "Completions sampled per generation: a multiple of per_device_train_batch_size and of num_generations."),
+          "Completions sampled per generation: a multiple of per_device_train_batch_size and of num_generations; "
+          "under mpirun, of all ranks together (per_device_train_batch_size * ranks * steps_per_generation, as TRL)."),
     {"reward_weights", T_WEIGHT_LIST, OFF(reward_weights), "null", 0, 0, F_NULLABLE, NULL, USE_TRAIN,
      "Weights of the reward functions in rewards.functions order (function_works, no_cheating, "
      "strategy_succeeds, game_progress), as a list, each in [-1000, 1000]; when given it replaces "
@@ -1244,6 +1251,17 @@ int config_validate(const grpo_config *c, const char *command, char *err, size_t
         }
         case T_BOOL: case T_GROUP: break;
         }
+    }
+    /* transformers raises when the requested attention implementation is unavailable; so do we, before any work */
+    if (!strcmp(c->attn_implementation, "cudnn") && !strcmp(c->device, "cpu")) {
+        snprintf(err, errlen, "key 'attn_implementation': cudnn needs device: cuda (or auto on a machine with a GPU); "
+                 "the CPU model has only the native attention");
+        return -1;
+    }
+    if (!strcmp(c->attn_implementation, "cudnn") && !c->bf16) {
+        snprintf(err, errlen, "key 'attn_implementation': cudnn needs bf16: true (cuDNN's fused attention takes "
+                 "bfloat16 inputs); with fp32 or tf32 use attn_implementation: native");
+        return -1;
     }
     if (c->max_steps == 0) {
         snprintf(err, errlen, "key 'max_steps': expected a positive number of steps, or -1 (sft: num_train_epochs "

@@ -79,6 +79,7 @@ typedef struct {
     bool bf16;
     bool gradient_checkpointing;        /* recompute layer activations in the backward (llama.h) */
     const char *device;                 /* "auto" | "cpu" | "cuda" */
+    const char *attn_implementation;    /* "native" | "cudnn" (transformers' key; cudnn: CUDA with bf16 only) */
     int logging_steps;
     int save_steps;                     /* 0 = save only at the end */
     int save_total_limit;               /* 0 = keep every checkpoint (also when null) */

@@ -373,7 +373,7 @@ int cmd_eval(int argc, char **argv) {
                 metrics_completion mc = {s, i % nprompts, e->text, rr->reward,
                                          {rr->rewards[0], rr->rewards[1], rr->rewards[2], rr->rewards[3]},
                                          reward_outcome_name(rr->outcome), rr->max_tile, rr->score, rr->moves, rr->seconds,
-                                         rr->error[0] ? rr->error : NULL, 1, e->tokens, e->acceptance};
+                                         rr->error[0] ? rr->error : NULL, 0, 1, e->tokens, e->acceptance};
                 if (metrics_add_completion(db, &mc) != 0) break;
                 correct[i] += rr->games > 0 && rr->wins == rr->games;
                 wins_so_far += rr->wins;

@@ -256,7 +256,7 @@ double grpo_loss_is(const grpo_loss_params *p, int B, int T, const float *logp, 
         double w;
         switch (p->type) {
         case LOSS_GRPO: case LOSS_SAPO: w = 1.0 / (n_clamped * B); break;
-        case LOSS_BNPO: w = 1.0 / count; break;
+        case LOSS_BNPO: w = 1.0 / (p->bnpo_tokens > 0.0 ? p->bnpo_tokens : count); break;
         case LOSS_DR_GRPO: w = 1.0 / ((double)B * p->max_completion_length); break;
         case LOSS_DAPO: case LOSS_CISPO: case LOSS_VESPO: {
             const double items = p->num_items_in_batch > 1.0 ? p->num_items_in_batch : 1.0;

@@ -93,6 +93,10 @@ typedef struct {
     float sapo_temperature_pos, sapo_temperature_neg;   /* sapo: gate temperatures (TRL 1.0, 1.05) */
     float vespo_k_pos, vespo_lambda_pos, vespo_k_neg, vespo_lambda_neg; /* vespo: Gamma weights (2, 3, 3, 2) */
     float entropy_coef;       /* entropy bonus: loss −= entropy_coef · mean entropy / accumulation; 0 = off */
+    double bnpo_tokens;       /* bnpo: > 0 replaces max(Σ mask, 1) as the normaliser; data-parallel runs pass
+                                 max(Σ mask over every rank's share of the micro-batch, 1) / world size, so that
+                                 the ranks' summed gradients equal one process's over the whole micro-batch
+                                 (trainer/dist.h, docs/scale.md); 0 = this micro-batch's own Σ mask */
 } grpo_loss_params;
 
 /* Fills p with TRL 1.16.0's GRPOConfig defaults (loss_type dapo, token level, ε = ε_high = 0.2, no delta,
@@ -132,7 +136,7 @@ int grpo_loss_metric_kind(grpo_loss_type type);
  *            log 1e-8, 20), (k, λ) = (k_pos, λ_pos) if A >= 0 else (k_neg, λ_neg) (TRL get_gamma_weights)
  *   l = ℓ · entropy_mask + β·KL, aggregated over active tokens (mask 1), with a = gradient_accumulation_steps:
  *     grpo, sapo:        mean over sequences of Σ_t l·mask / max(Σ_t mask, 1),          / a
- *     bnpo:              Σ l·mask / max(Σ mask, 1),                                      / a
+ *     bnpo:              Σ l·mask / max(Σ mask, 1) (or / bnpo_tokens when > 0),             / a
  *     dr_grpo:           Σ l·mask / (B · max_completion_length),                         / a
  *     dapo, cispo, vespo: Σ l·mask / (max(num_items_in_batch, 1) · a / steps_per_generation)
  *     luspo:             mean over sequences of Σ_t l·mask,                              / a

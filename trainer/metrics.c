@@ -81,7 +81,7 @@ struct metrics_db {
 
 static _Thread_local char finish_error[1024];
 
-/* The runs table's columns (version 3), shared by the new schema and the 2 -> 3 rebuild. */
+/* The runs table's columns (version 4), shared by the new schema and the 3 -> 4 rebuild. */
 #define RUNS_COLUMNS \
     " run_id INTEGER PRIMARY KEY," \
     " kind TEXT NOT NULL CHECK (kind IN ('grpo', 'sft', 'eval'))," \
@@ -91,11 +91,11 @@ static _Thread_local char finish_error[1024];
     " status TEXT NOT NULL CHECK (status IN ('running', 'completed', 'failed', 'interrupted'))," \
     " pid INTEGER, host TEXT, resumed INTEGER NOT NULL DEFAULT 0"
 
-/* Version 2 -> 3, SQLite's documented way to change a table's constraints (create the new table, copy,
+/* Version 3 -> 4, SQLite's documented way to change a table's constraints (create the new table, copy,
  * drop the old, rename), run with foreign keys off (open_begin) so that dropping the old `runs` does
  * not check the metrics and completions rows that refer to it; they refer to it by name, so they
  * point at the new table after the rename. */
-static const char *upgrade_2_3_sql =
+static const char *upgrade_3_4_sql =
     "CREATE TABLE runs_v3 (" RUNS_COLUMNS ");"
     "INSERT INTO runs_v3(run_id, kind, config, started, ended, status, pid, host, resumed)"
     " SELECT run_id, kind, config, started, ended, status, pid, host, resumed FROM runs;"
@@ -122,7 +122,7 @@ static const char *schema_sql =
     " reward REAL,"
     " function_works REAL, no_cheating REAL, strategy_succeeds REAL, game_progress REAL,"
     " outcome TEXT, max_tile INTEGER, score REAL, moves INTEGER, seconds REAL, error TEXT,"
-    " tokens INTEGER, acceptance_rate REAL);"
+    " rank INTEGER NOT NULL DEFAULT 0, tokens INTEGER, acceptance_rate REAL);"
     "CREATE INDEX IF NOT EXISTS completions_run_step ON completions(run_id, step);";
 
 static void set_err(metrics_db *m, const char *fmt, ...) {
@@ -281,14 +281,16 @@ static metrics_db *open_begin(const char *path, char *err, size_t errlen) {
     if (version == 0) {
         if (exec(m, schema_sql) || exec(m, uv)) { rollback_quiet(m); return open_fail(m, err, errlen); }
     } else if (version < METRICS_SCHEMA_VERSION) {
-        /* version 1 → 2: the writer's pid and host, and the resume count */
-        if (version == 1 && exec(m, "ALTER TABLE runs ADD COLUMN pid INTEGER; ALTER TABLE runs ADD COLUMN host TEXT; "
-                                    "ALTER TABLE runs ADD COLUMN resumed INTEGER NOT NULL DEFAULT 0;")) {
+        /* version 1 → 2: the writer's pid and host, and the resume count; 2 → 3: the data-parallel rank that
+         * generated each completion */
+        if ((version == 1 && exec(m, "ALTER TABLE runs ADD COLUMN pid INTEGER; ALTER TABLE runs ADD COLUMN host TEXT; "
+                                     "ALTER TABLE runs ADD COLUMN resumed INTEGER NOT NULL DEFAULT 0;")) ||
+            (version <= 2 && exec(m, "ALTER TABLE completions ADD COLUMN rank INTEGER NOT NULL DEFAULT 0;"))) {
             rollback_quiet(m);
             return open_fail(m, err, errlen);
         }
-        /* version 2 → 3: kind 'eval', the samples' tokens and acceptance rate */
-        if (exec(m, "DROP VIEW IF EXISTS steps") || exec(m, upgrade_2_3_sql) || exec(m, uv)) {
+        /* version 3 → 4: kind 'eval', the samples' tokens and acceptance rate */
+        if (exec(m, "DROP VIEW IF EXISTS steps") || exec(m, upgrade_3_4_sql) || exec(m, uv)) {
             rollback_quiet(m);
             return open_fail(m, err, errlen);
         }
@@ -312,8 +314,8 @@ static metrics_db *open_finish(metrics_db *m, char *err, size_t errlen) {
         sqlite3_prepare_v2(m->db,
                            "INSERT INTO completions(run_id, step, idx, prompt_idx, text, reward, function_works, "
                            "no_cheating, strategy_succeeds, game_progress, outcome, max_tile, score, moves, "
-                           "seconds, error, tokens, acceptance_rate) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-                           "?, ?, ?, ?)",
+                           "seconds, error, rank, tokens, acceptance_rate) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+                           "?, ?, ?, ?, ?, ?, ?)",
                            -1, &m->ins_completion, NULL) != SQLITE_OK) {
         set_err(m, "%s: %s", m->path, sqlite3_errmsg(m->db));
         return open_fail(m, err, errlen);
@@ -459,6 +461,7 @@ int metrics_add_completion(metrics_db *m, const metrics_completion *c) {
     sqlite3_bind_int(st, i++, c->moves);
     sqlite3_bind_double(st, i++, c->seconds);
     bind_text_or_null(st, i++, c->error);
+    sqlite3_bind_int(st, i++, c->rank);
     if (c->has_sampling) {
         sqlite3_bind_int64(st, i++, c->tokens);
         sqlite3_bind_double(st, i++, c->acceptance_rate);   /* NaN is stored as NULL */

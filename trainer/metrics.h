@@ -15,7 +15,7 @@
  * are computed again), sets the status back to 'running' and counts the resume, all in one
  * transaction. So a run's steps are 1..N with none missing or repeated however often it was resumed.
  *
- * Schema (version 3):
+ * Schema (version 4):
  *   runs(run_id INTEGER PRIMARY KEY, kind TEXT 'grpo'|'sft'|'eval', config TEXT, started TEXT, ended TEXT,
  *        status TEXT 'running'|'completed'|'failed'|'interrupted', pid INTEGER, host TEXT,
  *        resumed INTEGER: times resumed)                                   times: ISO-8601 UTC
@@ -24,12 +24,14 @@
  *   metrics(run_id, step INTEGER, name TEXT, value REAL, PRIMARY KEY(run_id, step, name))
  *   completions(run_id, step, idx, prompt_idx, text, reward REAL, function_works REAL, no_cheating REAL,
  *        strategy_succeeds REAL, game_progress REAL, outcome TEXT, max_tile INTEGER, score REAL,
- *        moves INTEGER, seconds REAL, error TEXT, tokens INTEGER, acceptance_rate REAL), indexed on
- *        (run_id, step). An eval run (grpo2048 eval) stores one row per sample: step = problem index,
- *        idx = sample index, tokens = generated tokens and, for power sampling, acceptance_rate (NULL
- *        elsewhere and in training rows); its summary metrics are at step 0 of `metrics`.
- * Upgrades in place: version 1 -> 2 adds runs.pid, host, resumed; 2 -> 3 rebuilds `runs` (its kind
- * check gains 'eval') and adds completions.tokens and acceptance_rate.
+ *        moves INTEGER, seconds REAL, error TEXT, rank INTEGER: the data-parallel rank that generated it,
+ *        tokens INTEGER, acceptance_rate REAL), indexed on (run_id, step). An eval run (grpo2048 eval)
+ *        stores one row per sample: step = problem index, idx = sample index, tokens = generated tokens
+ *        and, for power sampling, acceptance_rate (NULL elsewhere and in training rows); its summary
+ *        metrics are at step 0 of `metrics`.
+ * Upgrades in place: version 1 -> 2 adds runs.pid, host, resumed; 2 -> 3 adds completions.rank (0 for
+ * the older rows); 3 -> 4 rebuilds `runs` (its kind check gains 'eval') and adds completions.tokens and
+ * acceptance_rate.
  *   view steps(run_id, step, one column per name in metrics_names[]): the metrics table pivoted, e.g.
  *        sqlite3 runs/x/metrics.sqlite 'select step, reward, "rewards/game_progress/mean" from steps'
  *
@@ -42,7 +44,7 @@
 
 #include <stddef.h>
 
-#define METRICS_SCHEMA_VERSION 3
+#define METRICS_SCHEMA_VERSION 4
 
 /* The metric names the `steps` view has columns for (TRL's names where TRL logs the quantity; each is
  * documented in docs/metrics.md): reward, reward_std, rewards/<function>/mean and /std,
@@ -94,6 +96,7 @@ typedef struct {
     int moves;                 /* moves played */
     double seconds;            /* wall time the strategy took, seconds */
     const char *error;         /* why it failed, or NULL */
+    int rank;                  /* the data-parallel rank that generated and scored it (0 in one-process runs) */
     int has_sampling;          /* 0: tokens and acceptance_rate are stored as NULL (training rows) */
     long long tokens;          /* generated tokens of the sample */
     double acceptance_rate;    /* power sampling's MH acceptance rate; NaN = NULL (other samplers) */

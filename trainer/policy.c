@@ -51,6 +51,10 @@ static int parse_args(int argc, char **argv, const char *command, grpo_config *c
                 printf("--resume continues a run from a checkpoint folder, or from the newest checkpoint-N in\n"
                        "output_dir (latest, the default): weights, optimizer, schedule, step, random streams and the\n"
                        "run's rows in metrics.sqlite. Same as --set resume_from_checkpoint=...\n\n");
+            printf("Data-parallel: mpirun -np N grpo2048 %s CONFIG.yaml runs N ranks (one per GPU, or several per\n"
+                   "node on the CPU); per_device_train_batch_size is per rank, so a step's batch is N times larger;\n"
+                   "rank 0 writes metrics and checkpoints%s (docs/scale.md).\n\n", command,
+                   train ? "; --resume needs the same N" : "");
             printf("Keys (YAML, or --set with dotted names such as rewards.workers=2):\n\n");
             config_print_help(stdout, command);
             return 1;

@@ -11,6 +11,10 @@
  * the run is marked interrupted, exit status 128 + signal. Every resource is released at one cleanup label,
  * on success and on every error path. The model runs on the backend `device` picks (trainer/backend.h);
  * checkpoints and the result are saved from the host copies, which the backend updates first.
+ * Data-parallel (`mpirun -np W`, trainer/dist.h): a micro-batch is W × per_device_train_batch_size examples,
+ * rank r training on its r-th B of them; the loss is divided by the whole step's completion tokens, so the
+ * ranks' summed gradients (MPI_Allreduce, or NCCL on GPUs) are one process's with a W·B micro-batch; rank 0
+ * writes metrics, checkpoints and the model.
  */
 #include <errno.h>
 #include <math.h>
@@ -24,6 +28,7 @@
 #include "game2048/game.h"
 #include "trainer/backend.h"
 #include "trainer/checkpoint.h"
+#include "trainer/dist.h"
 #include "trainer/metrics.h"
 #include "trainer/optim.h"
 #include "trainer/policy.h"
@@ -187,9 +192,20 @@ int cmd_sft(int argc, char **argv) {
     progress pb;
     int progress_started = 0;
     int lock_fd = -1;
+    FILE *progress_out = stderr;
+
+    /* Data-parallel: the rank from mpirun's environment, MPI_Init (no reward pool to fork first). */
+    if (dist_from_env(err, sizeof err) != 0) {
+        fprintf(stderr, "grpo2048 sft: %s\n", err);
+        exit_code = 2;
+        goto cleanup;
+    }
+    if (dist_init(err, sizeof err) != 0) dist_abort(2, "sft", "%s", err);
+    const int rank = dist_get()->rank, W = dist_get()->world_size;
+    if (rank != 0 && !(progress_out = fopen("/dev/null", "w"))) progress_out = stderr;   /* rank 0 prints */
 
     /* One writer per output_dir: a second run on the same folder would overwrite this one's files. */
-    if ((lock_fd = run_lock_acquire(c.output_dir, err, sizeof err)) < 0) {
+    if (rank == 0 && (lock_fd = run_lock_acquire(c.output_dir, err, sizeof err)) < 0) {
         fprintf(stderr, "grpo2048 sft: %s\n", err);
         exit_code = 2;
         goto cleanup;
@@ -215,10 +231,11 @@ int cmd_sft(int argc, char **argv) {
     if (n_eval >= n) n_eval = n - 1;
     const int n_train = n - n_eval;
     int *train_idx = order, *eval_idx = order + n_train;
-    group_by_length(ex, train_idx, n_train, c.per_device_train_batch_size, game_seed_mix((uint64_t)c.seed, 0xB7C4, 1));
+    /* B: this rank's examples per micro-batch; Bg = W·B: the whole micro-batch (the unit of group_by_length) */
+    const int B = c.per_device_train_batch_size, A = c.gradient_accumulation_steps, Bg = B * W;
+    group_by_length(ex, train_idx, n_train, Bg, game_seed_mix((uint64_t)c.seed, 0xB7C4, 1));
 
-    const int B = c.per_device_train_batch_size, A = c.gradient_accumulation_steps;
-    const int steps_per_epoch = (n_train + B * A - 1) / (B * A);
+    const int steps_per_epoch = (n_train + Bg * A - 1) / (Bg * A);
     int total = (int)ceil(c.num_train_epochs * steps_per_epoch);
     if (c.max_steps > 0 && total > c.max_steps) total = c.max_steps;   /* -1: num_train_epochs alone */
     if (total < 1) total = 1;
@@ -235,7 +252,7 @@ int cmd_sft(int argc, char **argv) {
     logp = malloc(sizeof(float) * (size_t)B * maxT);
     dlogp = malloc(sizeof(float) * (size_t)B * maxT);
     const size_t nparams = pol.model.num_params;
-    idx = malloc(sizeof(int) * (size_t)B * A);
+    idx = malloc(sizeof(int) * (size_t)Bg * A);
     if (!idx || !tokens || !mask || !logp || !dlogp || adamw_init(&opt, nparams) != 0) {
         fprintf(stderr, "grpo2048 sft: out of memory\n");
         goto cleanup;
@@ -245,9 +262,17 @@ int cmd_sft(int argc, char **argv) {
         exit_code = 2;
         goto cleanup;
     }
+    if (backend_set_attn_implementation(&be, c.attn_implementation) != 0) {
+        fprintf(stderr, "grpo2048 sft: %s\n", be.err);
+        exit_code = 2;
+        goto cleanup;
+    }
     adamw_hparams hp = policy_adamw_hparams(&c);
     lr_schedule sched = (lr_schedule)lr_schedule_from_name(c.lr_scheduler_type);
+    if (W > 1 && dist_check_same(pol.model.params, pol.model.num_params, "initial weights", err, sizeof err) != 0)
+        dist_abort(2, "sft", "%s", err);
 
+    if (rank != 0) goto metrics_ready;   /* rank 0 writes the metrics */
     if (make_dirs(c.output_dir, err, sizeof err) != 0) { fprintf(stderr, "grpo2048 sft: %s\n", err); goto cleanup; }
     snprintf(path, sizeof path, "%s/metrics.sqlite", c.output_dir);
     config_yaml = config_to_yaml(&c);
@@ -256,9 +281,12 @@ int cmd_sft(int argc, char **argv) {
     if (!db) { fprintf(stderr, "grpo2048 sft: %s\n", err); goto cleanup; }
     fprintf(stderr, "grpo2048 sft: device %s | %zu parameters%s | %d train + %d eval examples, longest %d tokens | "
             "%d steps of %d examples | output %s\n", be.description, nparams, c.init_from_scratch ? " (from scratch)" : "",
-            n_train, n_eval, maxT, total, B * A, c.output_dir);
-
-    progress_start(&pb, "sft", total, stderr);
+            n_train, n_eval, maxT, total, Bg * A, c.output_dir);
+    if (W > 1)
+        fprintf(stderr, "grpo2048 sft: data-parallel over %d ranks (MPI): %d of each micro-batch of %d per rank\n", W, B,
+                Bg);
+metrics_ready:
+    progress_start(&pb, "sft", total, progress_out);
     progress_started = 1;
     pb.log_every = c.logging_steps;
     int cursor = 0, epoch = 0;
@@ -267,16 +295,16 @@ int cmd_sft(int argc, char **argv) {
     int steps_done = 0;
     status = "completed";
     for (int step = 1; step <= total; step++) {
-        if (stop_signal_received()) { status = "interrupted"; break; }
+        if (dist_any(stop_signal_received())) { status = "interrupted"; break; }   /* all ranks stop together */
         double t0 = now_seconds();
-        /* The step's examples: the next B×A of this epoch's order (a new epoch reshuffles). */
-        const int count = B * A;
+        /* The step's examples: the next Bg×A of this epoch's order (a new epoch reshuffles). */
+        const int count = Bg * A;
         for (int i = 0; i < count; i++) {
             if (cursor == n_train) {
                 cursor = 0;
                 epoch++;
                 shuffle(train_idx, n_train, game_seed_mix((uint64_t)c.seed, 0xE7A1, (uint64_t)epoch + 1));
-                group_by_length(ex, train_idx, n_train, B, game_seed_mix((uint64_t)c.seed, 0xB7C4, (uint64_t)epoch + 1));
+                group_by_length(ex, train_idx, n_train, Bg, game_seed_mix((uint64_t)c.seed, 0xB7C4, (uint64_t)epoch + 1));
             }
             idx[i] = train_idx[cursor++];
         }
@@ -285,7 +313,7 @@ int cmd_sft(int argc, char **argv) {
         backend_zero_grad(&be);
         double loss = 0, step_tokens = 0;
         for (int a = 0; a < A; a++) {
-            int T = build_batch(ex, idx + a * B, B, pol.pad_id, tokens, mask);
+            int T = build_batch(ex, idx + (size_t)a * Bg + (size_t)rank * B, B, pol.pad_id, tokens, mask);
             if (backend_forward_logprobs(&be, tokens, B, T, 1.0f, logp, NULL) != 0) {
                 progress_clear(&pb);
                 fprintf(stderr, "grpo2048 sft: forward pass: %s\n", be.err);
@@ -300,6 +328,23 @@ int cmd_sft(int argc, char **argv) {
             backend_backward_logprobs(&be, dlogp);
         }
         if (strcmp(status, "completed") != 0) break;
+        /* the gradients and the loss summed over the ranks (each divided by the whole step's tokens); under mpirun
+         * also with one rank, so that `mpirun -np 1` exercises the all-reduce (NCCL on a GPU) */
+        if (dist_get()->initialized) {
+            size_t ng;
+            int on_device;
+            float *grads = backend_grad_buffer(&be, &ng, &on_device);
+            if (dist_allreduce_grads(grads, ng, on_device, err, sizeof err) != 0) {
+                progress_clear(&pb);
+                fprintf(stderr, "grpo2048 sft: gradient all-reduce: %s\n", err);
+                status = "failed";
+                break;
+            }
+            double sums[2] = {loss, step_tokens};
+            dist_allreduce_f64(sums, 2, DIST_SUM);
+            loss = sums[0];
+            step_tokens = sums[1];
+        }
         /* A non-finite loss or gradient would make every weight NaN at the optimizer step: the run stops
          * as failed, naming the step and the quantity; nothing is saved after it. */
         double grad_norm = isfinite(loss) ? backend_clip_grad_norm(&be, c.max_grad_norm) : NAN;
@@ -322,17 +367,27 @@ int cmd_sft(int argc, char **argv) {
             status = "failed";
             break;
         }
+#if defined(GRPO2048_DIST_CHECK_EVERY_STEP)
+        /* debug builds: the ranks' weights after every optimizer step (else at every checkpoint) */
+        if (W > 1 && (backend_download(&be, BACKEND_PARAMS) != 0 ||
+                      dist_check_same(pol.model.params, pol.model.num_params, "weights", err, sizeof err) != 0)) {
+            fprintf(stderr, "grpo2048 sft: step %d: %s\n", step, err);
+            status = "failed";
+            break;
+        }
+#endif
         num_tokens += step_tokens;
         double dt = now_seconds() - t0;
-        int do_eval = n_eval > 0 && (step == total || (c.save_steps > 0 && step % c.save_steps == 0) ||
-                                     step % (c.logging_steps * 25) == 0);
+        dist_allreduce_f64(&dt, 1, DIST_MAX);   /* the slowest rank's */
+        int do_eval = rank == 0 && n_eval > 0 && (step == total || (c.save_steps > 0 && step % c.save_steps == 0) ||
+                                                  step % (c.logging_steps * 25) == 0);
         double ev = do_eval ? eval_loss(&pol, &be, ex, eval_idx, n_eval, B, tokens, mask, logp) : 0;
-        if (metrics_begin_step(db, step) != 0 || metrics_add(db, "loss", loss) != 0 ||
+        if (db && (metrics_begin_step(db, step) != 0 || metrics_add(db, "loss", loss) != 0 ||
             metrics_add(db, "grad_norm", grad_norm) != 0 || metrics_add(db, "learning_rate", lr) != 0 ||
             metrics_add(db, "epoch", epoch + (double)cursor / n_train) != 0 ||
             metrics_add(db, "num_tokens", num_tokens) != 0 || metrics_add(db, "step_time", dt) != 0 ||
             metrics_add(db, "tokens_per_second", step_tokens / dt) != 0 ||
-            (do_eval && metrics_add(db, "eval_loss", ev) != 0) || metrics_commit_step(db) != 0) {
+            (do_eval && metrics_add(db, "eval_loss", ev) != 0) || metrics_commit_step(db) != 0)) {
             progress_clear(&pb);
             fprintf(stderr, "grpo2048 sft: metrics: %s\n", metrics_error(db));
             status = "failed";
@@ -352,23 +407,26 @@ int cmd_sft(int argc, char **argv) {
         steps_done = step;
         if (c.save_steps > 0 && step % c.save_steps == 0 && step < total) {
             snprintf(path, sizeof path, "%s/checkpoint-%d", c.output_dir, step);
-            checkpoint_info info = {"sft", step, metrics_run_id(db), num_tokens, 0, 0, config_yaml, &c};
-            /* checkpoints are written from the host model and optimizer state */
+            checkpoint_info info = {"sft", step, db ? metrics_run_id(db) : 0, num_tokens, 0, 0, config_yaml, &c, W};
+            /* checkpoints are written from the host model and optimizer state, by rank 0, after every rank has
+             * checked that its weights are rank 0's */
             const int fetched = backend_download(&be, BACKEND_ALL) == 0;
             if (!fetched) snprintf(err, sizeof err, "%s", be.err);
-            if (!fetched ||
-                checkpoint_save(path, &pol.model, &opt, c.model_name_or_path, &info, NULL, NULL, err, sizeof err) != 0) {
+            if (!fetched || (W > 1 && dist_check_same(pol.model.params, pol.model.num_params, "weights", err,
+                                                       sizeof err) != 0) ||
+                (rank == 0 &&
+                 checkpoint_save(path, &pol.model, &opt, c.model_name_or_path, &info, NULL, NULL, err, sizeof err) != 0)) {
                 progress_clear(&pb);
                 fprintf(stderr, "grpo2048 sft: checkpoint: %s\n", err);
                 status = "failed";
                 break;
             }
-            checkpoint_rotate(c.output_dir, c.save_total_limit, step);
+            if (rank == 0) checkpoint_rotate(c.output_dir, c.save_total_limit, step);
         }
     }
     progress_finish(&pb);
     progress_started = 0;
-    if (!strcmp(status, "completed") || !strcmp(status, "interrupted")) {
+    if (rank == 0 && (!strcmp(status, "completed") || !strcmp(status, "interrupted"))) {
         /* The result is a ready model folder: config.json, model.safetensors, tokenizer files (also when
          * interrupted: the model after the last finished step). */
         int ok = backend_download(&be, BACKEND_PARAMS) == 0;
@@ -390,15 +448,18 @@ int cmd_sft(int argc, char **argv) {
             fprintf(stderr, "grpo2048 sft: interrupted after step %d of %d; model saved to %s\n", steps_done, total,
                     c.output_dir);
     }
-    const int summary_run_id = metrics_run_id(db);
-    if (metrics_finish(db, status) != 0) {
+    const int summary_run_id = db ? metrics_run_id(db) : 0;   /* rank 0's */
+    if (db && metrics_finish(db, status) != 0) {
         fprintf(stderr, "grpo2048 sft: metrics: %s\n", metrics_error(NULL));
         status = "failed";
     }
     db = NULL;
-    if (steps_done > 0) summary_print_end(stderr, c.output_dir, summary_run_id, "grpo2048 sft: ");
+    if (steps_done > 0 && rank == 0) summary_print_end(stderr, c.output_dir, summary_run_id, "grpo2048 sft: ");
     exit_code = !strcmp(status, "completed") ? 0 : !strcmp(status, "interrupted") ? 128 + stop_signal_received() : 1;
 cleanup:
+    /* Data-parallel: a rank that fails ends the job (the others would wait in a collective forever). */
+    if (dist_get()->world_size > 1 && exit_code != 0 && strcmp(status, "interrupted") != 0)
+        dist_abort(exit_code, "sft", "%s", err[0] ? err : "failed (see above)");
     if (progress_started) progress_finish(&pb);
     if (db) metrics_finish(db, "failed");
     free_examples(ex, n);
@@ -407,6 +468,8 @@ cleanup:
     adamw_free(&opt);
     policy_free(&pol);
     config_free(&c);
+    if (progress_out != stderr) fclose(progress_out);
+    dist_finalize();
     if (lock_fd >= 0) close(lock_fd);   /* the last thing: the folder is complete */
     return exit_code;
 }

@@ -56,6 +56,7 @@
 #include "rewards/rewards.h"
 #include "trainer/backend.h"
 #include "trainer/checkpoint.h"
+#include "trainer/dist.h"
 #include "trainer/gpu_telemetry.h"
 #include "trainer/grpo.h"
 #include "trainer/metrics.h"
@@ -151,14 +152,16 @@ static int gen_alloc(generation *g, int n, int max_new, int keep_old, int keep_r
  * version 2 (the importance-sampling correction on) the sampling log-probs samp_logp (float32). */
 static const char GEN_MAGIC[8] = {'G', '2', '0', '4', '8', 'G', 'E', 'N'};
 
-static int gen_save(const generation *g, const char *path, char *err, size_t errlen) {
+/* The file's bytes (malloc'd, *size set), or NULL when out of memory. Every rank's generation of a run has the
+ * same size (same n, max_new and kept log-probs). */
+static char *gen_serialize(const generation *g, size_t *size_out) {
     const size_t nt = (size_t)g->n * g->max_new;
     int32_t head[6] = {g->samp_logp ? 2 : 1, g->n, g->max_new, g->number, g->old_logp != NULL, g->ref_logp != NULL};
     size_t size = 8 + sizeof head + sizeof(double) + sizeof(int32_t) * (nt + 3 * (size_t)g->n) +
                   sizeof(float) * ((size_t)g->n + (g->old_logp ? nt : 0) + (g->ref_logp ? nt : 0) +
                                    (g->samp_logp ? nt : 0));
     char *buf = malloc(size), *p = buf;
-    if (!buf) { snprintf(err, errlen, "%s: out of memory", path); return -1; }
+    if (!buf) return NULL;
 #define PUT(src, bytes) do { memcpy(p, src, bytes); p += (bytes); } while (0)
     PUT(GEN_MAGIC, 8);
     PUT(head, sizeof head);
@@ -172,10 +175,25 @@ static int gen_save(const generation *g, const char *path, char *err, size_t err
     if (g->ref_logp) PUT(g->ref_logp, sizeof(float) * nt);
     if (g->samp_logp) PUT(g->samp_logp, sizeof(float) * nt);
 #undef PUT
-    if ((size_t)(p - buf) != size) TRAIN_ABORT("gen_save: wrote %zu of %zu bytes", (size_t)(p - buf), size);
+    if ((size_t)(p - buf) != size) TRAIN_ABORT("gen_serialize: wrote %zu of %zu bytes", (size_t)(p - buf), size);
+    *size_out = size;
+    return buf;
+}
+
+static int gen_save(const generation *g, const char *path, char *err, size_t errlen) {
+    size_t size;
+    char *buf = gen_serialize(g, &size);
+    if (!buf) { snprintf(err, errlen, "%s: out of memory", path); return -1; }
     int rc = write_file_atomic(path, buf, size, err, errlen);
     free(buf);
     return rc;
+}
+
+/* A checkpoint's buffered generation of `rank`: generation.bin for rank 0 (and one-process runs),
+ * generation.rank<k>.bin for rank k of a data-parallel run. */
+static void gen_file(char *path, size_t n, const char *dir, int rank) {
+    if (rank == 0) snprintf(path, n, "%s/generation.bin", dir);
+    else snprintf(path, n, "%s/generation.rank%d.bin", dir, rank);
 }
 
 /* Loads into g, which gen_alloc has shaped for this run (n, max_new, which log-probs are kept). */
@@ -251,6 +269,12 @@ typedef struct {
     float *adv;               /* (B,) the micro-batch's advantages */
     double *func_values;      /* (N,) */
     gpu_telemetry *gpu;       /* GPU telemetry (trainer/gpu_telemetry.h), NULL unless on the CUDA device */
+    /* data-parallel (trainer/dist.h): this rank's generation is rows [rank·N, rank·N + N) of the step's
+     * W·N; `all` holds every rank's texts, lengths and rewards (gathered), on which the advantages and the
+     * generation's metrics are computed exactly as one process computes them over the whole batch */
+    int rank, W;
+    generation all;           /* (W·N) when W > 1; unused (g itself) when W = 1 */
+    double *rank_reward_time; /* (W,) this step's reward seconds of each rank */
     char *config_yaml;
     char err[1024];
 } run;
@@ -338,6 +362,52 @@ static void add_vis(step_acc *acc, const grpo_vllm_is_stats *v) {
     acc->nvis++;
 }
 
+/* Data-parallel (W > 1): every rank's texts, lengths, stop flags and reward results into r->all (rank order,
+ * so row k of all is rank k / N's row k mod N), and the generation and reward times: m's become the
+ * slowest rank's (the step waits for it), r->rank_reward_time[k] += rank k's reward seconds. Collective:
+ * every rank calls it once per generation. Returns 0, or -1 (out of memory) with r->err. */
+static int gather_generation(run *r, gen_metrics *m) {
+    generation *g = &r->gen, *a = &r->all;
+    dist_allgather(g->len, sizeof(int) * (size_t)g->n, a->len);
+    dist_allgather(g->terminated, sizeof(int) * (size_t)g->n, a->terminated);
+    dist_allgather(g->res, sizeof(reward_result) * (size_t)g->n, a->res);
+    for (int i = 0; i < a->n; i++) { free(a->text[i]); a->text[i] = NULL; }
+    if (dist_allgather_strings((const char *const *)g->text, g->n, a->text) != 0) {
+        snprintf(r->err, sizeof r->err, "out of memory (gathering the ranks' completions)");
+        return -1;
+    }
+    double mine[3] = {m->generation_time, m->reward_time, m->reward_wait_time};
+    double *all = malloc(sizeof(double) * 3 * (size_t)r->W);
+    if (!all) { snprintf(r->err, sizeof r->err, "out of memory"); return -1; }
+    dist_allgather(mine, sizeof mine, all);
+    for (int k = 0; k < r->W; k++) {
+        if (all[3 * k] > m->generation_time) m->generation_time = all[3 * k];
+        if (all[3 * k + 1] > m->reward_time) m->reward_time = all[3 * k + 1];
+        if (all[3 * k + 2] > m->reward_wait_time) m->reward_wait_time = all[3 * k + 2];
+        r->rank_reward_time[k] += all[3 * k + 1];
+    }
+    free(all);
+    return 0;
+}
+
+/* The importance-sampling metrics of one generation from its accumulated sums, over every rank's share
+ * (sums and counts added, extremes reduced; a rank with nothing counted does not move a min or max). */
+static void vis_metrics(const grpo_vllm_is_acc *acc, grpo_vllm_is_stats *out) {
+    grpo_vllm_is_acc t = *acc;
+    if (dist_get()->world_size > 1) {
+        double sums[4] = {t.diff_sum, t.diff_n, t.ratio_sum, t.ratio_n};
+        double mx[3] = {t.diff_n > 0 ? t.diff_max : -INFINITY, t.ratio_n > 0 ? t.ratio_max : -INFINITY,
+                        t.ratio_n > 0 ? -t.ratio_min : -INFINITY};
+        dist_allreduce_f64(sums, 4, DIST_SUM);
+        dist_allreduce_f64(mx, 3, DIST_MAX);
+        t.diff_sum = sums[0]; t.diff_n = sums[1]; t.ratio_sum = sums[2]; t.ratio_n = sums[3];
+        t.diff_max = t.diff_n > 0 ? mx[0] : 0.0;
+        t.ratio_max = t.ratio_n > 0 ? mx[1] : 0.0;
+        t.ratio_min = t.ratio_n > 0 ? -mx[2] : 0.0;
+    }
+    grpo_vllm_is_metrics(&t, out);
+}
+
 /* Generation `number`: sample, score, advantages, shuffle, kept log-probabilities, metrics, and the
  * completions rows of step `step` (indices offset by the step's earlier generations). */
 static int make_generation(run *r, int number, int step, step_acc *acc) {
@@ -351,13 +421,16 @@ static int make_generation(run *r, int number, int step, step_acc *acc) {
                                .stop_ids = r->pol.stop_ids, .num_stop = r->pol.num_stop,
                                /* the correction compares the log-probs of the distribution sampled from (vLLM's
                                 * processed_logprobs, as TRL asks for) with the training forward's */
-                               .processed_logprobs = g->samp_logp != NULL};
+                               .processed_logprobs = g->samp_logp != NULL,
+                               /* data-parallel: this rank's rows of the step's batch draw the streams of
+                                * those rows in a one-process run */
+                               .first_row = r->rank * g->n};
     /* Every group shares the prompt, so the whole generation is one batch: the prompt is prefilled
      * once and all groups x num_generations rows decode together, each weight matrix read once per
      * token for all of them (row i draws from its own stream seeded from (seed, i)). With
      * rewards.overlap each completion goes to the reward pool in the decode step where its row stops. */
-    for (int i = 0; i < g->n; i++)   /* every completion of group k plays the same games */
-        g->seeds[i] = game_seed_mix((uint64_t)c->seed ^ 0x2048u, (uint64_t)number, (uint64_t)(i / r->G));
+    for (int i = 0; i < g->n; i++)   /* every completion of group k (numbered over every rank's) plays the same games */
+        g->seeds[i] = game_seed_mix((uint64_t)c->seed ^ 0x2048u, (uint64_t)number, (uint64_t)((r->rank * g->n + i) / r->G));
     if (!c->rewards.parallel) fprintf(stderr, "\n--- generation %d (step %d): rewards, one completion at a time ---\n", number, step);
     rollout_spec rs = {.b = &r->pb, .pol = &r->pol, .pool = r->pool, .prompt = r->prompt, .P = r->P, .n = g->n,
                        .max_new = r->max_new, .sampling = sampling,
@@ -379,20 +452,31 @@ static int make_generation(run *r, int number, int step, step_acc *acc) {
         g->terminated[i] = L > 0 && policy_is_stop(&r->pol, g->tokens[(size_t)i * r->max_new + L - 1]);
     }
     gpu_telemetry_phase(r->gpu, GPU_PHASE_TRAIN);   /* the kept log-probabilities are forward passes */
-    for (int i = 0; i < g->n; i++) g->reward[i] = g->res[i].reward;
+    /* Data-parallel: every rank's completions (texts, lengths, results) and times on every rank, so that the
+     * advantages (scale_rewards: batch uses the whole batch's std) and the metrics below are computed over
+     * the whole step's batch, as one process computes them; a = that batch (g itself on one rank). */
+    generation *a = g;
+    const int off = r->rank * g->n;   /* this rank's first row in a */
+    if (r->W > 1) {
+        a = &r->all;
+        if (gather_generation(r, m) != 0) return -1;
+    }
+    for (int i = 0; i < a->n; i++) a->reward[i] = a->res[i].reward;
     /* A completion the pool could not score (infra_error: its worker failed twice, never the strategy's
      * doing) is left out: for the advantages its reward is its group's mean over the scored ones (the
      * group's mean stays what it is), its tokens are masked out of the loss below (length 0), and the
      * reward means skip it. */
     {
-        unsigned char *scored = malloc(g->n > 0 ? (size_t)g->n : 1);
+        unsigned char *scored = malloc(a->n > 0 ? (size_t)a->n : 1);
         if (!scored) { snprintf(r->err, sizeof r->err, "out of memory"); return -1; }
-        for (int i = 0; i < g->n; i++) scored[i] = g->res[i].outcome != OUTCOME_INFRA_ERROR;
-        m->infra_errors = grpo_fill_unscored(g->reward, scored, g->n, r->G);
+        for (int i = 0; i < a->n; i++) scored[i] = a->res[i].outcome != OUTCOME_INFRA_ERROR;
+        m->infra_errors = grpo_fill_unscored(a->reward, scored, a->n, r->G);
         free(scored);
     }
-    grpo_advantages(g->reward, g->n, r->G, r->scale, g->adv, &m->reward_std, &m->frac_zero_std);
-    shuffle(g->order, g->n, game_seed_mix((uint64_t)c->seed ^ 0x5EEDu, (uint64_t)number, 0));
+    grpo_advantages(a->reward, a->n, r->G, r->scale, a->adv, &m->reward_std, &m->frac_zero_std);
+    if (a != g) for (int i = 0; i < g->n; i++) g->adv[i] = a->adv[off + i];
+    /* each rank shuffles its own share (rank 0's stream is the one-process run's) */
+    shuffle(g->order, g->n, game_seed_mix((uint64_t)c->seed ^ 0x5EEDu, (uint64_t)number, (uint64_t)r->rank));
     if (g->old_logp && keep_logprobs(r, g, &r->pb, g->old_logp) != 0) return -1;
     if (g->ref_logp && keep_logprobs(r, g, &r->rb, g->ref_logp) != 0) return -1;
     if (g->samp_logp && g->old_logp) {
@@ -402,30 +486,31 @@ static int make_generation(run *r, int number, int step, step_acc *acc) {
             const int T = build_micro_batch(r, g, g->order + (size_t)sl * r->B);
             grpo_vllm_is_ratio(&r->vis, r->B, T, r->old_logp, r->samp, r->mask, r->is_ratio, &g->vis_acc);
         }
-        grpo_vllm_is_metrics(&g->vis_acc, &m->vis);
+        vis_metrics(&g->vis_acc, &m->vis);
         add_vis(acc, &m->vis);
     }
 
     /* metrics of this generation (TRL's _generate_and_score_completions), over the scored completions */
     int scored = 0;
-    for (int i = 0; i < g->n; i++)
-        if (g->res[i].outcome != OUTCOME_INFRA_ERROR) r->func_values[scored++] = g->res[i].reward;
+    for (int i = 0; i < a->n; i++)
+        if (a->res[i].outcome != OUTCOME_INFRA_ERROR) r->func_values[scored++] = a->res[i].reward;
     m->reward = scored ? grpo_mean(r->func_values, scored) : 0.0;
     for (int f = 0; f < RF_COUNT; f++) {
         int k = 0;
-        for (int i = 0; i < g->n; i++)
-            if (g->res[i].outcome != OUTCOME_INFRA_ERROR) r->func_values[k++] = g->res[i].rewards[f];
+        for (int i = 0; i < a->n; i++)
+            if (a->res[i].outcome != OUTCOME_INFRA_ERROR) r->func_values[k++] = a->res[i].rewards[f];
         m->func_mean[f] = k ? grpo_mean(r->func_values, k) : 0.0;
         m->func_std[f] = k ? grpo_std(r->func_values, k) : 0.0;
     }
-    for (int i = 0; i < g->n; i++) {
-        m->timeouts += g->res[i].timeouts;
-        m->stuck += g->res[i].stuck;
-        m->wins += g->res[i].wins;
+    for (int i = 0; i < a->n; i++) {
+        m->timeouts += a->res[i].timeouts;
+        m->stuck += a->res[i].stuck;
+        m->wins += a->res[i].wins;
     }
-    /* lengths (before masking) and num_items_in_batch (after mask_truncated_completions), as TRL */
+    /* lengths (before masking) and num_items_in_batch (after mask_truncated_completions), as TRL; over every
+     * rank's completions, so dapo's normaliser is the whole batch's token count (TRL gathers it too) */
     grpo_completion_stats cs;
-    grpo_completion_stats_of(g->len, g->terminated, g->n, c->mask_truncated_completions, &cs);
+    grpo_completion_stats_of(a->len, a->terminated, a->n, c->mask_truncated_completions, &cs);
     g->num_items = cs.num_items_in_batch;
     m->mean_len = cs.mean_length;
     m->min_len = cs.min_length;
@@ -434,14 +519,14 @@ static int make_generation(run *r, int number, int step, step_acc *acc) {
     m->min_term = cs.min_terminated_length;
     m->max_term = cs.max_terminated_length;
     m->clipped_ratio = cs.clipped_ratio;
-    m->tokens = cs.mean_length * g->n + (double)r->P * g->n;
+    m->tokens = cs.mean_length * a->n + (double)r->P * a->n;
     r->num_tokens += m->tokens;
 
-    for (int i = 0; i < g->n; i++) {
-        metrics_completion mc = {acc->ngen * g->n + i, acc->ngen * r->groups + i / r->G, g->text[i], g->res[i].reward,
-                                 {g->res[i].rewards[0], g->res[i].rewards[1], g->res[i].rewards[2], g->res[i].rewards[3]},
-                                 reward_outcome_name(g->res[i].outcome), g->res[i].max_tile, g->res[i].score,
-                                 g->res[i].moves, g->res[i].seconds, g->res[i].error, 0, 0, 0.0};
+    for (int i = 0; r->db && i < a->n; i++) {   /* rank 0 writes every rank's completions */
+        metrics_completion mc = {acc->ngen * a->n + i, acc->ngen * (a->n / r->G) + i / r->G, a->text[i], a->res[i].reward,
+                                 {a->res[i].rewards[0], a->res[i].rewards[1], a->res[i].rewards[2], a->res[i].rewards[3]},
+                                 reward_outcome_name(a->res[i].outcome), a->res[i].max_tile, a->res[i].score,
+                                 a->res[i].moves, a->res[i].seconds, a->res[i].error, i / g->n, 0, 0, 0.0};
         if (metrics_add_completion(r->db, &mc) != 0) {
             snprintf(r->err, sizeof r->err, "metrics: %s", metrics_error(r->db));
             return -1;
@@ -463,10 +548,11 @@ static int make_generation(run *r, int number, int step, step_acc *acc) {
     s->timeouts += m->timeouts; s->stuck += m->stuck; s->wins += m->wins;
     s->infra_errors += m->infra_errors;
     /* infra_error completions leave the loss: no token of theirs is trained on (see above). */
-    for (int i = 0; i < g->n; i++)
-        if (g->res[i].outcome == OUTCOME_INFRA_ERROR) {
-            if (!r->c->mask_truncated_completions || g->terminated[i]) g->num_items -= g->len[i];
-            g->len[i] = 0;
+    for (int i = 0; i < a->n; i++)
+        if (a->res[i].outcome == OUTCOME_INFRA_ERROR) {
+            if (!r->c->mask_truncated_completions || a->terminated[i]) g->num_items -= a->len[i];
+            a->len[i] = 0;
+            if (a != g && i >= off && i < off + g->n) g->len[i - off] = 0;
         }
     acc->ngen++;
     return 0;
@@ -492,7 +578,7 @@ static int micro_step(run *r, int slice, int first_pass, step_acc *acc) {
         grpo_vllm_is_ratio(&r->vis, r->B, T, r->old_logp, r->samp, r->mask, r->is_ratio, count ? &g->vis_acc : NULL);
         if (count && slice == r->S - 1) {   /* the generation's last micro-batch: its metrics are complete */
             grpo_vllm_is_stats vs;
-            grpo_vllm_is_metrics(&g->vis_acc, &vs);
+            vis_metrics(&g->vis_acc, &vs);
             add_vis(acc, &vs);
         }
     }
@@ -501,6 +587,12 @@ static int micro_step(run *r, int slice, int first_pass, step_acc *acc) {
     const int masked = r->c->top_entropy_quantile < 1.0;
     if (masked) grpo_entropy_mask(r->entropy, r->mask, n, 1.0 - r->c->top_entropy_quantile, r->emask);
     r->lp.num_items_in_batch = g->num_items;
+    if (r->W > 1 && r->lp.type == LOSS_BNPO) {   /* bnpo's normaliser: the tokens of every rank's share */
+        double tok = 0.0;
+        for (int k = 0; k < n; k++) tok += r->mask[k];
+        dist_allreduce_f64(&tok, 1, DIST_SUM);
+        r->lp.bnpo_tokens = (tok > 1.0 ? tok : 1.0) / r->W;
+    }
     grpo_loss_stats st;
     const int bonus = r->lp.entropy_coef != 0.0f;
     acc->loss += grpo_loss_is(&r->lp, r->B, T, r->logp, r->old_logp, r->have_ref ? r->ref_logp : NULL, adv, r->mask,
@@ -520,6 +612,31 @@ static int micro_step(run *r, int slice, int first_pass, step_acc *acc) {
     for (int b = 0; b < r->B; b++) acc->train_tokens += r->P + g->len[idx[b]];
     acc->micro++;
     backend_backward_logprobs_entropy(&r->pb, r->dlogp, bonus ? r->dentropy : NULL);
+    return 0;
+}
+
+/* Data-parallel, after the step's last backward pass: the gradients summed over the ranks (each rank's loss
+ * is weighted so that the sum is one process's loss over the whole batch: see cmd_train), and the step's
+ * loss metrics: the loss summed (it is the sum's loss), the per-micro-batch means (entropy, kl, clip
+ * ratios, ...) averaged over the ranks as TRL's gather-and-mean does, token counts summed. Collective.
+ * Returns 0, or -1 with r->err. */
+static int reduce_step(run *r, step_acc *acc) {
+    size_t n;
+    int on_device;
+    float *grads = backend_grad_buffer(&r->pb, &n, &on_device);
+    if (dist_allreduce_grads(grads, n, on_device, r->err, sizeof r->err) != 0) return -1;
+    double sum[6] = {acc->loss, acc->clip_low_min, acc->n_low_min, acc->clip_high_max, acc->n_high_max, acc->train_tokens};
+    double mean[8] = {acc->entropy, acc->kl, acc->clip_low, acc->clip_high, acc->clip_region, acc->policy_loss,
+                      acc->cispo_clip, acc->vespo_phi};
+    dist_allreduce_f64(sum, 6, DIST_SUM);
+    dist_allreduce_f64(mean, 8, DIST_SUM);
+    acc->loss = sum[0]; acc->clip_low_min = sum[1]; acc->n_low_min = (int)sum[2];
+    acc->clip_high_max = sum[3]; acc->n_high_max = (int)sum[4]; acc->train_tokens = sum[5];
+    acc->entropy = mean[0] / r->W; acc->kl = mean[1] / r->W; acc->clip_low = mean[2] / r->W;
+    acc->clip_high = mean[3] / r->W; acc->clip_region = mean[4] / r->W; acc->policy_loss = mean[5] / r->W;
+    acc->cispo_clip = mean[6] / r->W; acc->vespo_phi = mean[7] / r->W;
+    /* clip_low_min / clip_high_max average over the micro-batches of every rank that had a value: the sums
+     * and counts above, divided at log time */
     return 0;
 }
 
@@ -656,6 +773,12 @@ static int log_step(run *r, const step_acc *a, double grad_norm, double lr, doub
                metrics_add(db, "reward_wait_time", g->reward_wait_time) |
                metrics_add(db, "timeouts", g->timeouts) | metrics_add(db, "stuck", g->stuck) |
                metrics_add(db, "wins", g->wins) | metrics_add(db, "infra_errors", g->infra_errors);
+        /* data-parallel: generation_time and reward_time above are the slowest rank's; each rank's own */
+        for (int k = 0; r->W > 1 && k < r->W; k++) {
+            char name[64];
+            snprintf(name, sizeof name, "reward_time/rank_%d", k);
+            bad |= metrics_add(db, name, r->rank_reward_time[k]);
+        }
     }
     if (a->nvis > 0) {   /* TRL's names, logged once per generation and averaged over the step's generations */
         const double k = a->nvis;
@@ -704,14 +827,20 @@ static int log_step(run *r, const step_acc *a, double grad_norm, double lr, doub
 typedef struct {
     run *r;
     int with_gen, with_ref;
+    const char *gens;         /* data-parallel: every rank's serialized generation, gen_size bytes each, or NULL */
+    size_t gen_size;
 } save_ctx;
 
 static int save_extra(const char *tmp, void *ctx, char *err, size_t errlen) {
     save_ctx *s = ctx;
     char path[4096];
-    if (s->with_gen) {
-        snprintf(path, sizeof path, "%s/generation.bin", tmp);
+    if (s->with_gen && !s->gens) {
+        gen_file(path, sizeof path, tmp, 0);
         if (gen_save(&s->r->gen, path, err, errlen) != 0) return -1;
+    }
+    for (int k = 0; s->with_gen && s->gens && k < s->r->W; k++) {   /* each rank's own */
+        gen_file(path, sizeof path, tmp, k);
+        if (write_file_atomic(path, s->gens + (size_t)k * s->gen_size, s->gen_size, err, errlen) != 0) return -1;
     }
     if (s->with_ref) {
         snprintf(path, sizeof path, "%s/ref_model", tmp);
@@ -723,19 +852,44 @@ static int save_extra(const char *tmp, void *ctx, char *err, size_t errlen) {
 static int save_checkpoint(run *r, int step) {
     const grpo_config *c = r->c;
     char path[4096];
-    snprintf(path, sizeof path, "%s/checkpoint-%d", c->output_dir, step);
     /* the generation is needed after this step unless the next micro-step starts a new one */
-    save_ctx sc = {r, ((long long)step * r->A) % r->generate_every != 0, r->have_ref && c->sync_ref_model};
+    save_ctx sc = {r, ((long long)step * r->A) % r->generate_every != 0, r->have_ref && c->sync_ref_model, NULL, 0};
+    char *gens = NULL;
+    /* data-parallel: every rank checks that its weights are rank 0's (identical steps) and hands rank 0 its
+     * buffered generation (when one is in use); then rank 0 saves */
+    if (r->W > 1) {
+        if (backend_download(&r->pb, BACKEND_PARAMS) != 0) {
+            snprintf(r->err, sizeof r->err, "%s", r->pb.err);
+            return -1;
+        }
+        if (dist_check_same(r->pol.model.params, r->pol.model.num_params, "weights", r->err, sizeof r->err) != 0)
+            return -1;
+        if (sc.with_gen) {
+            char *mine = gen_serialize(&r->gen, &sc.gen_size);
+            if (!mine || !(gens = malloc(sc.gen_size * (size_t)r->W))) {
+                free(mine);
+                snprintf(r->err, sizeof r->err, "out of memory (checkpoint of the buffered generation)");
+                return -1;
+            }
+            dist_allgather(mine, sc.gen_size, gens);
+            free(mine);
+            sc.gens = gens;
+        }
+        if (r->rank != 0) { free(gens); return 0; }
+    }
+    snprintf(path, sizeof path, "%s/checkpoint-%d", c->output_dir, step);
     checkpoint_info info = {"grpo", step, metrics_run_id(r->db), r->num_tokens, sc.with_gen, sc.with_ref,
-                            r->config_yaml, c};
+                            r->config_yaml, c, r->W};
     /* checkpoints are written from the host model and optimizer state */
     if (backend_download(&r->pb, BACKEND_ALL) != 0) {
         snprintf(r->err, sizeof r->err, "%s", r->pb.err);
+        free(gens);
         return -1;
     }
-    if (checkpoint_save(path, &r->pol.model, &r->opt, c->model_name_or_path, &info, save_extra, &sc, r->err,
-                        sizeof r->err) != 0)
-        return -1;
+    const int rc = checkpoint_save(path, &r->pol.model, &r->opt, c->model_name_or_path, &info, save_extra, &sc, r->err,
+                                   sizeof r->err);
+    free(gens);
+    if (rc != 0) return -1;
     int deleted = checkpoint_rotate(c->output_dir, c->save_total_limit, step);
     (void)deleted;
     return 0;
@@ -743,6 +897,7 @@ static int save_checkpoint(run *r, int step) {
 
 static int save_final(run *r) {
     const grpo_config *c = r->c;
+    if (r->rank != 0) return 0;   /* rank 0 writes the model */
     if (backend_download(&r->pb, BACKEND_PARAMS) != 0) {
         snprintf(r->err, sizeof r->err, "%s", r->pb.err);
         return -1;
@@ -830,15 +985,35 @@ int cmd_train(int argc, char **argv) {
     progress pb;
     int progress_started = 0;
     int lock_fd = -1;
+    FILE *progress_out = stderr;
+
+    /* Data-parallel (trainer/dist.h): this rank and the world from mpirun's environment, before the pool
+     * forks (MPI_Init comes after it). W = 1 without mpirun: everything below is the one-process run. */
+    if (dist_from_env(r.err, sizeof r.err) != 0) {
+        fprintf(stderr, "grpo2048 train: %s\n", r.err);
+        exit_code = 2;
+        goto cleanup;
+    }
+    r.rank = dist_get()->rank;
+    r.W = dist_get()->world_size;
 
     /* One writer per output_dir: a second run on the same folder would overwrite this one's checkpoints
-     * and final model. */
-    if ((lock_fd = run_lock_acquire(c.output_dir, r.err, sizeof r.err)) < 0) {
+     * and final model (rank 0 writes, so rank 0 holds the lock). */
+    if (r.rank == 0 && (lock_fd = run_lock_acquire(c.output_dir, r.err, sizeof r.err)) < 0) {
         fprintf(stderr, "grpo2048 train: %s\n", r.err);
         exit_code = 2;
         goto cleanup;
     }
     if (resuming && check_resume(&c, resume_dir, sizeof resume_dir, &cs, r.err, sizeof r.err) != 0) {
+        fprintf(stderr, "grpo2048 train: resume: %s\n", r.err);
+        exit_code = 2;
+        goto cleanup;
+    }
+    if (resuming && cs.world_size != r.W) {   /* the batch split and the random streams depend on it */
+        snprintf(r.err, sizeof r.err, "checkpoint %s was trained by %d rank%s and this run has %d: resume with the "
+                 "same world size (%s%d grpo2048 train ... --resume)", resume_dir, cs.world_size,
+                 cs.world_size == 1 ? "" : "s", r.W, cs.world_size == 1 ? "no mpirun, or mpirun -np " : "mpirun -np ",
+                 cs.world_size);
         fprintf(stderr, "grpo2048 train: resume: %s\n", r.err);
         exit_code = 2;
         goto cleanup;
@@ -865,7 +1040,7 @@ int cmd_train(int argc, char **argv) {
     rcfg.memory_limit = (size_t)c.rewards.memory_limit_mb << 20;
     config_reward_weights(&c, rcfg.weights);
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    if (rcfg.workers == 0) rcfg.workers = (int)(cores > 0 ? cores : 1);
+    if (rcfg.workers == 0) rcfg.workers = dist_default_workers(cores);   /* this rank's share of the node's cores */
     else if (rcfg.workers > 4 * cores) {
         fprintf(stderr, "grpo2048 train: rewards.workers=%d is more than 4x the %ld cores; using %ld\n",
                 rcfg.workers, cores, 4 * cores);
@@ -873,7 +1048,14 @@ int cmd_train(int argc, char **argv) {
     }
     if (!rcfg.parallel) rcfg.workers = 1;
     r.pool = reward_pool_create(&rcfg, r.err, sizeof r.err);
-    if (!r.pool) { fprintf(stderr, "grpo2048 train: reward pool: %s\n", r.err); goto cleanup; }
+    if (!r.pool) {
+        if (r.W > 1) dist_abort(1, "train", "reward pool: %s", r.err);
+        fprintf(stderr, "grpo2048 train: reward pool: %s\n", r.err);
+        goto cleanup;
+    }
+    /* MPI after the pool's fork: MPI_Init starts threads and opens sockets (trainer/dist.h) */
+    if (dist_init(r.err, sizeof r.err) != 0) dist_abort(2, "train", "%s", r.err);
+    if (r.rank != 0 && !(progress_out = fopen("/dev/null", "w"))) progress_out = stderr;   /* rank 0 prints */
 
     /* 2. The policy (from the checkpoint when resuming), the reference model, the prompt. */
     {
@@ -922,6 +1104,28 @@ int cmd_train(int argc, char **argv) {
     r.B = c.per_device_train_batch_size;
     r.A = c.gradient_accumulation_steps;
     config_generation_layout(&c, &r.S, &r.N);
+    if (r.W > 1) {
+        /* TRL: generation_batch_size = per_device_train_batch_size × ranks × steps_per_generation; each rank
+         * generates its N = B·S (whole groups: advantages stay group-local) */
+        if (c.generation_batch_size_set) {
+            if (c.generation_batch_size % (r.B * r.W) != 0) {
+                snprintf(r.err, sizeof r.err, "key 'generation_batch_size': %d must be a multiple of "
+                         "per_device_train_batch_size × ranks = %d × %d", c.generation_batch_size, r.B, r.W);
+                fprintf(stderr, "grpo2048 train: %s\n", r.err);
+                exit_code = 2;
+                goto cleanup;
+            }
+            r.S = c.generation_batch_size / (r.B * r.W);
+            r.N = r.B * r.S;
+        }
+        if (r.N % r.G != 0) {
+            snprintf(r.err, sizeof r.err, "key 'num_generations': %d must divide each rank's %d completions per "
+                     "generation (groups never span ranks)", r.G, r.N);
+            fprintf(stderr, "grpo2048 train: %s\n", r.err);
+            exit_code = 2;
+            goto cleanup;
+        }
+    }
     r.mu = c.num_iterations;
     r.groups = r.N / r.G;
     r.max_new = c.max_completion_length;
@@ -943,6 +1147,17 @@ int cmd_train(int argc, char **argv) {
     r.lp.vespo_k_neg = (float)c.vespo_k_neg;
     r.lp.vespo_lambda_neg = (float)c.vespo_lambda_neg;
     r.lp.entropy_coef = (float)c.entropy_coef;
+    if (r.W > 1) {
+        /* Data-parallel: each rank's loss is weighted so that the ranks' summed gradients (reduce_step) are the
+         * gradient of one process's loss over the whole batch (W·B per micro-batch), for every loss type
+         * (grpo.h's normalisers): the accumulation divisor a becomes A·W (the mean over W·B sequences: grpo,
+         * sapo, luspo; dr_grpo's W·B·max_completion_length), steps_per_generation S·W leaves dapo/cispo/vespo
+         * at Σ / (num_items_in_batch · A / S) with num_items_in_batch the whole batch's (make_generation), and
+         * bnpo divides by the whole micro-batch's tokens (micro_step: bnpo_tokens). TRL gets the same by
+         * dividing by num_processes before DDP averages the gradients. */
+        r.lp.gradient_accumulation_steps = r.A * r.W;
+        r.lp.steps_per_generation = r.S * r.W;
+    }
     const size_t nparams = r.pol.model.num_params;
     if (adamw_init(&r.opt, nparams) != 0) { fprintf(stderr, "grpo2048 train: out of memory\n"); goto cleanup; }
     adamw_hparams hp = policy_adamw_hparams(&c);
@@ -959,7 +1174,12 @@ int cmd_train(int argc, char **argv) {
     r.dentropy = malloc(sizeof(float) * mt);
     r.samp = malloc(sizeof(float) * mt);
     r.is_ratio = malloc(sizeof(float) * mt);
-    r.func_values = malloc(sizeof(double) * (size_t)r.N);
+    r.func_values = malloc(sizeof(double) * (size_t)r.N * r.W);
+    if (r.W > 1 && (gen_alloc(&r.all, r.N * r.W, r.max_new, 0, 0, 0) != 0 ||
+                    !(r.rank_reward_time = calloc((size_t)r.W, sizeof(double))))) {
+        fprintf(stderr, "grpo2048 train: out of memory\n");
+        goto cleanup;
+    }
     r.adv = malloc(sizeof(float) * (size_t)r.B);
     if (gen_alloc(&r.gen, r.N, r.max_new, r.keep_old, r.have_ref, 0) != 0 || !r.samp || !r.is_ratio || !r.tokens || !r.mask || !r.logp ||
         !r.old_logp || !r.ref_logp || !r.entropy || !r.emask || !r.dlogp || !r.dentropy || !r.func_values || !r.adv) {
@@ -999,6 +1219,12 @@ int cmd_train(int argc, char **argv) {
         fprintf(stderr, "grpo2048 train: reference model: %s\n", r.err);
         goto cleanup;
     }
+    if (backend_set_attn_implementation(&r.pb, c.attn_implementation) != 0 ||
+        (r.have_ref && backend_set_attn_implementation(&r.rb, c.attn_implementation) != 0)) {
+        fprintf(stderr, "grpo2048 train: %s\n", r.pb.err[0] ? r.pb.err : r.rb.err);
+        exit_code = 2;
+        goto cleanup;
+    }
     /* TRL's importance-sampling correction: true / false as TRL; auto = on where the training forward runs at
      * another precision than the generator (bf16 products on the CPU as applied, tf32 / bf16 on CUDA) */
     {
@@ -1024,7 +1250,7 @@ int cmd_train(int argc, char **argv) {
                     "generation both fp32)\n");
     }
     if (resuming && ((long long)start_step * r.A) % r.generate_every != 0) {   /* the buffered generation */
-        snprintf(path, sizeof path, "%s/generation.bin", resume_dir);
+        gen_file(path, sizeof path, resume_dir, r.rank);   /* this rank's own */
         if (gen_load(&r.gen, path, r.err, sizeof r.err) != 0) {
             fprintf(stderr, "grpo2048 train: resume: %s\n", r.err);
             exit_code = 2;
@@ -1032,7 +1258,13 @@ int cmd_train(int argc, char **argv) {
         }
     }
 
-    /* 6. The metrics file: a new run, or the resumed run's own row trimmed to the checkpoint's step. */
+    /* Data-parallel: the ranks start from the same weights (a model folder that differs between nodes
+     * would make them train different models silently). */
+    if (r.W > 1 && dist_check_same(r.pol.model.params, r.pol.model.num_params, "initial weights", r.err, sizeof r.err) != 0)
+        dist_abort(2, "train", "%s", r.err);
+
+    /* 6. The metrics file (rank 0's): a new run, or the resumed run's own row trimmed to the checkpoint's step. */
+    if (r.rank != 0) goto metrics_ready;
     if (make_dirs(c.output_dir, r.err, sizeof r.err) != 0) { fprintf(stderr, "grpo2048 train: %s\n", r.err); goto cleanup; }
     snprintf(path, sizeof path, "%s/metrics.sqlite", c.output_dir);
     r.config_yaml = config_to_yaml(&c);
@@ -1073,6 +1305,10 @@ int cmd_train(int argc, char **argv) {
     }
     if (!r.db) { fprintf(stderr, "grpo2048 train: %s\n", r.err); goto cleanup; }
 
+    if (r.W > 1)
+        fprintf(stderr, "grpo2048 train: data-parallel over %d ranks (MPI%s): per rank %d completions per generation, "
+                "%d of each micro-batch of %d; rank 0 writes metrics and checkpoints\n", r.W,
+                strcmp(r.pb.ops->name, "cuda") ? "" : ", NCCL for the gradients", r.N, r.B, r.B * r.W);
     fprintf(stderr, "grpo2048 train: device %s | model %s: %zu parameters, %d layers, hidden %d, vocab %d | "
             "prompt %d tokens | %d completions per generation (%d group%s of %d), %d micro-batch%s of %d per step%s | "
             "rewards: %s, %d worker%s, %.2f s/game | output %s\n", r.pb.description, c.model_name_or_path, nparams,
@@ -1083,6 +1319,7 @@ int cmd_train(int argc, char **argv) {
     if (resuming)
         fprintf(stderr, "grpo2048 train: resuming run %d from %s at step %d\n", metrics_run_id(r.db), resume_dir,
                 start_step);
+metrics_ready:
 
     /* GPU telemetry (docs/metrics.md): NVML sampled in a thread while the model runs on the CUDA device
      * (the backend's device 0; CUDA_VISIBLE_DEVICES picks the GPU, and the telemetry maps it the same way) */
@@ -1095,18 +1332,19 @@ int cmd_train(int argc, char **argv) {
     stop_signal_install("grpo2048 train: stopping after this step, then saving a checkpoint");
 
     /* 7. The loop. */
-    progress_start(&pb, "train", c.max_steps, stderr);
+    progress_start(&pb, "train", c.max_steps, progress_out);
     progress_started = 1;
     pb.log_every = c.logging_steps;
     pb.done = pb.initial = start_step;
     status = "completed";
     step = start_step;
     for (int s = start_step + 1; s <= c.max_steps; s++) {
-        if (stop_signal_received()) { status = "interrupted"; break; }
+        if (dist_any(stop_signal_received())) { status = "interrupted"; break; }   /* all ranks stop together */
         const double t_step = now_seconds();
         step_acc acc;
         memset(&acc, 0, sizeof acc);
-        if (metrics_begin_step(r.db, s) != 0) goto metrics_failed;
+        if (r.rank_reward_time) memset(r.rank_reward_time, 0, sizeof(double) * (size_t)r.W);
+        if (r.db && metrics_begin_step(r.db, s) != 0) goto metrics_failed;
         double t_train_total = 0;
         backend_zero_grad(&r.pb);
         for (int a = 0; a < r.A; a++) {
@@ -1123,6 +1361,8 @@ int cmd_train(int argc, char **argv) {
             t_train_total += now_seconds() - t0;
         }
         const double t0 = now_seconds();
+        /* the gradient all-reduce (under mpirun also with one rank: `mpirun -np 1` exercises NCCL on one GPU) */
+        if (dist_get()->initialized && reduce_step(&r, &acc) != 0) goto step_failed;
         /* A non-finite loss or gradient would make every weight NaN at the optimizer step: the run stops
          * here as failed, naming the step and the first non-finite quantity; nothing is saved after it. */
         if (!isfinite(acc.loss)) {
@@ -1142,12 +1382,22 @@ int cmd_train(int argc, char **argv) {
             snprintf(r.err, sizeof r.err, "optimizer step: %s", r.pb.err);
             goto step_failed;
         }
+#if defined(GRPO2048_DIST_CHECK_EVERY_STEP)
+        /* debug builds: the ranks' weights after every optimizer step (else at every checkpoint) */
+        if (r.W > 1 && (backend_download(&r.pb, BACKEND_PARAMS) != 0 ||
+                        dist_check_same(r.pol.model.params, r.pol.model.num_params, "weights", r.err, sizeof r.err) != 0))
+            goto step_failed;
+#endif
         if (r.have_ref && c.sync_ref_model && s % c.ref_model_sync_steps == 0 && sync_reference(&r) != 0) goto step_failed;
         t_train_total += now_seconds() - t0;
-        if (c.eval_steps > 0 && s % c.eval_steps == 0 && evaluate(&r) != 0) goto step_failed;
+        /* evaluation on rank 0 (its games are few; the others wait at the next step's first collective) */
+        if (r.rank == 0 && c.eval_steps > 0 && s % c.eval_steps == 0 && evaluate(&r) != 0) goto step_failed;
         gpu_telemetry_phase(r.gpu, GPU_PHASE_OTHER);   /* logging, checkpoint, until the next generation */
-        const double step_time = now_seconds() - t_step;
-        if (log_step(&r, &acc, grad_norm, lr, step_time, t_train_total) != 0 || metrics_commit_step(r.db) != 0)
+        double times[2] = {now_seconds() - t_step, t_train_total};
+        dist_allreduce_f64(times, 2, DIST_MAX);   /* the slowest rank's: the step waits for it */
+        const double step_time = times[0];
+        t_train_total = times[1];
+        if (r.db && (log_step(&r, &acc, grad_norm, lr, step_time, t_train_total) != 0 || metrics_commit_step(r.db) != 0))
             goto metrics_failed;
         step = s;
 
@@ -1197,28 +1447,33 @@ int cmd_train(int argc, char **argv) {
             status = "failed";
         }
     }
-    if (step > start_step) {
+    if (step > start_step && r.rank == 0) {
         backend_memory mem;
         backend_get_memory(&r.pb, &mem);
         fprintf(stderr, "grpo2048 train: %s memory: peak %.2f GiB for the model (weights, gradients, optimizer, "
                 "activations); %.1f of %.1f GiB free\n", r.pb.ops->name, mem.peak_bytes / 1073741824.0,
                 mem.free_bytes / 1073741824.0, mem.total_bytes / 1073741824.0);
     }
-    if (!strcmp(status, "completed"))
+    if (r.rank != 0) { /* rank 0 reports */ }
+    else if (!strcmp(status, "completed"))
         fprintf(stderr, "grpo2048 train: completed %d steps; model saved to %s (checkpoint %s/checkpoint-%d)\n", step,
                 c.output_dir, c.output_dir, step);
     else if (!strcmp(status, "interrupted"))
         fprintf(stderr, "grpo2048 train: interrupted after step %d%s; continue with --resume\n", step,
                 step > start_step ? " (checkpoint saved)" : "");
-    const int summary_run_id = metrics_run_id(r.db);
-    if (metrics_finish(r.db, status) != 0) {
+    const int summary_run_id = r.db ? metrics_run_id(r.db) : 0;   /* rank 0's */
+    if (r.db && metrics_finish(r.db, status) != 0) {
         fprintf(stderr, "grpo2048 train: metrics: %s\n", metrics_error(NULL));
         status = "failed";
     }
     r.db = NULL;
-    if (step > start_step) summary_print_end(stderr, c.output_dir, summary_run_id, "grpo2048 train: ");
+    if (step > start_step && r.rank == 0) summary_print_end(stderr, c.output_dir, summary_run_id, "grpo2048 train: ");
     exit_code = !strcmp(status, "completed") ? 0 : !strcmp(status, "interrupted") ? 128 + stop_signal_received() : 1;
 cleanup:
+    /* Data-parallel: a rank that fails ends the job (the others would wait in a collective forever), saying
+     * which rank it is (before MPI_Init it exits, and mpirun ends the others) */
+    if (r.W > 1 && exit_code != 0 && strcmp(status, "interrupted") != 0)
+        dist_abort(exit_code, "train", "%s", r.err[0] ? r.err : "failed (see above)");
     if (progress_started) progress_finish(&pb);
     if (r.db) metrics_finish(r.db, "failed");
     gpu_telemetry_stop(r.gpu);
@@ -1233,6 +1488,10 @@ cleanup:
     policy_free(&r.pol);
     checkpoint_state_free(&cs);
     config_free(&c);
+    gen_free(&r.all);
+    free(r.rank_reward_time);
+    if (progress_out != stderr) fclose(progress_out);
+    dist_finalize();
     if (lock_fd >= 0) close(lock_fd);   /* the last thing: the folder is complete */
     return exit_code;
 }

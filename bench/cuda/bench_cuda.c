@@ -14,7 +14,9 @@
  *
  * Usage: bench_cuda [--precision bf16|tf32|fp32] [--batches 1,16,64,256] [--prompt 64] [--new 512]
  *                   [--train-b 16] [--train-t 512] [--layers 24] [--hbm-gbps 4800] [--peak-tflops X]
- *                   [--no-decode] [--no-train]
+ *                   [--no-decode] [--no-train] [--attn native|cudnn]
+ * --attn: the training step's attention implementation (llama_cuda_set_attn_implementation; cudnn: bf16
+ * only, cuDNN's fused flash attention). Decoding always runs our cached-attention kernel.
  * Peaks default to the H200/H100 SXM datasheet (dense bf16 989 TFLOP/s, tf32 495, fp32 67; HBM
  * 4.8 TB/s for an H200, 3.35 TB/s for an H100, by the device name). Without a CUDA device it
  * prints "SKIP: no CUDA device" and exits 0. bench/cuda/bench_torch.py runs the same shapes with
@@ -71,7 +73,7 @@ static void die(const char *what, const char *err) {
 
 int main(int argc, char **argv) {
     int precision = LLAMA_CUDA_BF16, P = 64, NEW = 512, TB = 16, TT = 512, layers = 24, decode = 1, train = 1;
-    int batches[16] = {1, 16, 64, 256}, nb = 4;
+    int batches[16] = {1, 16, 64, 256}, nb = 4, attn = LLAMA_CUDA_ATTN_NATIVE;
     double hbm = 0, peak = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : "";
@@ -97,10 +99,14 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--peak-tflops")) { peak = atof(v) * 1e12; i++; }
         else if (!strcmp(a, "--no-decode")) decode = 0;
         else if (!strcmp(a, "--no-train")) train = 0;
-        else {
+        else if (!strcmp(a, "--attn")) {
+            attn = !strcmp(v, "native") ? LLAMA_CUDA_ATTN_NATIVE : !strcmp(v, "cudnn") ? LLAMA_CUDA_ATTN_CUDNN : -1;
+            if (attn < 0) die("--attn", "expected native or cudnn");
+            i++;
+        } else {
             fprintf(stderr, "usage: %s [--precision bf16|tf32|fp32] [--batches 1,16,64,256] [--prompt P] [--new N] "
                     "[--train-b B] [--train-t T] [--layers L] [--hbm-gbps X] [--peak-tflops X] [--no-decode] "
-                    "[--no-train]\n", argv[0]);
+                    "[--no-train] [--attn native|cudnn]\n", argv[0]);
             return 2;
         }
     }
@@ -125,6 +131,8 @@ int main(int argc, char **argv) {
     llama_cuda_model cm;
     char err[256];
     if (llama_cuda_create(&cm, &m, 0, precision, err, sizeof err)) die("llama_cuda_create", err);
+    if (llama_cuda_set_attn_implementation(&cm, attn, err, sizeof err)) die("--attn", err);
+    printf("training attention: %s\n", attn == LLAMA_CUDA_ATTN_CUDNN ? "cudnn (cuDNN fused flash attention)" : "native");
     llama_cuda_memory mem;
     int A = precision == LLAMA_CUDA_BF16 ? 2 : 4;
     int KD = cfg.num_key_value_heads * cfg.head_dim;
@@ -212,6 +220,9 @@ int main(int argc, char **argv) {
     if (train)
         printf("| train step B=%d T=%d | %.0f | MFU %.1f%% | %.1f ms | %.2f |\n", TB, TT, tr_tps, 100.0 * tr_mfu, tr_ms,
                tr_mem);
+    long att_cudnn = 0, att_native = 0;
+    llama_cuda_attn_counts(cm.ctx, &att_cudnn, &att_native);
+    if (train) printf("training attention calls: cuDNN %ld, native %ld\n", att_cudnn, att_native);
     llama_cuda_free(&cm);
     llama_free(&m);
     return 0;

@@ -21,7 +21,7 @@ mkdir -p "$OUT/stage/bin" "$OUT/stage/lib"
 cp "$BUILD/grpo2048" "$BUILD/bench_cuda" "$OUT/stage/bin/"
 for t in tests/gpu/test_*.c; do cp "$BUILD/$(basename "$t" .c)" "$OUT/stage/bin/"; done
 for b in "$OUT"/stage/bin/*; do ldd "$b"; done | awk '/=> \//{print $3}' | sort -u |
-    grep -vE '/(libc|libm|libdl|libpthread|librt|libresolv|ld-linux-x86-64|libcuda|libcudart|libcublas|libcublasLt)\.so' |
+    grep -vE '/(libc|libm|libdl|libpthread|librt|libresolv|ld-linux-x86-64|libcuda|libcudart|libcublas|libcublasLt|libcudnn[a-z_]*)\.so' |
     while read -r lib; do cp -L "$lib" "$OUT/stage/lib/"; done
 if [ "$with_python" = 1 ]; then
     mkdir -p "$OUT/stage/python/lib"

@@ -14,6 +14,14 @@ cudalibs=$( { ldconfig -p | awk '/libcublas(Lt)?\.so\.13|libcudart\.so\.13/{prin
              find /usr/local /opt /usr/lib -maxdepth 8 \( -name 'libcublas.so.13*' -o -name 'libcudart.so.13*' \) \
                  2>/dev/null; } | xargs -r -n1 dirname | sort -u | paste -sd:)
 export LD_LIBRARY_PATH="$G/lib:${cudalibs}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+# cuDNN 9 (attn_implementation: cudnn) from ONE install: libcudnn.so.9 loads its sub-libraries (libcudnn_graph,
+# engines...) by name, so they must come from the same folder (torch's wheel's nvidia/cudnn/lib on the GPU machine)
+cudnn_dir=$( { ldconfig -p | awk '/libcudnn_graph\.so\.9/{print $NF}';
+                  python3 -c 'import nvidia.cudnn, os; print(os.path.join(list(nvidia.cudnn.__path__)[0], "lib", "x"))' \
+                      2>/dev/null;
+              find /usr/local /opt /usr/lib -maxdepth 8 -name 'libcudnn_graph.so.9*' 2>/dev/null; } |
+            xargs -r -n1 dirname | head -1)
+[ -n "$cudnn_dir" ] && export LD_LIBRARY_PATH="$cudnn_dir:$LD_LIBRARY_PATH"
 [ -d "$G/python/lib/python3.11" ] && export PYTHONHOME="$G/python"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>&1 | tee "$LOG/device.txt"
 what="${*:-tests bench}"

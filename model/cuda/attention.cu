@@ -16,7 +16,8 @@
  *   no two items of one call write the same rows). The full T x T square is computed and the
  *   upper triangle masked: simple and tensor-core fast, at the cost of (chunk, NH, T, T) fp32
  *   scratch (chunks of sequences keep it within 2 GiB) and twice the needed score FLOPs. The
- *   follow-up is cuDNN's fused SDPA (flash attention) through its graph API.
+ *   follow-up is cuDNN's fused SDPA (flash attention) through its graph API: attn_implementation: cudnn
+ *   (attention_impl.cu, attention_cudnn.c) takes over these two functions where cuDNN supports the shape.
  *   BF16: P and dS are stored in bf16 for the products, dK/dV are accumulated in fp32 scratch.
  *
  * Generation (llama_cuda_attention_cached): a kernel of our own over the KV cache. A block serves
@@ -240,6 +241,7 @@ extern "C" void llama_cuda_attention_forward(llama_cuda_ctx *ctx, void *out, flo
                                              const void *v, int B, int T, int NH, int NKV, int HS, int window) {
     if (B <= 0 || T <= 0) return;
     CUDA_ASSERT(NKV > 0 && NH % NKV == 0 && HS > 0);
+    if (llama_cuda_attn_try_cudnn_forward(ctx, out, lse, q, k, v, B, T, NH, NKV, HS, window)) return;
     int act = ctx->act, QD = NH * HS, KD = NKV * HS;
     att_work w = att_prepare(ctx, B, T, NH, NKV, HS);
     for (int b0 = 0; b0 < B; b0 += w.L.Bc) {
@@ -263,6 +265,8 @@ extern "C" void llama_cuda_attention_backward(llama_cuda_ctx *ctx, void *dq, voi
                                               const float *lse, int B, int T, int NH, int NKV, int HS, int window) {
     if (B <= 0 || T <= 0) return;
     CUDA_ASSERT(NKV > 0 && NH % NKV == 0 && HS > 0);
+    if (llama_cuda_attn_try_cudnn_backward(ctx, dq, dk, dv, dout, q, k, v, out, lse, B, T, NH, NKV, HS, window))
+        return;
     int act = ctx->act, QD = NH * HS, KD = NKV * HS, rep = NH / NKV;
     float scale = 1.0f / sqrtf((float)HS);
     int bf = act == LLAMA_CUDA_DT_BF16;

@@ -110,7 +110,22 @@ struct llama_cuda_ctx {
     size_t att_budget;         /* attention score scratch budget in bytes (0: 2 GiB) */
     int *h_ints;               /* host scratch for embedding segments (h_ints_n ints) */
     size_t h_ints_n;
+    /* training attention implementation (attention_impl.cu): LLAMA_CUDA_ATTN_NATIVE / _CUDNN, the cuDNN
+     * state (attention_cudnn.h; NULL until cudnn is selected) and how many calls each path served */
+    int attn_impl;
+    struct llama_cudnn_attn *cudnn;
+    long attn_cudnn_calls, attn_native_calls;
 };
+
+/* attention_impl.cu: runs the training attention through cuDNN when the context selected it and cuDNN
+ * takes the shape (returns 1), else counts a native call and returns 0 (the caller runs its kernels). */
+int llama_cuda_attn_try_cudnn_forward(llama_cuda_ctx *ctx, void *out, float *lse, const void *q, const void *k,
+                                      const void *v, int B, int T, int NH, int NKV, int HS, int window);
+int llama_cuda_attn_try_cudnn_backward(llama_cuda_ctx *ctx, void *dq, void *dk, void *dv, const void *dout,
+                                       const void *q, const void *k, const void *v, const void *out, const float *lse,
+                                       int B, int T, int NH, int NKV, int HS, int window);
+/* Frees the context's cuDNN state (llama_cuda_ctx_free). */
+void llama_cuda_attn_impl_free(llama_cuda_ctx *ctx);
 
 /* Makes ctx->scr[slot] at least `bytes` (waits for the stream before freeing the old buffer).
  * 0, or -1 with err when the device is out of memory. */

@@ -68,6 +68,7 @@ extern "C" int llama_cuda_ctx_create(llama_cuda_ctx **out, int device, int preci
 extern "C" void llama_cuda_ctx_free(llama_cuda_ctx *ctx) {
     if (!ctx) return;
     if (ctx->stream) cudaCheck(cudaStreamSynchronize(ctx->stream));
+    llama_cuda_attn_impl_free(ctx);
     for (int i = 0; i < SCR_COUNT; i++) llama_cuda_mfree(ctx, ctx->scr[i], ctx->scr_bytes[i]);
     if (ctx->blas) cublasCheck(cublasDestroy(ctx->blas));
     llama_cuda_mfree(ctx, ctx->blas_ws, ctx->blas_ws_bytes);

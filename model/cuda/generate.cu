@@ -208,7 +208,7 @@ extern "C" int llama_cuda_generate(llama_cuda_model *cm, const int *prompt, int 
     for (int g = 0; g < G; g++) {
         out_len[g] = 0;
         active[g] = g;
-        llama_rng_seed(&rng[g], seed, (uint64_t)g);
+        llama_rng_seed(&rng[g], seed, (uint64_t)s->first_row + (uint64_t)g);
     }
     llama_cuda_h2d(ctx, gb.rng, rng, (size_t)G * sizeof(llama_rng));
     llama_cuda_h2d(ctx, gb.crow, active, (size_t)G * sizeof(int));

@@ -198,6 +198,22 @@ void llama_cuda_set_gradient_checkpointing(llama_cuda_model *cm, int on);
 size_t llama_cuda_training_bytes(const llama_config *c, int precision, int B, int T);
 size_t llama_cuda_training_bytes_ex(const llama_config *c, int precision, int B, int T, int gradient_checkpointing);
 
+/* Training attention implementations (config key attn_implementation, transformers' name). */
+#define LLAMA_CUDA_ATTN_NATIVE 0   /* our kernels (attention.cu): every precision, window and shape */
+#define LLAMA_CUDA_ATTN_CUDNN 1    /* cuDNN's fused flash attention (attention_cudnn.c): BF16 precision only */
+
+/* Selects the implementation of the training attention (llama_cuda_attention_forward / _backward; the
+ * generation's cached attention is always ours). LLAMA_CUDA_ATTN_CUDNN needs a build with cuDNN
+ * (llama_cuda_cudnn_version() > 0) and precision BF16, and starts a cuDNN handle on the model's stream;
+ * shapes cuDNN refuses at run time (sliding window, head_dim not a multiple of 8 or above 256, a graph no
+ * engine accepts) then run natively with one stderr note per shape. Returns 0, or -1 with err naming the
+ * key attn_implementation and what was missing (as transformers, which raises when an implementation is
+ * unavailable). Unverified on a GPU yet (docs/gpu.md). */
+int llama_cuda_set_attn_implementation(llama_cuda_model *cm, int impl, char *err, size_t errlen);
+
+/* cuDNN's version as cudnnGetVersion() reports it (e.g. 92600) in a build linked with cuDNN, else 0. */
+int llama_cuda_cudnn_version(void);
+
 /* Device bytes llama_cuda_generate needs for G rows of P + max_new positions beyond the weights. */
 size_t llama_cuda_generation_bytes(const llama_config *c, int precision, int P, int G, int max_new);
 

@@ -151,6 +151,14 @@ void llama_cuda_attention_forward(llama_cuda_ctx *ctx, void *out, float *lse, co
  * chunks of as many as fit (at least one). For tests (a small budget exercises the chunking) and for
  * memory-tight runs. */
 void llama_cuda_set_attention_budget(llama_cuda_ctx *ctx, size_t bytes);
+/* The implementation of llama_cuda_attention_forward / _backward for this context:
+ * LLAMA_CUDA_ATTN_NATIVE or LLAMA_CUDA_ATTN_CUDNN (llama_cuda.h's llama_cuda_set_attn_implementation,
+ * which calls this). 0, or -1 with err (cudnn in a build without cuDNN or outside BF16 precision, cuDNN
+ * failed to start, unknown value). */
+int llama_cuda_ctx_set_attn_implementation(llama_cuda_ctx *ctx, int impl, char *err, size_t errlen);
+/* Training-attention calls (forward and backward each count one) served by cuDNN and by the native
+ * kernels since the context was made: a cudnn context's native count is its fallbacks. */
+void llama_cuda_attn_counts(const llama_cuda_ctx *ctx, long *cudnn_calls, long *native_calls);
 /* Gradient of llama_cuda_attention_forward (probabilities recomputed from lse): dq (B*T, NH*HS),
  * dk/dv (B*T, NKV*HS) are overwritten. out is the forward's output. */
 void llama_cuda_attention_backward(llama_cuda_ctx *ctx, void *dq, void *dk, void *dv, const void *dout, const void *q,

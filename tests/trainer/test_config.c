@@ -619,6 +619,51 @@ static void test_validate(void) {
     config_free(&c);
 }
 
+/* attn_implementation (transformers' key): native by default; cudnn parses from YAML and --set, and
+ * validation refuses it where it cannot run (the CPU, fp32/tf32), naming the key and what it needs. */
+static void test_attn_implementation(void) {
+    grpo_config c;
+    char err[512];
+    config_defaults(&c);
+    CHECK(!strcmp(c.attn_implementation, "native"));
+    CHECK_EQ_INT(config_validate(&c, "train", err, sizeof err), 0);
+    config_free(&c);
+    EXPECT_SET_ERROR("attn_implementation=flash_attention_2",
+                     "key 'attn_implementation': expected one of native, cudnn, got 'flash_attention_2'");
+    EXPECT_LOAD_ERROR("attn.yaml", "attn_implementation: sdpa\n",
+                      ":1: key 'attn_implementation': expected one of native, cudnn, got 'sdpa'");
+    CHECK_EQ_INT(load_text(&c, "attn_ok.yaml", "attn_implementation: cudnn\nbf16: true\ndevice: cuda\n", err,
+                           sizeof err), 0);
+    CHECK(!strcmp(c.attn_implementation, "cudnn"));
+    CHECK_EQ_INT(config_validate(&c, "train", err, sizeof err), 0);
+    CHECK_EQ_INT(config_set(&c, "dataset_path=data/sft.jsonl", err, sizeof err), 0);
+    CHECK_EQ_INT(config_validate(&c, "sft", err, sizeof err), 0);
+    CHECK_EQ_INT(config_set(&c, "device=auto", err, sizeof err), 0);
+    CHECK_EQ_INT(config_validate(&c, "train", err, sizeof err), 0);    /* auto: decided by the backend */
+    CHECK_EQ_INT(config_set(&c, "device=cpu", err, sizeof err), 0);
+    CHECK_EQ_INT(config_validate(&c, "train", err, sizeof err), -1);
+    CHECK_MSG(strstr(err, "key 'attn_implementation': cudnn needs device: cuda") != NULL, "%s", err);
+    CHECK_EQ_INT(config_validate(&c, "sft", err, sizeof err), -1);
+    CHECK_EQ_INT(config_set(&c, "device=cuda", err, sizeof err), 0);
+    CHECK_EQ_INT(config_set(&c, "bf16=false", err, sizeof err), 0);
+    CHECK_EQ_INT(config_set(&c, "tf32=true", err, sizeof err), 0);
+    CHECK_EQ_INT(config_validate(&c, "train", err, sizeof err), -1);
+    CHECK_MSG(strstr(err, "key 'attn_implementation': cudnn needs bf16: true") != NULL, "%s", err);
+    CHECK_EQ_INT(config_set(&c, "attn_implementation=native", err, sizeof err), 0);
+    CHECK_EQ_INT(config_validate(&c, "train", err, sizeof err), 0);
+    /* it survives config_to_yaml -> load */
+    CHECK_EQ_INT(config_set(&c, "attn_implementation=cudnn", err, sizeof err), 0);
+    CHECK_EQ_INT(config_set(&c, "bf16=true", err, sizeof err), 0);
+    char *yaml = config_to_yaml(&c);
+    CHECK(yaml && strstr(yaml, "attn_implementation: cudnn") != NULL);
+    grpo_config d;
+    CHECK_EQ_INT(load_text(&d, "attn_rt.yaml", yaml ? yaml : "", err, sizeof err), 0);
+    CHECK(!strcmp(d.attn_implementation, "cudnn"));
+    free(yaml);
+    config_free(&d);
+    config_free(&c);
+}
+
 /* Every key survives config_to_yaml → config_load_file unchanged. */
 static void test_roundtrip(void) {
     grpo_config a, b;
@@ -753,6 +798,7 @@ int main(void) {
     test_weights_and_epsilon();
     test_trl_yaml();
     test_validate();
+    test_attn_implementation();
     test_trl_options();
     test_roundtrip();
     test_help_and_docs();
