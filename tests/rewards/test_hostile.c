@@ -346,6 +346,7 @@ static void binary_pass(const char *bin) {
     int slot_of[2] = {-1, -1};
     double started_at[2] = {0, 0}, slowest = 0;
     const char *slowest_file = "";
+    int late[N_ATTACKS], n_late = 0;   /* attacks over the time limit in this pass */
     for (int i = 0, started = 0; i < N_ATTACKS || running[0] || running[1];) {
         int free_slot = !running[0] ? 0 : !running[1] ? 1 : -1;
         if (i < N_ATTACKS && free_slot >= 0) {
@@ -384,8 +385,7 @@ static void binary_pass(const char *bin) {
          * process takes to start and tear down here. */
         double wall = tu_now() - started_at[s];
         if (wall - startup > slowest) { slowest = wall - startup; slowest_file = a->file; }
-        CHECK_MSG(wall < startup + TIMEOUT + PLAY_SLACK, "grpo2048 play %s took %.2f s (limit %.2f s start-up + %.1f + %.1f s)",
-                  a->file, wall, startup, TIMEOUT, PLAY_SLACK);
+        if (wall >= startup + TIMEOUT + PLAY_SLACK && n_late < N_ATTACKS) late[n_late++] = slot_of[s];
         char path[1100];
         snprintf(path, sizeof path, "%s/%d.out", dir, slot_of[s]);
         size_t n = 0;
@@ -413,6 +413,31 @@ static void binary_pass(const char *bin) {
         unlink(path);
     }
     rmdir(dir);
+    /* Over the limit: timed again alone, against a start-up measured right before, so that a burst of load
+     * from other processes (the machine runs other tests at the same time) does not count; an attack that
+     * really keeps its play process alive is over the limit both times. */
+    for (int k = 0; k < n_late; k++) {
+        const attack *a = &attacks[late[k]];
+        char strat[1024];
+        tu_strategy_path(a->file, strat, sizeof strat);
+        double st0 = play_startup(bin), w0 = tu_now();
+        pid_t pid = fork();
+        if (pid == 0) {
+            int null = open("/dev/null", O_WRONLY);
+            if (null < 0 || dup2(null, 1) < 0) _exit(120);
+            char t[32], m[32];
+            snprintf(t, sizeof t, "%g", TIMEOUT);
+            snprintf(m, sizeof m, "%d", MEMORY_MIB);
+            execl(bin, bin, "play", "--strategy", strat, "--timeout", t, "--memory", m, "--seed", "7", (char *)NULL);
+            _exit(121);
+        }
+        CHECK(pid > 0);
+        waitpid(pid, NULL, 0);
+        double wall = tu_now() - w0;
+        printf("grpo2048 play %s: over the limit among the others, %.2f s alone (start-up %.2f s)\n", a->file, wall, st0);
+        CHECK_MSG(wall < st0 + TIMEOUT + PLAY_SLACK, "grpo2048 play %s took %.2f s alone (limit %.2f s start-up + %.1f + %.1f s)",
+                  a->file, wall, st0, TIMEOUT, PLAY_SLACK);
+    }
     /* Every play process exited: none of their zygotes, workers, checkers or job children may remain. */
     int left = tu_wait_unmarked(tu_mark, 3.0);
     CHECK_MSG(left == 0, "%d processes of grpo2048 play remain", left);
