@@ -12,7 +12,7 @@
 #include "model/llama_rng.h"
 
 /* V=11, C=16, L=2, NH=4, NKV=2, HS=4, F=24, 64 positions, eos 10, bos 1, no pad. */
-static llama_config tiny_config(const char *arch, int tied, int bias) {
+static inline llama_config tiny_config(const char *arch, int tied, int bias) {
     llama_config c;
     memset(&c, 0, sizeof c);
     snprintf(c.architecture, sizeof c.architecture, "%s", arch);
@@ -36,7 +36,7 @@ static llama_config tiny_config(const char *arch, int tied, int bias) {
 }
 
 /* Matrices normal(0, std); norm weights 1 + 0.2*normal; biases 0.2*normal. */
-static void randomize_params(llama_model *m, uint64_t seed, float std) {
+static inline void randomize_params(llama_model *m, uint64_t seed, float std) {
     llama_rng r;
     llama_rng_seed(&r, seed, 12345);
     for (int i = 0; i < m->num_tensors; i++) {
@@ -50,7 +50,7 @@ static void randomize_params(llama_model *m, uint64_t seed, float std) {
     }
 }
 
-static void random_tokens(int *tok, size_t n, int V, uint64_t seed) {
+static inline void random_tokens(int *tok, size_t n, int V, uint64_t seed) {
     llama_rng r;
     llama_rng_seed(&r, seed, 777);
     for (size_t i = 0; i < n; i++) tok[i] = (int)(llama_rng_next(&r) % (uint64_t)V);
