@@ -42,6 +42,7 @@
 #include "rewards/rewards.h"
 #include "trainer/backend.h"
 #include "trainer/checkpoint.h"
+#include "trainer/dist.h"
 #include "trainer/metrics.h"
 #include "trainer/policy.h"
 #include "trainer/progress.h"
@@ -132,6 +133,46 @@ typedef struct {
     reward_pool *pool;
 } eval_pool;
 
+/* Data-parallel eval (`mpirun -np N grpo2048 eval`): batch q of per_device_eval_batch_size problems is
+ * sampled and scored by rank q % N (the same batches, seeds and sampling calls as one process with the
+ * same per_device_eval_batch_size, so the same results), then its samples go to every rank from their
+ * owner (MPI_Bcast: the fixed-size part, then the texts), and rank 0 writes them. Returns 0, or -1 when
+ * out of memory. n: samples of the batch; smp: its first sample. */
+static int share_batch(eval_sample *smp, int n, int owner) {
+    if (dist_get()->world_size == 1) return 0;
+    const int me = dist_get()->rank == owner;
+    size_t fixed = (size_t)n * sizeof *smp, text_bytes = 0;
+    if (me)
+        for (int q = 0; q < n; q++) text_bytes += strlen(smp[q].text) + 1;
+    dist_bcast(&text_bytes, sizeof text_bytes, owner);
+    char *texts = malloc(text_bytes ? text_bytes : 1);
+    eval_sample *tmp = malloc(fixed);
+    if (!texts || !tmp) dist_abort(1, "eval", "out of memory sharing a batch of %d samples", n);
+    if (me) {
+        memcpy(tmp, smp, fixed);
+        char *w = texts;
+        for (int q = 0; q < n; q++) {
+            size_t l = strlen(smp[q].text) + 1;
+            memcpy(w, smp[q].text, l);
+            w += l;
+        }
+    }
+    dist_bcast(tmp, fixed, owner);
+    dist_bcast(texts, text_bytes, owner);
+    if (!me) {
+        const char *r = texts;
+        for (int q = 0; q < n; q++) {
+            smp[q] = tmp[q];
+            smp[q].text = strdup(r);
+            if (!smp[q].text) dist_abort(1, "eval", "out of memory sharing a batch of %d samples", n);
+            r += strlen(r) + 1;
+        }
+    }
+    free(texts);
+    free(tmp);
+    return 0;
+}
+
 int cmd_eval(int argc, char **argv) {
     grpo_config c;
     char err[2048] = "";
@@ -182,6 +223,10 @@ int cmd_eval(int argc, char **argv) {
         goto cleanup;
     }
 
+    /* ranks (mpirun): read before the pools, which take this rank's share of the cores (trainer/dist.h) */
+    if (dist_from_env(err, sizeof err) != 0) { fprintf(stderr, "grpo2048 eval: %s\n", err); exit_code = 2; goto cleanup; }
+    const int W = dist_get()->world_size, rank = dist_get()->rank, root = dist_is_root();
+
     /* 1. reward pools first, before any thread exists: one per (board_size, target) */
     pool_of = calloc((size_t)nprompts, sizeof(int));
     pools = calloc((size_t)nprompts, sizeof *pools);
@@ -195,7 +240,7 @@ int cmd_eval(int argc, char **argv) {
             reward_config rc;
             reward_config_defaults(&rc);
             rc.parallel = c.rewards.parallel;
-            rc.workers = c.rewards.workers;
+            rc.workers = c.rewards.workers ? c.rewards.workers : dist_default_workers(sysconf(_SC_NPROCESSORS_ONLN));
             rc.timeout = c.rewards.timeout;
             rc.games_per_strategy = c.rewards.games_per_strategy;
             rc.board_size = bs;
@@ -214,6 +259,8 @@ int cmd_eval(int argc, char **argv) {
         pool_of[i] = k;
     }
 
+    if (dist_init(err, sizeof err) != 0) { fprintf(stderr, "grpo2048 eval: %s\n", err); exit_code = 2; goto cleanup; }
+
     /* 2. the policy, its backend, the prompts */
     if (policy_load(&pol, &c, 0, err, sizeof err) != 0) { fprintf(stderr, "grpo2048 eval: %s\n", err); goto cleanup; }
     have_pol = 1;
@@ -229,8 +276,9 @@ int cmd_eval(int argc, char **argv) {
         exit_code = 2;
         goto cleanup;
     }
-    fprintf(stderr, "grpo2048 eval: %s; %d problems (%d prompts) x %d samples, sampler %s\n", be.description, N,
-            nprompts, K, c.sampler);
+    if (root)
+        fprintf(stderr, "grpo2048 eval: %s; %d problems (%d prompts) x %d samples, sampler %s%s\n", be.description, N,
+                nprompts, K, c.sampler, W > 1 ? "; batches split over the ranks" : "");
     ptok = calloc((size_t)nprompts, sizeof(int *));
     plen = calloc((size_t)nprompts, sizeof(int));
     if (!ptok || !plen) { fprintf(stderr, "grpo2048 eval: out of memory\n"); goto cleanup; }
@@ -248,10 +296,12 @@ int cmd_eval(int argc, char **argv) {
 
     /* 3. output */
     char path[4200];
-    if (make_dirs(c.output_dir, err, sizeof err) != 0) { fprintf(stderr, "grpo2048 eval: %s\n", err); goto cleanup; }
     snprintf(path, sizeof path, "%s/metrics.sqlite", c.output_dir);
-    db = metrics_open(path, "eval", c.text, err, sizeof err);
-    if (!db) { fprintf(stderr, "grpo2048 eval: %s\n", err); goto cleanup; }
+    if (root) {   /* rank 0 alone writes */
+        if (make_dirs(c.output_dir, err, sizeof err) != 0) { fprintf(stderr, "grpo2048 eval: %s\n", err); goto cleanup; }
+        db = metrics_open(path, "eval", c.text, err, sizeof err);
+        if (!db) { fprintf(stderr, "grpo2048 eval: %s\n", err); goto cleanup; }
+    }
 
     const int BS = c.per_device_eval_batch_size < N ? c.per_device_eval_batch_size : N;
     const size_t rows = (size_t)BS * K;
@@ -275,13 +325,16 @@ int cmd_eval(int argc, char **argv) {
     }
 
     progress pb;
-    progress_start(&pb, "eval", N, stderr);
+    if (root) progress_start(&pb, "eval", N, stderr);
     double gen_time = 0, reward_time = 0;
     const double t_start = now_seconds();
     long long tokens_generated = 0, proposals = 0, accepted = 0;
     double wins_so_far = 0, games_so_far = 0;
-    for (int b0 = 0; b0 < N; b0 += BS) {
-        const int nb = b0 + BS <= N ? BS : N - b0;
+    for (int round0 = 0; round0 < N; round0 += BS * W) {
+        /* this rank's batch of the round (batch q of the whole run is rank q % W's) */
+        const int b0 = round0 + rank * BS;
+        const int nb = b0 >= N ? 0 : b0 + BS <= N ? BS : N - b0;
+        if (nb > 0) {
         /* sample */
         double t0 = now_seconds();
         if (power) {
@@ -363,9 +416,14 @@ int cmd_eval(int argc, char **argv) {
             for (int q = 0; q < n; q++) smp[(size_t)b0 * K + idx[q]].res = res[q];
         }
         reward_time += now_seconds() - t0;
-        /* log: one transaction per problem */
-        for (int j = 0; j < nb; j++) {
-            const int i = b0 + j;
+        }   /* this rank's batch */
+        /* the round's batches to every rank, in batch order; rank 0 logs them: one transaction per problem */
+        for (int q = 0; q < W && round0 + q * BS < N; q++) {
+        const int qb0 = round0 + q * BS, qnb = qb0 + BS <= N ? BS : N - qb0;
+        share_batch(&smp[(size_t)qb0 * K], qnb * K, q);
+        if (!root) continue;
+        for (int j = 0; j < qnb; j++) {
+            const int i = qb0 + j;
             if (metrics_begin_step(db, i) != 0) { fprintf(stderr, "grpo2048 eval: %s\n", metrics_error(db)); goto cleanup; }
             for (int s = 0; s < K; s++) {
                 const eval_sample *e = &smp[(size_t)i * K + s];
@@ -383,9 +441,19 @@ int cmd_eval(int argc, char **argv) {
         }
         char post[128];
         snprintf(post, sizeof post, "win_rate=%.3f", games_so_far > 0 ? wins_so_far / games_so_far : 0.0);
-        progress_update(&pb, b0 + nb, post);
+        progress_update(&pb, qb0 + qnb, post);
+        }
     }
-    progress_finish(&pb);
+    if (root) progress_finish(&pb);
+    /* every rank's counts; the times of the slowest rank (the job waits for it) */
+    double sums[3] = {(double)tokens_generated, (double)proposals, (double)accepted}, times[2] = {gen_time, reward_time};
+    dist_allreduce_f64(sums, 3, DIST_SUM);
+    dist_allreduce_f64(times, 2, DIST_MAX);
+    tokens_generated = (long long)sums[0];
+    proposals = (long long)sums[1];
+    accepted = (long long)sums[2];
+    gen_time = times[0];
+    reward_time = times[1];
     const double total_time = now_seconds() - t_start;
 
     /* 4. summary (step 0 of the metrics table) */
@@ -414,6 +482,7 @@ int cmd_eval(int argc, char **argv) {
         pk /= N;
         const double tps = gen_time > 0 ? tokens_generated / gen_time : 0;
         const double acc_rate = proposals ? (double)accepted / proposals : NAN;
+        if (!root) { status = "completed"; exit_code = 0; goto cleanup; }
         int bad = metrics_begin_step(db, 0);
         if (!bad) {
             bad |= metrics_add(db, "eval_reward", mean) | metrics_add(db, "eval_reward_std", sd);
@@ -464,6 +533,8 @@ int cmd_eval(int argc, char **argv) {
     exit_code = 0;
 
 cleanup:
+    if (dist_get()->world_size > 1 && exit_code != 0)   /* a failed rank ends the job: the others may wait in a broadcast */
+        dist_abort(exit_code, "eval", "failed (see above)");
     if (db && metrics_finish(db, status) != 0) {
         fprintf(stderr, "grpo2048 eval: metrics: %s\n", metrics_error(NULL));
         exit_code = 1;
@@ -479,5 +550,6 @@ cleanup:
     free(pools); free(pool_of);
     eval_free_prompts(prompts, nprompts);
     config_free(&c);
+    dist_finalize();
     return exit_code;
 }

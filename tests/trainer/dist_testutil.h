@@ -110,7 +110,7 @@ __attribute__((unused)) static char *dt_slurp(const char *path) {
 
 /* The value of metric `name` at steps 1..n of the last run in dir/metrics.sqlite into v (NAN where absent).
  * Returns how many steps had it. */
-static int dt_metric(const char *dir, const char *name, double *v, int n) {
+static inline int dt_metric(const char *dir, const char *name, double *v, int n) {
     char path[4400];
     snprintf(path, sizeof path, "%s/metrics.sqlite", dir);
     for (int i = 0; i < n; i++) v[i] = NAN;
@@ -149,7 +149,7 @@ __attribute__((unused)) static long long dt_query_int(const char *dir, const cha
 }
 
 /* Largest relative difference between two values, |a − b| / max(|a|, |b|, floor). */
-static double dt_rel(double a, double b, double floor) {
+static inline double dt_rel(double a, double b, double floor) {
     double m = fmax(fmax(fabs(a), fabs(b)), floor);
     return fabs(a - b) / m;
 }
@@ -162,7 +162,7 @@ static double dt_rel(double a, double b, double floor) {
  * Why norm-wise: AdamW divides each gradient element by its own running magnitude, so an element whose
  * gradient is ~0 (cancellation) turns rounding noise of another summation order into a full-size update of
  * that element (lr × ±1 at the first step); the tensor's norm is the meaningful scale. */
-static void dt_weights_rel(const char *dir_a, const char *dir_b, const char *base, double out[3]) {
+static inline void dt_weights_rel(const char *dir_a, const char *dir_b, const char *base, double out[3]) {
     llama_model m[3];
     char err[1024];
     memset(m, 0, sizeof m);
