@@ -117,12 +117,19 @@ static int list_file(const char *out_dir, const char *path, int *header_printed)
         int last_ok;
         const int last = (int)query_value(db, "SELECT max(step) FROM metrics WHERE run_id = ?", run_id, 0, &last_ok);
         const int max_steps = config_max_steps(config);
+        const int eval = kind && !strcmp(kind, "eval");   /* grpo2048 eval: problems, not steps; its summary at step 0 */
         char steps[48];
-        if (max_steps > 0) snprintf(steps, sizeof steps, "%d/%d", last_ok ? last : 0, max_steps);
+        if (eval) {
+            int n_ok;
+            const double n = query_value(db, "SELECT value FROM metrics WHERE run_id = ? AND name = 'eval_problems'",
+                                         run_id, 0, &n_ok);
+            snprintf(steps, sizeof steps, n_ok ? "%.0f problems" : "-", n);
+        } else if (max_steps > 0) snprintf(steps, sizeof steps, "%d/%d", last_ok ? last : 0, max_steps);
         else snprintf(steps, sizeof steps, "%d", last_ok ? last : 0);
         int best_ok;
-        double best = query_value(db, "SELECT max(value) FROM metrics WHERE run_id = ? AND name = 'reward'", run_id, 0,
-                                  &best_ok);
+        double best = query_value(db, eval ? "SELECT max(value) FROM metrics WHERE run_id = ? AND name = 'eval_reward'"
+                                           : "SELECT max(value) FROM metrics WHERE run_id = ? AND name = 'reward'",
+                                  run_id, 0, &best_ok);
         char best_s[32];
         if (best_ok) snprintf(best_s, sizeof best_s, "%.4g", best);
         else snprintf(best_s, sizeof best_s, "-");
@@ -132,9 +139,12 @@ static int list_file(const char *out_dir, const char *path, int *header_printed)
             static const char *const grpo_names[][2] = {{"reward", "reward"}, {"loss", "loss"}, {"kl", "kl"},
                                                          {"eval_reward", "eval_reward"}};
             static const char *const sft_names[][2] = {{"loss", "loss"}, {"eval_loss", "eval_loss"}};
-            const char *const (*names)[2] = grpo ? grpo_names : sft_names;
-            const int nn = grpo ? 4 : 2;
-            for (int i = 0; i < nn; i++) append_metric(db, run_id, last, names[i][0], names[i][1], lastm, sizeof lastm);
+            static const char *const eval_names[][2] = {{"eval_reward", "eval_reward"}, {"eval_win_rate", "eval_win_rate"},
+                                                         {"eval_pass@1", "eval_pass@1"}};
+            const char *const (*names)[2] = eval ? eval_names : grpo ? grpo_names : sft_names;
+            const int nn = eval ? 3 : grpo ? 4 : 2;
+            for (int i = 0; i < nn; i++)
+                append_metric(db, run_id, eval ? 0 : last, names[i][0], names[i][1], lastm, sizeof lastm);
         }
         if (!*header_printed) {
             printf("%-24s %4s %-4s %-11s %-11s %-11s %-20s %s\n", "OUTPUT_DIR", "RUN", "KIND", "STATUS", "STEPS",

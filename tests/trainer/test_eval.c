@@ -139,6 +139,10 @@ static void test_command(const char *bin) {
     snprintf(cmd, sizeof cmd, "%s eval %s " COMMON " --set output_dir=%s/out --set sampler=power --set mcmc_steps=3 "
              "--set mcmc_block_size=16 --set per_device_eval_batch_size=1 > /dev/null 2>&1", bin, cfg, tmpdir);
     CHECK_EQ_INT(run(cmd), 0);
+    /* `grpo2048 runs` shows an eval run's problems and eval metrics, not "0/200 steps" */
+    snprintf(cmd, sizeof cmd, "%s runs %s/out > %s/runs.txt 2>&1 && grep -q ' 1 eval completed   3 problems ' %s/runs.txt "
+             "&& grep -q 'eval_pass@1=' %s/runs.txt", bin, tmpdir, tmpdir, tmpdir, tmpdir);
+    CHECK_EQ_INT(run(cmd), 0);
     snprintf(cmd, sizeof cmd, "%s eval %s --set samplr=power > %s/err.txt 2>&1", bin, cfg, tmpdir);
     CHECK_EQ_INT(run(cmd), 2);
     snprintf(cmd, sizeof cmd, "grep -q \"unknown key 'samplr' (did you mean 'sampler'?)\" %s/err.txt", tmpdir);
