@@ -1,16 +1,13 @@
 /*
  * model/llama_generate.c: batched sampling with a KV cache (llama_generate, llama_generate_ex).
  *
- * Flow: the prompt (P tokens) runs once through gen_step as one row of P tokens, filling cache
- * row 0 at positions [0, P) (attention by the training kernel, sgemm tiles); cache rows 1..G-1
- * get copies of it. Then all unfinished rows decode in lockstep: each step feeds every active
- * row's last token at the same position through gen_step (R active rows, 1 token each: sgemm over
- * R rows, OpenMP over (row, head) for attention against the cache), samples one token per row
- * from its own RNG stream, and drops rows that produced an eos id or reached max_new. The cache
- * is per layer (G, P+max_new, NKV*HS) for keys and the same for values, allocated per call.
- *
- * The math of gen_step is that of llama_forward_logprobs (the same kernels from llama_layers.c) on
- * a prefix, so the two paths agree to float rounding.
+ * Flow: the prompt (P tokens) runs once through llama_decode_forward (llama_decode.c) as one row of
+ * P tokens, filling cache row 0 at positions [0, P) (attention by the training kernel, sgemm tiles);
+ * cache rows 1..G-1 get copies of it. Then all unfinished rows decode in lockstep: each step feeds
+ * every active row's last token at the same position through llama_decode_forward (R active rows, 1
+ * token each), samples one token per row from its own RNG stream, and drops rows that produced an eos
+ * id or reached max_new. The cache is per layer (G, P+max_new, NKV*HS) for keys and the same for
+ * values, allocated per call.
  */
 #include <math.h>
 #include <omp.h>
@@ -18,143 +15,6 @@
 
 #include "model/llama_internal.h"
 #include "model/llama_rng.h"
-
-typedef struct {
-    int G, Tmax, rows_cap, nthreads;
-    float *mem;
-    float **kc, **vc;   /* (L) each (G, Tmax, KD) */
-    float *x;           /* (rows_cap, C) residual stream */
-    float *ln;          /* (rows_cap, C) */
-    float *q;           /* (rows_cap, QD) */
-    float *k, *v;       /* (rows_cap, KD) */
-    float *att;         /* (rows_cap, QD) */
-    float *h1, *h2;     /* (rows_cap, F) */
-    float *xl;          /* (G, C) final-norm rows */
-    float *logits;      /* (G, V) */
-    float *scores;      /* (nthreads, rep * Tmax): one KV head's group of query heads (llama_attend_group) */
-    float *lse;         /* (NH, P) prefill softmax statistics (unused afterwards) */
-    float *att_scratch; /* (nthreads, llama_attention_scratch_floats(P)) prefill attention tiles */
-    int P;
-    float *prob;        /* (G, V) sampling scratch */
-    int *order;         /* (G, V) sampling scratch */
-} gen_buf;
-
-static void gen_free(gen_buf *gb) {
-    free(gb->mem);
-    free(gb->kc);
-    free(gb->vc);
-    free(gb->order);
-}
-
-static int gen_alloc(gen_buf *gb, const llama_config *c, int G, int P, int Tmax, int rows_cap) {
-    memset(gb, 0, sizeof *gb);
-    size_t C = c->hidden_size, F = c->intermediate_size, V = c->vocab_size, L = c->num_hidden_layers;
-    size_t QD = (size_t)c->num_attention_heads * c->head_dim, KD = (size_t)c->num_key_value_heads * c->head_dim;
-    size_t rep = (size_t)(c->num_attention_heads / c->num_key_value_heads);
-    gb->G = G;
-    gb->Tmax = Tmax;
-    gb->rows_cap = rows_cap;
-    gb->nthreads = omp_get_max_threads();
-    gb->P = P;
-    size_t cache = (size_t)G * Tmax * KD;
-    size_t R = (size_t)rows_cap;
-    size_t total = 2 * L * cache + R * (C + C + QD + KD + KD + QD + F + F) + (size_t)G * (C + V + V) +
-                   (size_t)gb->nthreads * rep * Tmax + (size_t)c->num_attention_heads * P +
-                   (size_t)gb->nthreads * llama_attention_scratch_floats(P);
-    gb->mem = malloc(total * sizeof(float));
-    gb->kc = malloc(L * sizeof(float *));
-    gb->vc = malloc(L * sizeof(float *));
-    gb->order = malloc((size_t)G * V * sizeof(int));
-    if (!gb->mem || !gb->kc || !gb->vc || !gb->order) {
-        gen_free(gb);
-        return -1;
-    }
-    float *p = gb->mem;
-    for (size_t l = 0; l < L; l++) {
-        gb->kc[l] = p; p += cache;
-        gb->vc[l] = p; p += cache;
-    }
-    gb->x = p; p += R * C;
-    gb->ln = p; p += R * C;
-    gb->q = p; p += R * QD;
-    gb->k = p; p += R * KD;
-    gb->v = p; p += R * KD;
-    gb->att = p; p += R * QD;
-    gb->h1 = p; p += R * F;
-    gb->h2 = p; p += R * F;
-    gb->xl = p; p += (size_t)G * C;
-    gb->logits = p; p += (size_t)G * V;
-    gb->prob = p; p += (size_t)G * V;
-    gb->scores = p; p += (size_t)gb->nthreads * rep * Tmax;
-    gb->lse = p; p += (size_t)c->num_attention_heads * P;
-    gb->att_scratch = p; p += (size_t)gb->nthreads * llama_attention_scratch_floats(P);
-    LLAMA_ASSERT((size_t)(p - gb->mem) == total);
-    return 0;
-}
-
-/* Runs R rows of n tokens each (tokens: (R*n), row r at positions start .. start+n-1, cached in
- * cache row crow[r]) through the model, writing their keys/values into the cache, and leaves the
- * logits of each row's last token in gb->logits (R, V). */
-static void gen_step(const llama_model *m, gen_buf *gb, const llama_prec *prec, int R, const int *crow, const int *tokens,
-                     int start, int n) {
-    const llama_config *c = &m->cfg;
-    int C = c->hidden_size, F = c->intermediate_size, V = c->vocab_size;
-    int NH = c->num_attention_heads, NKV = c->num_key_value_heads, HS = c->head_dim;
-    int QD = NH * HS, KD = NKV * HS, rep = NH / NKV, Tmax = gb->Tmax, W = c->sliding_window;
-    int rows = R * n;
-    float eps = c->rms_norm_eps, scale = 1.0f / sqrtf((float)HS);
-    LLAMA_ASSERT(rows <= gb->rows_cap && R <= gb->G && start + n <= Tmax);
-
-    for (int i = 0; i < rows; i++) memcpy(gb->x + (size_t)i * C, m->w.wte + (size_t)tokens[i] * C, C * sizeof(float));
-    for (int l = 0; l < c->num_hidden_layers; l++) {
-        const llama_layer_weights *lw = &m->w.layers[l];
-        llama_rmsnorm_forward(gb->ln, NULL, gb->x, lw->ln1, rows, C, eps);
-        llama_matmul_forward(prec, gb->q, gb->ln, lw->wq, lw->bq, rows, C, QD, 0.0f);
-        llama_matmul_forward(prec, gb->k, gb->ln, lw->wk, lw->bk, rows, C, KD, 0.0f);
-        llama_matmul_forward(prec, gb->v, gb->ln, lw->wv, lw->bv, rows, C, KD, 0.0f);
-        if (lw->qn) { /* Qwen3: per-head RMSNorm of q and k (in place: each row's scale is taken first) */
-            llama_rmsnorm_forward(gb->q, NULL, gb->q, lw->qn, rows * NH, HS, eps);
-            llama_rmsnorm_forward(gb->k, NULL, gb->k, lw->kn, rows * NKV, HS, eps);
-        }
-        llama_rope_forward(m, gb->q, rows, NH, start, n);
-        llama_rope_forward(m, gb->k, rows, NKV, start, n);
-        for (int i = 0; i < rows; i++) {
-            size_t at = ((size_t)crow[i / n] * Tmax + start + i % n) * KD;
-            memcpy(gb->kc[l] + at, gb->k + (size_t)i * KD, KD * sizeof(float));
-            memcpy(gb->vc[l] + at, gb->v + (size_t)i * KD, KD * sizeof(float));
-        }
-        const float *kc = gb->kc[l], *vc = gb->vc[l];
-        if (R == 1 && start == 0 && n > 1) {
-            /* prefill: the training kernel (sgemm tiles) on cache row crow[0], positions [0, n) */
-            size_t base = (size_t)crow[0] * Tmax * KD;
-            LLAMA_ASSERT(n <= gb->P);
-            llama_attention_forward(gb->att, gb->lse, gb->att_scratch, gb->nthreads, gb->q, kc + base, vc + base,
-                                    1, n, NH, NKV, HS, W);
-        } else {
-        /* one task per (row, KV head): its rep query heads read the cached keys and values once */
-        #pragma omp parallel for schedule(dynamic, 1) num_threads(gb->nthreads) \
-            if ((size_t)rows * NH * (start + n) * HS >= LLAMA_OMP_MIN_WORK)
-        for (int ik = 0; ik < rows * NKV; ik++) {
-            int i = ik / NKV, kh = ik % NKV, h0 = kh * rep;
-            int pos = start + i % n;
-            size_t base = (size_t)crow[i / n] * Tmax * KD + (size_t)kh * HS;
-            int j0 = (W > 0 && pos - W + 1 > 0) ? pos - W + 1 : 0;
-            llama_attend_group(gb->att + (size_t)i * QD + (size_t)h0 * HS,
-                               gb->scores + (size_t)omp_get_thread_num() * rep * Tmax, gb->q + (size_t)i * QD + (size_t)h0 * HS,
-                               kc + base, vc + base, KD, j0, pos, HS, rep, scale);
-        }
-        }
-        llama_matmul_forward(prec, gb->x, gb->att, lw->wo, lw->bo, rows, QD, C, 1.0f);
-        llama_rmsnorm_forward(gb->ln, NULL, gb->x, lw->ln2, rows, C, eps);
-        llama_matmul_forward(prec, gb->h1, gb->ln, lw->wg, NULL, rows, C, F, 0.0f);
-        llama_matmul_forward(prec, gb->h2, gb->ln, lw->wu, NULL, rows, C, F, 0.0f);
-        llama_swiglu_forward(gb->h1, gb->h1, gb->h2, (size_t)rows * F);
-        llama_matmul_forward(prec, gb->x, gb->h1, lw->wd, NULL, rows, F, C, 1.0f);
-    }
-    for (int r = 0; r < R; r++)
-        llama_rmsnorm_forward(gb->xl + (size_t)r * C, NULL, gb->x + ((size_t)r * n + n - 1) * C, m->w.lnf, 1, C, eps);
-    llama_gemm(prec, 0, 1, R, V, C, gb->xl, C, m->w.lm_head, C, 0.0f, gb->logits, V);
-}
 
 /* ------------------------------------------------------------------------------------------------
  * Sampling
@@ -321,13 +181,17 @@ int llama_generate_ex(llama_model *m, const int *prompt, int P, int G, int max_n
     const int penalize = s->repetition_penalty > 0.0f && s->repetition_penalty != 1.0f;
     int Tmax = P + max_new, V = c->vocab_size, L = c->num_hidden_layers;
     size_t KD = (size_t)c->num_key_value_heads * c->head_dim;
-    gen_buf gb;
+    llama_decode_buf gb;
     int *active = malloc((size_t)G * sizeof(int));
     int *feed = malloc((size_t)G * sizeof(int));
     int *done = malloc((size_t)G * sizeof(int));
+    int *posv = malloc((size_t)G * sizeof(int));
     llama_rng *rng = malloc((size_t)G * sizeof(llama_rng));
-    if (!active || !feed || !done || !rng || llama_rope_ensure(m, Tmax) || gen_alloc(&gb, c, G, P, Tmax, P > G ? P : G)) {
-        free(active); free(feed); free(done); free(rng);
+    float *prob = malloc((size_t)G * V * sizeof(float));   /* sampling scratch (G, V) */
+    int *order = malloc((size_t)G * V * sizeof(int));
+    if (!active || !feed || !done || !posv || !rng || !prob || !order || llama_rope_ensure(m, Tmax) ||
+        llama_decode_alloc(&gb, c, G, Tmax, G, G, P)) {
+        free(active); free(feed); free(done); free(posv); free(rng); free(prob); free(order);
         snprintf(err, errlen, "llama_generate: out of memory (G=%d, P+max_new=%d)", G, Tmax);
         return -1;
     }
@@ -347,7 +211,8 @@ int llama_generate_ex(llama_model *m, const int *prompt, int P, int G, int max_n
         seen = calloc((size_t)G * V, 1);
         zpen = malloc((size_t)G * V * sizeof(float));
         if (!seen || !zpen) {
-            free(seen); free(zpen); gen_free(&gb); free(active); free(feed); free(done); free(rng);
+            free(seen); free(zpen); llama_decode_free(&gb); free(active); free(feed); free(done); free(posv); free(rng);
+            free(prob); free(order);
             snprintf(err, errlen, "llama_generate: out of memory (repetition penalty, G=%d, V=%d)", G, V);
             return -1;
         }
@@ -361,7 +226,8 @@ int llama_generate_ex(llama_model *m, const int *prompt, int P, int G, int max_n
     if (m->bf16) {
         struct llama_state *st = m->state;
         if (!st->params_bf16 && !(st->params_bf16 = malloc(m->num_params * sizeof(uint16_t)))) {
-            free(seen); free(zpen); gen_free(&gb); free(active); free(feed); free(done); free(rng);
+            free(seen); free(zpen); llama_decode_free(&gb); free(active); free(feed); free(done); free(posv); free(rng);
+            free(prob); free(order);
             snprintf(err, errlen, "llama_generate: out of memory for the bf16 copy of the weights");
             return -1;
         }
@@ -371,8 +237,8 @@ int llama_generate_ex(llama_model *m, const int *prompt, int P, int G, int max_n
     }
 
     /* prefill once into cache row 0, copy to the other rows */
-    int row0 = 0;
-    gen_step(m, &gb, prec, 1, &row0, prompt, 0, P);
+    int row0 = 0, pos0 = 0;
+    llama_decode_forward(m, &gb, prec, 1, &row0, &pos0, prompt, P);
     for (int l = 0; l < L; l++)
         for (int g = 1; g < G; g++) {
             memcpy(gb.kc[l] + (size_t)g * Tmax * KD, gb.kc[l], (size_t)P * KD * sizeof(float));
@@ -382,8 +248,11 @@ int llama_generate_ex(llama_model *m, const int *prompt, int P, int G, int max_n
     int nactive = G;
     for (int step = 0; step < max_new && nactive > 0; step++) {
         if (step > 0) {
-            for (int r = 0; r < nactive; r++) feed[r] = out[(size_t)active[r] * max_new + step - 1];
-            gen_step(m, &gb, prec, nactive, active, feed, P + step - 1, 1);
+            for (int r = 0; r < nactive; r++) {
+                feed[r] = out[(size_t)active[r] * max_new + step - 1];
+                posv[r] = P + step - 1;
+            }
+            llama_decode_forward(m, &gb, prec, nactive, active, posv, feed, 1);
         }
         /* at step 0 every row samples from the prompt's logits (row 0) */
         #pragma omp parallel for schedule(dynamic, 1) if ((size_t)nactive * V >= LLAMA_OMP_MIN_WORK)
@@ -395,7 +264,7 @@ int llama_generate_ex(llama_model *m, const int *prompt, int P, int G, int max_n
                 z = zpen + (size_t)g * V;
             }
             float plp = 0.0f;
-            int tok = sample_token(z, V, s, &rng[g], gb.prob + (size_t)g * V, gb.order + (size_t)g * V,
+            int tok = sample_token(z, V, s, &rng[g], prob + (size_t)g * V, order + (size_t)g * V,
                                    s->processed_logprobs ? &plp : NULL);
             if (penalize) seen[(size_t)g * V + tok] = 1;
             out[(size_t)g * max_new + step] = tok;
@@ -411,12 +280,15 @@ int llama_generate_ex(llama_model *m, const int *prompt, int P, int G, int max_n
         nactive = kept;
         if (s->on_step) s->on_step(s->on_step_ctx, done, ndone);
     }
-    gen_free(&gb);
+    llama_decode_free(&gb);
     free(seen);
     free(zpen);
     free(active);
     free(feed);
     free(done);
+    free(posv);
+    free(prob);
+    free(order);
     free(rng);
     return 0;
 }

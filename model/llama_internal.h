@@ -229,6 +229,40 @@ void llama_rope_forward(const llama_model *m, float *x, int N, int nheads, int s
 /* Gradient of llama_rope_forward: in place on dx (N, nheads*HS) (the inverse rotation). */
 void llama_rope_backward(const llama_model *m, float *dx, int N, int nheads, int start, int period);
 
+/* ---- sampling with a KV cache (llama_decode.c): the forward step of llama_generate.c and llama_power.c ---- */
+
+/* The KV cache and the work buffers of one sampling call. */
+typedef struct {
+    int cache_rows;      /* rows of the KV cache */
+    int Tmax;            /* positions per cache row */
+    int rows_cap;        /* work rows of one forward (tokens) */
+    int logit_rows;      /* rows of logits one forward may return */
+    int nthreads;
+    int Pmax;            /* longest prefill */
+    float *mem;
+    float **kc, **vc;    /* (L) each (cache_rows, Tmax, NKV*HS) */
+    float *x, *ln, *q, *k, *v, *att, *h1, *h2;   /* (rows_cap, C / QD / KD / F) */
+    float *xl;           /* (logit_rows, C) final-norm rows */
+    float *logits;       /* (logit_rows, V) */
+    float *scores;       /* (nthreads, rep * Tmax): one KV head's group of query heads (llama_attend_group) */
+    float *lse;          /* (NH, Pmax) prefill softmax statistics (unused afterwards) */
+    float *att_scratch;  /* (nthreads, llama_attention_scratch_floats(Pmax)) prefill attention tiles */
+} llama_decode_buf;
+
+/* Allocates b for cache_rows cache rows of Tmax positions, forwards of up to rows_cap one-token rows (and
+ * prefills of up to Pmax tokens), up to logit_rows rows of logits. 0, or -1 when out of memory (b zeroed). */
+int llama_decode_alloc(llama_decode_buf *b, const llama_config *c, int cache_rows, int Tmax, int rows_cap,
+                       int logit_rows, int Pmax);
+void llama_decode_free(llama_decode_buf *b);
+
+/* n == 1: R rows, row r feeds tokens[r] at position pos[r] of cache row crow[r] (R <= logit_rows);
+ * n > 1: a prefill, R == 1, tokens[0..n) at positions pos[0] .. pos[0]+n-1 of cache row crow[0].
+ * Writes the keys and values into the cache and leaves the next-token logits of each row's last token in
+ * b->logits (R or 1, V). prec: NULL (fp32) or the model's bf16 products (see llama_gemm). The model's
+ * rope table must cover pos + n (llama_rope_ensure). Programming errors abort with file:line. */
+void llama_decode_forward(const llama_model *m, llama_decode_buf *b, const llama_prec *prec, int R, const int *crow,
+                          const int *pos, const int *tokens, int n);
+
 /* One query row of one head: softmax(scale * q . k_j) over key positions j in [j0, j1], output
  * out (HS) = sum_j p_j v_j. k_j = kbase + j*kstride (HS floats), same for v. scores: (j1+1) floats of
  * scratch. Returns the log-sum-exp of the scaled scores. */

@@ -5,9 +5,9 @@
  * Why a file of its own rather than a mode of llama_generate: generation advances every row at the
  * same position from one shared prompt, while MH chains are ragged — each resamples from its own
  * position t, over its own prompt — and each chain needs two cache rows (current sequence and
- * proposal) with a copy-on-resample discipline. So this file has its own cache and its own forward
- * step (pw_forward: one token per row at per-row positions, plus a one-row prefill), built from the
- * same layer kernels as llama_generate.c (llama_internal.h), and leaves llama_generate.c unchanged.
+ * proposal) with a copy-on-resample discipline. So this file has its own cache discipline over the
+ * shared decode step (llama_decode_forward, llama_decode.c: one token per row at per-row positions,
+ * plus a one-row prefill), the same step as llama_generate.c's.
  *
  * Flow of llama_power_sample:
  *   prefill   each distinct prompt's first P-1 tokens once into its chain's current row (copied to
@@ -38,149 +38,8 @@ double llama_power_log_ratio(double alpha, double logp_new, double logp_old, dou
     return alpha * (logp_new - logp_old) + (logq_old - logq_new) + log((double)len_old) - log((double)len_new);
 }
 
-typedef struct {
-    int rows;            /* cache rows: 2 per chain */
-    int Tmax;            /* positions per cache row */
-    int rows_cap;        /* work rows of one forward */
-    int nthreads;
-    int Pmax;            /* longest prefill (P-1 tokens) */
-    float *mem;
-    float **kc, **vc;    /* (L) each (rows, Tmax, KD) */
-    float *x, *ln, *q, *k, *v, *att, *h1, *h2;   /* (rows_cap, C / QD / KD / F) */
-    float *xl;           /* (B, C) */
-    float *logits;       /* (B, V) */
-    float *scores;       /* (nthreads, rep * Tmax) */
-    float *lse;          /* (NH, Pmax) */
-    float *att_scratch;  /* (nthreads, llama_attention_scratch_floats(Pmax)) */
-} pw_buf;
-
-static void pw_free(pw_buf *pb) {
-    free(pb->mem);
-    free(pb->kc);
-    free(pb->vc);
-    memset(pb, 0, sizeof *pb);
-}
-
-static int pw_alloc(pw_buf *pb, const llama_config *c, int B, int Pmax, int Tmax) {
-    memset(pb, 0, sizeof *pb);
-    size_t C = c->hidden_size, F = c->intermediate_size, V = c->vocab_size, L = c->num_hidden_layers;
-    size_t QD = (size_t)c->num_attention_heads * c->head_dim, KD = (size_t)c->num_key_value_heads * c->head_dim;
-    size_t rep = (size_t)(c->num_attention_heads / c->num_key_value_heads);
-    pb->rows = 2 * B;
-    pb->Tmax = Tmax;
-    pb->rows_cap = Pmax > B ? Pmax : B;
-    pb->nthreads = omp_get_max_threads();
-    pb->Pmax = Pmax > 1 ? Pmax : 1;
-    size_t cache = (size_t)pb->rows * Tmax * KD, R = (size_t)pb->rows_cap;
-    size_t total = 2 * L * cache + R * (C + C + QD + KD + KD + QD + F + F) + (size_t)B * (C + V) +
-                   (size_t)pb->nthreads * rep * Tmax + (size_t)c->num_attention_heads * pb->Pmax +
-                   (size_t)pb->nthreads * llama_attention_scratch_floats(pb->Pmax);
-    pb->mem = malloc(total * sizeof(float));
-    pb->kc = malloc(L * sizeof(float *));
-    pb->vc = malloc(L * sizeof(float *));
-    if (!pb->mem || !pb->kc || !pb->vc) {
-        pw_free(pb);
-        return -1;
-    }
-    float *p = pb->mem;
-    for (size_t l = 0; l < L; l++) {
-        pb->kc[l] = p; p += cache;
-        pb->vc[l] = p; p += cache;
-    }
-    pb->x = p; p += R * C;
-    pb->ln = p; p += R * C;
-    pb->q = p; p += R * QD;
-    pb->k = p; p += R * KD;
-    pb->v = p; p += R * KD;
-    pb->att = p; p += R * QD;
-    pb->h1 = p; p += R * F;
-    pb->h2 = p; p += R * F;
-    pb->xl = p; p += (size_t)B * C;
-    pb->logits = p; p += (size_t)B * V;
-    pb->scores = p; p += (size_t)pb->nthreads * rep * Tmax;
-    pb->lse = p; p += (size_t)c->num_attention_heads * pb->Pmax;
-    pb->att_scratch = p; p += (size_t)pb->nthreads * llama_attention_scratch_floats(pb->Pmax);
-    LLAMA_ASSERT((size_t)(p - pb->mem) == total);
-    return 0;
-}
-
-/* n == 1: R rows, row r feeds tokens[r] at position pos[r] of cache row crow[r]; leaves the next-token
- * logits of each row in pb->logits (R, V). n > 1: a prefill: R must be 1, pos[0] 0, tokens[0..n) at
- * positions [0, n) of cache row crow[0]; no logits. The math is llama_generate.c's gen_step (the same
- * kernels in the same order), with per-row positions. */
-static void pw_forward(const llama_model *m, pw_buf *pb, int R, const int *crow, const int *pos, const int *tokens,
-                       int n) {
-    const llama_config *c = &m->cfg;
-    const int C = c->hidden_size, F = c->intermediate_size, V = c->vocab_size;
-    const int NH = c->num_attention_heads, NKV = c->num_key_value_heads, HS = c->head_dim;
-    const int QD = NH * HS, KD = NKV * HS, rep = NH / NKV, Tmax = pb->Tmax, W = c->sliding_window;
-    const int rows = R * n;
-    const float eps = c->rms_norm_eps, scale = 1.0f / sqrtf((float)HS);
-    LLAMA_ASSERT(rows <= pb->rows_cap && (n == 1 || (R == 1 && pos[0] == 0 && n <= pb->Pmax)));
-
-    for (int i = 0; i < rows; i++) memcpy(pb->x + (size_t)i * C, m->w.wte + (size_t)tokens[i] * C, C * sizeof(float));
-    for (int l = 0; l < c->num_hidden_layers; l++) {
-        const llama_layer_weights *lw = &m->w.layers[l];
-        llama_rmsnorm_forward(pb->ln, NULL, pb->x, lw->ln1, rows, C, eps);
-        llama_matmul_forward(NULL, pb->q, pb->ln, lw->wq, lw->bq, rows, C, QD, 0.0f);
-        llama_matmul_forward(NULL, pb->k, pb->ln, lw->wk, lw->bk, rows, C, KD, 0.0f);
-        llama_matmul_forward(NULL, pb->v, pb->ln, lw->wv, lw->bv, rows, C, KD, 0.0f);
-        if (lw->qn) { /* Qwen3: per-head RMSNorm of q and k */
-            llama_rmsnorm_forward(pb->q, NULL, pb->q, lw->qn, rows * NH, HS, eps);
-            llama_rmsnorm_forward(pb->k, NULL, pb->k, lw->kn, rows * NKV, HS, eps);
-        }
-        if (n > 1) {
-            llama_rope_forward(m, pb->q, n, NH, 0, n);
-            llama_rope_forward(m, pb->k, n, NKV, 0, n);
-        } else {
-            for (int r = 0; r < R; r++) {
-                llama_rope_forward(m, pb->q + (size_t)r * QD, 1, NH, pos[r], 1);
-                llama_rope_forward(m, pb->k + (size_t)r * KD, 1, NKV, pos[r], 1);
-            }
-        }
-        for (int i = 0; i < rows; i++) {
-            const int r = n > 1 ? 0 : i, p = n > 1 ? i : pos[i];
-            size_t at = ((size_t)crow[r] * Tmax + p) * KD;
-            memcpy(pb->kc[l] + at, pb->k + (size_t)i * KD, KD * sizeof(float));
-            memcpy(pb->vc[l] + at, pb->v + (size_t)i * KD, KD * sizeof(float));
-        }
-        const float *kc = pb->kc[l], *vc = pb->vc[l];
-        if (n > 1) {
-            size_t base = (size_t)crow[0] * Tmax * KD;
-            llama_attention_forward(pb->att, pb->lse, pb->att_scratch, pb->nthreads, pb->q, kc + base, vc + base, 1, n,
-                                    NH, NKV, HS, W);
-        } else {
-            size_t work = 0;
-            for (int r = 0; r < R; r++) work += (size_t)NH * (pos[r] + 1) * HS;
-            /* ragged positions: dynamic scheduling balances them; chunks of several tasks when there are
-             * thousands (each task is independent, so the result does not depend on the schedule) */
-            int chunk = R * NKV / (pb->nthreads * 16);
-            if (chunk < 1) chunk = 1;
-            #pragma omp parallel for schedule(dynamic, chunk) num_threads(pb->nthreads) if (work >= LLAMA_OMP_MIN_WORK)
-            for (int ik = 0; ik < R * NKV; ik++) {
-                const int r = ik / NKV, kh = ik % NKV, h0 = kh * rep, p = pos[r];
-                size_t base = (size_t)crow[r] * Tmax * KD + (size_t)kh * HS;
-                int j0 = (W > 0 && p - W + 1 > 0) ? p - W + 1 : 0;
-                llama_attend_group(pb->att + (size_t)r * QD + (size_t)h0 * HS,
-                                   pb->scores + (size_t)omp_get_thread_num() * rep * Tmax,
-                                   pb->q + (size_t)r * QD + (size_t)h0 * HS, kc + base, vc + base, KD, j0, p, HS, rep,
-                                   scale);
-            }
-        }
-        llama_matmul_forward(NULL, pb->x, pb->att, lw->wo, lw->bo, rows, QD, C, 1.0f);
-        llama_rmsnorm_forward(pb->ln, NULL, pb->x, lw->ln2, rows, C, eps);
-        llama_matmul_forward(NULL, pb->h1, pb->ln, lw->wg, NULL, rows, C, F, 0.0f);
-        llama_matmul_forward(NULL, pb->h2, pb->ln, lw->wu, NULL, rows, C, F, 0.0f);
-        llama_swiglu_forward(pb->h1, pb->h1, pb->h2, (size_t)rows * F);
-        llama_matmul_forward(NULL, pb->x, pb->h1, lw->wd, NULL, rows, F, C, 1.0f);
-    }
-    if (n > 1) return;
-    llama_rmsnorm_forward(pb->xl, NULL, pb->x, m->w.lnf, R, C, eps);
-    llama_sgemm(0, 1, R, V, C, pb->xl, C, m->w.lm_head, C, 0.0f, pb->logits, V);
-}
-
 /* Copies cache positions [from, to) of row src to row dst in every layer (keys and values). */
-static void pw_copy_rows(const llama_model *m, pw_buf *pb, int dst, int src, int from, int to) {
+static void pw_copy_rows(const llama_model *m, llama_decode_buf *pb, int dst, int src, int from, int to) {
     if (to <= from) return;
     const size_t KD = (size_t)m->cfg.num_key_value_heads * m->cfg.head_dim;
     for (int l = 0; l < m->cfg.num_hidden_layers; l++) {
@@ -239,7 +98,7 @@ static int pw_sample(const float *z, int V, double alpha, llama_rng *rng, int fo
 
 /* Runs the jobs to completion, all unfinished ones one token per step. Adds the sampled tokens to
  * stats[chain].tokens. work (3 * n ints) is scratch. */
-static void pw_run(const llama_model *m, pw_buf *pb, const llama_power_params *pp, pw_job *jobs, int n, llama_rng *rng,
+static void pw_run(const llama_model *m, llama_decode_buf *pb, const llama_power_params *pp, pw_job *jobs, int n, llama_rng *rng,
                    llama_power_stats *stats, int *work) {
     int *crow = work, *pos = work + n, *tok = work + 2 * n;
     int *act = malloc((size_t)(n > 0 ? n : 1) * sizeof(int));
@@ -258,7 +117,7 @@ static void pw_run(const llama_model *m, pw_buf *pb, const llama_power_params *p
             pos[a] = jb->P - 1 + jb->next;
             tok[a] = jb->next == 0 ? jb->last_prompt : jb->seq[jb->next - 1];
         }
-        pw_forward(m, pb, na, crow, pos, tok, 1);
+        llama_decode_forward(m, pb, NULL, na, crow, pos, tok, 1);
         #pragma omp parallel for schedule(dynamic, 1) if ((size_t)na * V >= LLAMA_OMP_MIN_WORK)
         for (int a = 0; a < na; a++) {
             pw_job *jb = &jobs[act[a]];
@@ -332,7 +191,7 @@ int llama_power_sample(llama_model *m, const int *const *prompts, const int *P, 
     llama_power_params prm = *pp;
     if (!prm.log_ratio) prm.log_ratio = llama_power_log_ratio;
 
-    pw_buf pb;
+    llama_decode_buf pb;
     const size_t BM = (size_t)B * max_new;
     int *cur = malloc(sizeof(int) * B), *alt = malloc(sizeof(int) * B), *agree = malloc(sizeof(int) * B);
     int *len = malloc(sizeof(int) * B), *running = malloc(sizeof(int) * B), *tpos = malloc(sizeof(int) * B);
@@ -345,7 +204,7 @@ int llama_power_sample(llama_model *m, const int *const *prompts, const int *P, 
     int rc = -1;
     int have_buf = 0;
     if (!cur || !alt || !agree || !len || !running || !tpos || !ytok || !work || !xlp || !xlq || !ylp || !ylq || !rng ||
-        !st || !jobs || llama_rope_ensure(m, Tmax) || pw_alloc(&pb, c, B, Pmax - 1, Tmax)) {
+        !st || !jobs || llama_rope_ensure(m, Tmax) || llama_decode_alloc(&pb, c, 2 * B, Tmax, B, B, Pmax - 1)) {
         snprintf(err, errlen, "llama_power_sample: out of memory (B=%d chains, %d positions)", B, Tmax);
         goto done;
     }
@@ -368,7 +227,7 @@ int llama_power_sample(llama_model *m, const int *const *prompts, const int *P, 
         if (same >= 0) pw_copy_rows(m, &pb, cur[b], cur[same], 0, n);
         else {
             int zero = 0;
-            pw_forward(m, &pb, 1, &cur[b], &zero, prompts[b], n);
+            llama_decode_forward(m, &pb, NULL, 1, &cur[b], &zero, prompts[b], n);
         }
         pw_copy_rows(m, &pb, alt[b], cur[b], 0, n);
     }
@@ -452,7 +311,7 @@ int llama_power_sample(llama_model *m, const int *const *prompts, const int *P, 
     }
     rc = 0;
 done:
-    if (have_buf) pw_free(&pb);
+    if (have_buf) llama_decode_free(&pb);
     free(cur); free(alt); free(agree); free(len); free(running); free(tpos); free(ytok); free(work);
     free(xlp); free(xlq); free(ylp); free(ylq); free(rng); free(st); free(jobs);
     return rc;
