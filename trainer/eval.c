@@ -237,19 +237,9 @@ int cmd_eval(int argc, char **argv) {
         int k = 0;
         while (k < npools && !(pools[k].board_size == bs && pools[k].target == tg)) k++;
         if (k == npools) {
-            reward_config rc;
-            reward_config_defaults(&rc);
-            rc.parallel = c.rewards.parallel;
-            rc.workers = c.rewards.workers ? c.rewards.workers : dist_default_workers(sysconf(_SC_NPROCESSORS_ONLN));
-            rc.timeout = c.rewards.timeout;
-            rc.games_per_strategy = c.rewards.games_per_strategy;
+            reward_config rc = policy_reward_config(&c);
             rc.board_size = bs;
             rc.target = (uint32_t)tg;
-            rc.probability_fours = c.rewards.probability_fours;
-            rc.max_stuck_moves = c.rewards.max_stuck_moves;
-            rc.memory_limit = (size_t)c.rewards.memory_limit_mb << 20;
-            config_reward_weights(&c, rc.weights);
-            if (!rc.parallel) rc.workers = 1;
             pools[k].board_size = bs;
             pools[k].target = tg;
             pools[k].pool = reward_pool_create(&rc, err, sizeof err);

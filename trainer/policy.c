@@ -1,5 +1,6 @@
 /*
- * trainer/policy.c: command-line → config, and loading the policy (see policy.h).
+ * trainer/policy.c: command-line → config, loading the policy, and the optimizer's and reward pool's settings
+ * from the config (see policy.h).
  */
 #include "trainer/policy.h"
 
@@ -8,6 +9,9 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
+
+#include "trainer/dist.h"
 
 double now_seconds(void) {
     struct timespec ts;
@@ -210,6 +214,23 @@ unsigned char *policy_decay_mask(const llama_model *m) {
         memset(decay + (t->data - m->params), t->decay ? 1 : 0, t->numel);
     }
     return decay;
+}
+
+reward_config policy_reward_config(const grpo_config *c) {
+    reward_config rc;
+    reward_config_defaults(&rc);
+    rc.parallel = c->rewards.parallel;
+    rc.workers = c->rewards.workers ? c->rewards.workers : dist_default_workers(sysconf(_SC_NPROCESSORS_ONLN));
+    rc.timeout = c->rewards.timeout;
+    rc.games_per_strategy = c->rewards.games_per_strategy;
+    rc.board_size = c->rewards.board_size;
+    rc.target = (uint32_t)c->rewards.target;
+    rc.probability_fours = c->rewards.probability_fours;
+    rc.max_stuck_moves = c->rewards.max_stuck_moves;
+    rc.memory_limit = (size_t)c->rewards.memory_limit_mb << 20;
+    config_reward_weights(c, rc.weights);
+    if (!rc.parallel) rc.workers = 1;
+    return rc;
 }
 
 adamw_hparams policy_adamw_hparams(const grpo_config *c) {

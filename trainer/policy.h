@@ -10,6 +10,7 @@
 #include "model/chat_template.h"
 #include "model/llama.h"
 #include "model/tokenizer.h"
+#include "rewards/rewards.h"
 #include "trainer/config.h"
 #include "trainer/optim.h"
 
@@ -56,6 +57,12 @@ unsigned char *policy_decay_mask(const llama_model *m);
 
 /* AdamW hyper-parameters from the config (learning_rate, adam_beta1/2, adam_epsilon, weight_decay). */
 adamw_hparams policy_adamw_hparams(const grpo_config *c);
+
+/* The reward pool's configuration from the config's rewards section (parallel, workers, timeout,
+ * games_per_strategy, board_size, target, probability_fours, max_stuck_moves, memory_limit_mb in MiB ->
+ * bytes, the functions' weights). workers 0 becomes this rank's share of the node's cores
+ * (dist_default_workers), and 1 when rewards.parallel is false. */
+reward_config policy_reward_config(const grpo_config *c);
 
 /* Seconds on a monotonic clock. */
 double now_seconds(void);

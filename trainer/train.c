@@ -1027,26 +1027,13 @@ int cmd_train(int argc, char **argv) {
     }
 
     /* 1. The reward pool first: its workers must fork before any thread exists. */
-    reward_config rcfg;
-    reward_config_defaults(&rcfg);
-    rcfg.parallel = c.rewards.parallel;
-    rcfg.workers = c.rewards.workers;
-    rcfg.timeout = c.rewards.timeout;
-    rcfg.games_per_strategy = c.rewards.games_per_strategy;
-    rcfg.board_size = c.rewards.board_size;
-    rcfg.target = (uint32_t)c.rewards.target;
-    rcfg.probability_fours = c.rewards.probability_fours;
-    rcfg.max_stuck_moves = c.rewards.max_stuck_moves;
-    rcfg.memory_limit = (size_t)c.rewards.memory_limit_mb << 20;
-    config_reward_weights(&c, rcfg.weights);
+    reward_config rcfg = policy_reward_config(&c);   /* workers: this rank's share of the node's cores by default */
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    if (rcfg.workers == 0) rcfg.workers = dist_default_workers(cores);   /* this rank's share of the node's cores */
-    else if (rcfg.workers > 4 * cores) {
+    if (rcfg.workers > 4 * cores) {
         fprintf(stderr, "grpo2048 train: rewards.workers=%d is more than 4x the %ld cores; using %ld\n",
                 rcfg.workers, cores, 4 * cores);
         rcfg.workers = (int)(4 * cores);
     }
-    if (!rcfg.parallel) rcfg.workers = 1;
     r.pool = reward_pool_create(&rcfg, r.err, sizeof r.err);
     if (!r.pool) {
         if (r.W > 1) dist_abort(1, "train", "reward pool: %s", r.err);

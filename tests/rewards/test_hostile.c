@@ -331,6 +331,23 @@ static double play_startup(const char *bin) {
     return tu_now() - t0;
 }
 
+/* Starts `grpo2048 play` on the attack strat with the test's limits, stdout to out and stderr to err (NULL:
+ * inherited); returns the pid (-1 when fork fails). */
+static pid_t spawn_play(const char *bin, const char *strat, const char *out, const char *err) {
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int o = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600), e = err ? open(err, O_WRONLY | O_CREAT | O_TRUNC, 0600) : 2;
+        if (o < 0 || e < 0 || dup2(o, 1) < 0 || dup2(e, 2) < 0) _exit(120);
+        char t[32], m[32];
+        snprintf(t, sizeof t, "%g", TIMEOUT);
+        snprintf(m, sizeof m, "%d", MEMORY_MIB);
+        execl(bin, bin, "play", "--strategy", strat, "--timeout", t, "--memory", m, "--seed", "7", (char *)NULL);
+        _exit(121);
+    }
+    return pid;
+}
+
 /* 2. Every attack through `grpo2048 play`, two processes at a time. */
 static void binary_pass(const char *bin) {
     char dir[] = "/tmp/grpo2048_hostile_XXXXXX";
@@ -355,17 +372,7 @@ static void binary_pass(const char *bin) {
             tu_strategy_path(attacks[i].file, strat, sizeof strat);
             snprintf(out, sizeof out, "%s/%d.out", dir, i);
             snprintf(errp, sizeof errp, "%s/%d.err", dir, i);
-            fflush(stdout);
-            pid_t pid = fork();
-            if (pid == 0) {
-                int o = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600), e = open(errp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-                if (o < 0 || e < 0 || dup2(o, 1) < 0 || dup2(e, 2) < 0) _exit(120);
-                char t[32], m[32];
-                snprintf(t, sizeof t, "%g", TIMEOUT);
-                snprintf(m, sizeof m, "%d", MEMORY_MIB);
-                execl(bin, bin, "play", "--strategy", strat, "--timeout", t, "--memory", m, "--seed", "7", (char *)NULL);
-                _exit(121);
-            }
+            pid_t pid = spawn_play(bin, strat, out, errp);
             CHECK(pid > 0);
             running[free_slot] = pid;
             started_at[free_slot] = tu_now();
@@ -421,16 +428,7 @@ static void binary_pass(const char *bin) {
         char strat[1024];
         tu_strategy_path(a->file, strat, sizeof strat);
         double st0 = play_startup(bin), w0 = tu_now();
-        pid_t pid = fork();
-        if (pid == 0) {
-            int null = open("/dev/null", O_WRONLY);
-            if (null < 0 || dup2(null, 1) < 0) _exit(120);
-            char t[32], m[32];
-            snprintf(t, sizeof t, "%g", TIMEOUT);
-            snprintf(m, sizeof m, "%d", MEMORY_MIB);
-            execl(bin, bin, "play", "--strategy", strat, "--timeout", t, "--memory", m, "--seed", "7", (char *)NULL);
-            _exit(121);
-        }
+        pid_t pid = spawn_play(bin, strat, "/dev/null", NULL);
         CHECK(pid > 0);
         waitpid(pid, NULL, 0);
         double wall = tu_now() - w0;

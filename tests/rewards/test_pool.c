@@ -183,17 +183,45 @@ static void test_random_repeatable(void) {
     free(src);
 }
 
+/* A mix of honest, broken and hostile strategies (and a completion without code) used by the tests that
+ * compare ways of scoring: comp (N_MIXED + 1) malloc'd completions, seeds[i] = i / group (the completions
+ * of a group play the same games) and last_seed for the one without code. */
+static const char *const MIXED[] = {"corner", "random_moves", "syntax_error", "banned_numpy", "raises", "invalid_x",
+                                    "always_w", "random_moves", "corner", "chatty"};
+enum { N_MIXED = sizeof MIXED / sizeof *MIXED };
+static void mixed_completions(char **comp, uint64_t *seeds, int group, uint64_t last_seed) {
+    for (int i = 0; i < N_MIXED; i++) { comp[i] = tu_completion(MIXED[i]); seeds[i] = (uint64_t)(i / group); }
+    comp[N_MIXED] = strdup("no code here");
+    seeds[N_MIXED] = last_seed;
+}
+
+/* The sequential log's text (closes log; the caller frees it), checked to hold "completion i/n" for every i
+ * in order. */
+static char *log_in_order(FILE *log, int n_completions) {
+    long n = ftell(log);
+    CHECK(n > 0);
+    char *text = calloc((size_t)(n > 0 ? n : 0) + 1, 1);
+    rewind(log);
+    CHECK_EQ_INT(fread(text, 1, (size_t)(n > 0 ? n : 0), log), n);
+    fclose(log);
+    const char *at = text;
+    for (int i = 0; i < n_completions; i++) {
+        char tag[64];
+        snprintf(tag, sizeof tag, "completion %d/%d", i + 1, n_completions);
+        const char *hit = strstr(at, tag);
+        CHECK_MSG(hit != NULL, "log lacks \"%s\" after position %ld (in order)", tag, (long)(at - text));
+        if (hit) at = hit;
+    }
+    return text;
+}
+
 /* parallel = 1 and parallel = 0 give identical rewards; the sequential log lists every completion in
  * order with its checks and games. */
 static void test_parallel_vs_sequential(void) {
-    const char *names[] = {"corner", "random_moves", "syntax_error", "banned_numpy", "raises", "invalid_x",
-                           "always_w", "random_moves", "corner", "chatty"};
-    enum { N = sizeof names / sizeof *names };
+    enum { N = N_MIXED };
     char *comp[N + 1];
     uint64_t seeds[N + 1];
-    for (int i = 0; i < N; i++) { comp[i] = tu_completion(names[i]); seeds[i] = (uint64_t)(i / 2); }
-    comp[N] = strdup("no code here");
-    seeds[N] = 9;
+    mixed_completions(comp, seeds, 2, 9);
     reward_result par[N + 1], seq[N + 1];
     char err[256];
     reward_pool *p = tu_pool(1, 2, 1.0, 256, 1);
@@ -212,20 +240,7 @@ static void test_parallel_vs_sequential(void) {
         CHECK(!strcmp(par[i].error, seq[i].error));
     }
     /* The log: one entry per completion, in order, with the checks and outcomes. */
-    long n = ftell(log);
-    CHECK(n > 0);
-    char *text = calloc((size_t)n + 1, 1);
-    rewind(log);
-    CHECK_EQ_INT(fread(text, 1, (size_t)n, log), n);
-    fclose(log);
-    const char *at = text;
-    for (int i = 0; i <= N; i++) {
-        char tag[64];
-        snprintf(tag, sizeof tag, "completion %d/%d", i + 1, N + 1);
-        const char *hit = strstr(at, tag);
-        CHECK_MSG(hit != NULL, "log lacks \"%s\" after position %ld", tag, (long)(at - text));
-        if (hit) at = hit;
-    }
+    char *text = log_in_order(log, N + 1);
     CHECK(strstr(text, "check: syntax_error") != NULL);
     CHECK(strstr(text, "check: banned_import: banned import: numpy") != NULL);
     CHECK(strstr(text, "game 0: success") != NULL);
@@ -240,14 +255,10 @@ static void test_parallel_vs_sequential(void) {
  * completion's slot; a job runs while the caller is busy elsewhere (finished before reward_batch_finish);
  * in sequential mode the log stays in completion order whatever the arrival order. */
 static void test_batch_any_order(void) {
-    const char *names[] = {"corner", "random_moves", "syntax_error", "banned_numpy", "raises", "invalid_x",
-                           "always_w", "random_moves", "corner", "chatty"};
-    enum { N = sizeof names / sizeof *names };
+    enum { N = N_MIXED };
     char *comp[N + 1];
     uint64_t seeds[N + 1];
-    for (int i = 0; i < N; i++) { comp[i] = tu_completion(names[i]); seeds[i] = (uint64_t)(i / 3); }
-    comp[N] = strdup("no code here");
-    seeds[N] = 5;
+    mixed_completions(comp, seeds, 3, 5);
     const int order[N + 1] = {7, 2, 10, 0, 9, 4, 1, 8, 3, 6, 5};
     reward_result ref[N + 1], got[N + 1], seq[N + 1];
     char err[256];
@@ -296,19 +307,7 @@ static void test_batch_any_order(void) {
             CHECK_NEAR(rs[v]->score, ref[i].score, 0);
         }
     }
-    long n = ftell(log);
-    char *text = calloc((size_t)n + 1, 1);
-    rewind(log);
-    CHECK_EQ_INT(fread(text, 1, (size_t)n, log), n);
-    fclose(log);
-    const char *at = text;
-    for (int i = 0; i <= N; i++) {
-        char tag[64];
-        snprintf(tag, sizeof tag, "completion %d/%d", i + 1, N + 1);
-        const char *hit = strstr(at, tag);
-        CHECK_MSG(hit != NULL, "sequential batch log lacks \"%s\" in order", tag);
-        if (hit) at = hit;
-    }
+    char *text = log_in_order(log, N + 1);
     free(text);
     for (int i = 0; i <= N; i++) free(comp[i]);
 }

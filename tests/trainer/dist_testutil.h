@@ -44,6 +44,17 @@ static void dt_init(void) {
     if (!getenv("OMPI_MCA_btl_vader_single_copy_mechanism")) setenv("OMPI_MCA_btl_vader_single_copy_mechanism", "none", 1);
 }
 
+/* End of a test: removes its folder dir when every check passed, else keeps it and says where. */
+static inline void dt_cleanup(const char *dir) {
+    if (!testing_failures) {
+        char cmd[4200];
+        snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+        if (system(cmd) != 0) fprintf(stderr, "cannot remove %s\n", dir);
+    } else {
+        fprintf(stderr, "runs kept in %s\n", dir);
+    }
+}
+
 /* Starts `[mpirun -np ranks] grpo2048 args...` (ranks 0 = without mpirun) with stdout and stderr to log;
  * returns the pid (of mpirun, or of grpo2048). */
 static pid_t dt_spawn(int ranks, const char *const *args, const char *log) {

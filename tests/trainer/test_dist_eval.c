@@ -68,12 +68,6 @@ int main(void) {
     if (!mkdtemp(tmp)) { perror("mkdtemp"); return 1; }
     compare("standard", "standard", 2, 3);
     compare("power", "power", 1, 2);
-    if (!testing_failures) {
-        char cmd[4200];
-        snprintf(cmd, sizeof cmd, "rm -rf %s", tmp);
-        if (system(cmd) != 0) fprintf(stderr, "cannot remove %s\n", tmp);
-    } else {
-        fprintf(stderr, "runs kept in %s\n", tmp);
-    }
+    dt_cleanup(tmp);
     return TEST_DONE();
 }

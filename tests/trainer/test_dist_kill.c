@@ -210,12 +210,6 @@ int main(void) {
         printf("num_iterations 2: resumed = uninterrupted; 2 ranks vs 1 process: weights %.2e (norm-wise)\n", w[0]);
     }
 
-    if (!testing_failures) {
-        char cmd[4200];
-        snprintf(cmd, sizeof cmd, "rm -rf %s", tmp);
-        if (system(cmd) != 0) fprintf(stderr, "cannot remove %s\n", tmp);
-    } else {
-        fprintf(stderr, "runs kept in %s\n", tmp);
-    }
+    dt_cleanup(tmp);
     return TEST_DONE();
 }

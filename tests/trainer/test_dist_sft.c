@@ -51,12 +51,6 @@ int main(void) {
     CHECK_MSG(js && strstr(js, "\"world_size\":\t2"), "%s records world_size 2", state);
     free(js);
     printf("sft: max relative error: loss %.2e, weights %.2e (elementwise %.2e)\n", worst, w[0], w[1]);
-    if (!testing_failures) {
-        char cmd[4200];
-        snprintf(cmd, sizeof cmd, "rm -rf %s", tmp);
-        if (system(cmd) != 0) fprintf(stderr, "cannot remove %s\n", tmp);
-    } else {
-        fprintf(stderr, "runs kept in %s\n", tmp);
-    }
+    dt_cleanup(tmp);
     return TEST_DONE();
 }

@@ -84,12 +84,6 @@ int main(void) {
     compare("dr_grpo", 1);
     compare("dapo", 1);
     compare("dr_grpo", 2);
-    if (!testing_failures) {
-        char cmd[4200];
-        snprintf(cmd, sizeof cmd, "rm -rf %s", tmp);
-        if (system(cmd) != 0) fprintf(stderr, "cannot remove %s\n", tmp);
-    } else {
-        fprintf(stderr, "runs kept in %s\n", tmp);
-    }
+    dt_cleanup(tmp);
     return TEST_DONE();
 }
